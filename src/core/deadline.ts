@@ -1,0 +1,72 @@
+import { AbortError, TimeoutError } from '../errors.js'
+
+export interface DeadlineOptions {
+  signal?: AbortSignal
+  /** Milliseconds; undefined or Infinity for no limit. */
+  timeout?: number
+}
+
+/**
+ * Runs `task` with a signal that aborts when the caller's signal aborts or `timeout` passes, and
+ * rejects as soon as either happens even if the task ignores its signal. The timer and the
+ * listener are removed when the call settles, so nothing outlives it.
+ */
+export async function withDeadline<T> (
+  what: string,
+  options: DeadlineOptions,
+  task: (signal: AbortSignal) => Promise<T>
+): Promise<T> {
+  const outer = options.signal
+  if (outer?.aborted === true) throw new AbortError(`${what}: aborted`, { cause: outer.reason })
+
+  const controller = new AbortController()
+  let timer: NodeJS.Timeout | undefined
+  let onOuterAbort: (() => void) | undefined
+  const stopped = new Promise<never>((_resolve, reject) => {
+    onOuterAbort = () => {
+      const error = new AbortError(`${what}: aborted`, { cause: outer?.reason })
+      controller.abort(error)
+      reject(error)
+    }
+    outer?.addEventListener('abort', onOuterAbort, { once: true })
+    const timeout = options.timeout
+    if (timeout !== undefined && Number.isFinite(timeout)) {
+      timer = setTimeout(() => {
+        const error = new TimeoutError(`${what}: no answer within ${timeout} ms`)
+        controller.abort(error)
+        reject(error)
+      }, timeout)
+    }
+  })
+  // The race below may settle through `task`; keep the losing rejection from being reported.
+  stopped.catch(() => {})
+  try {
+    return await Promise.race([task(controller.signal), stopped])
+  } finally {
+    if (timer !== undefined) clearTimeout(timer)
+    if (onOuterAbort !== undefined) outer?.removeEventListener('abort', onOuterAbort)
+    if (!controller.signal.aborted) controller.abort(new AbortError(`${what}: settled`))
+  }
+}
+
+/** Resolves after `ms`, or rejects with the signal's reason when it aborts first. */
+export async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted === true) throw reasonOf(signal)
+  await new Promise<void>((resolve, reject) => {
+    const onAbort = (): void => {
+      clearTimeout(timer)
+      reject(reasonOf(signal))
+    }
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
+}
+
+/** The error an aborted signal stands for: its reason when that is an Error, else an AbortError. */
+export function reasonOf (signal: AbortSignal | undefined): Error {
+  const reason: unknown = signal?.reason
+  return reason instanceof Error ? reason : new AbortError('aborted', { cause: reason })
+}

@@ -1,0 +1,33 @@
+import type { Mapping } from './mapping.js'
+
+export interface MappingAddressChange {
+  mapping: Mapping
+  address: string | undefined
+  port: number
+  previousAddress: string | undefined
+  previousPort: number
+}
+
+/** Events a Mapping emits. Its NAT re-emits each with a `mapping-` prefix. */
+export interface MappingEvents {
+  /** The gateway granted the mapping (first time, or again after it was lost). */
+  established: [event: { mapping: Mapping, address: string | undefined, port: number, lifetimeSeconds: number }]
+  /** A renewal kept the mapping as it was. */
+  renewed: [event: { mapping: Mapping, lifetimeSeconds: number }]
+  /** The external port or address of the mapping changed. */
+  changed: [event: MappingAddressChange]
+  /** An attempt to create or renew failed; the mapping keeps trying. */
+  failed: [event: { mapping: Mapping, error: Error }]
+  /** The mapping's lease ran out without a renewal; it keeps trying to get it back. */
+  lost: [event: { mapping: Mapping, error: Error | undefined }]
+}
+
+export interface NatEvents {
+  'mapping-established': MappingEvents['established']
+  'mapping-renewed': MappingEvents['renewed']
+  'mapping-changed': MappingEvents['changed']
+  'mapping-failed': MappingEvents['failed']
+  'mapping-lost': MappingEvents['lost']
+  /** The gateway reported a different external address than before. */
+  'external-address-changed': [event: { address: string, previous: string | undefined }]
+}

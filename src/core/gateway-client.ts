@@ -1,0 +1,76 @@
+/**
+ * The seam between the core (NAT, Mapping, timers) and the protocols. Each protocol folder
+ * provides a `ProtocolProbe` that finds its gateway and yields a `GatewayClient`; the core never
+ * looks inside a protocol's messages.
+ */
+
+/** Which protocol a NAT is driven by. */
+export type NatType = 'pcp' | 'nat-pmp' | 'upnp-igd1' | 'upnp-igd2'
+
+/** The transport protocol of a mapping. */
+export type TransportProtocol = 'tcp' | 'udp'
+
+/** Options every waiting call accepts. */
+export interface RequestOptions {
+  /** Aborts the wait; the call rejects with AbortError. */
+  signal?: AbortSignal
+  /** Milliseconds before the call rejects with TimeoutError. */
+  timeout?: number
+}
+
+export interface PortMappingRequest {
+  protocol: TransportProtocol
+  internalPort: number
+  /** 0 lets the gateway choose. */
+  suggestedExternalPort: number
+  /** The external address we would like to keep (PCP honours it); undefined for any. */
+  suggestedExternalAddress?: string
+  /** Lifetime to ask for, in seconds (what goes on the wire). */
+  lifetimeSeconds: number
+  /** Human-readable label, shown by UPnP routers. */
+  description: string
+}
+
+/** What the gateway actually granted. The core schedules renewals from this, never from the request. */
+export interface PortMappingGrant {
+  protocol: TransportProtocol
+  internalPort: number
+  externalPort: number
+  /** Present when the protocol reports it with the mapping (PCP); otherwise ask externalAddress(). */
+  externalAddress?: string
+  /** Granted lifetime in seconds; 0 means permanent (UPnP routers that only do static leases). */
+  lifetimeSeconds: number
+  /** The gateway's epoch (seconds since its state was reset), where the protocol has one. */
+  epochSeconds?: number
+  /** Whatever the protocol needs to renew or delete this mapping (a PCP nonce, a UPnP lease kind). */
+  protocolState?: unknown
+}
+
+export interface GatewayClient {
+  readonly type: NatType
+  /** The gateway's address as we talk to it. */
+  readonly gateway: string
+  /** Our own address on the link that faces the gateway. */
+  readonly localAddress: string
+  /** The gateway's external (WAN) address. */
+  externalAddress (options: RequestOptions): Promise<string>
+  /** Create or renew a mapping. `previous` is the last grant for the same mapping, if any. */
+  map (request: PortMappingRequest, previous: PortMappingGrant | undefined, options: RequestOptions): Promise<PortMappingGrant>
+  /** Delete a mapping at the gateway. */
+  unmap (grant: PortMappingGrant, options: RequestOptions): Promise<void>
+  /** Release sockets, agents and timers. Idempotent. */
+  close (): Promise<void>
+}
+
+/** What discovery knows before it probes. */
+export interface ProbeContext {
+  /** The gateway to probe (from the default route, or the caller's `gateway` option). */
+  gateway: string
+  /** Our address on the link facing the gateway. */
+  localAddress: string
+  /** Aborted when discovery settles or times out: a probe must then stop and release everything. */
+  signal: AbortSignal
+}
+
+/** One protocol's discovery: resolves with a ready client, or rejects saying why not. */
+export type ProtocolProbe = (context: ProbeContext) => Promise<GatewayClient>

@@ -1,0 +1,262 @@
+import { EventEmitter } from 'node:events'
+import { isIPv6 } from 'node:net'
+import { AbortError, ClosedError, NoMappingError } from '../errors.js'
+import type { ResolvedMappingOptions } from '../options.js'
+import { reasonOf, withDeadline } from './deadline.js'
+import type { MappingEvents } from './events.js'
+import type { GatewayClient, PortMappingGrant, RequestOptions, TransportProtocol } from './gateway-client.js'
+import type { RequestLimiter } from './limiter.js'
+import type { NAT } from './nat.js'
+
+export interface MappingAddress {
+  address: string
+  port: number
+  protocol: TransportProtocol
+  family: 'IPv4' | 'IPv6'
+}
+
+/** What a Mapping needs from its NAT; kept narrow so the NAT's internals stay its own. */
+export interface MappingHost {
+  readonly nat: NAT
+  readonly client: GatewayClient
+  readonly limiter: RequestLimiter
+  readonly mappingDuration: number
+  readonly cacheTime: number
+  readonly requestTimeout: number
+  /** The NAT's cached external address, refreshed from the gateway when older than cacheTime. */
+  externalAddress: (options: RequestOptions) => Promise<string>
+  /** Tells the NAT what a grant said the external address is. */
+  noteExternalAddress: (address: string) => void
+  emit: <K extends keyof MappingEvents>(event: K, ...args: MappingEvents[K]) => void
+  forget: (mapping: Mapping) => void
+}
+
+/** The first retry after a failure; doubles up to a third of the mapping duration. */
+const FIRST_RETRY_DELAY = 1_000
+
+/**
+ * One port mapping, kept alive until closed. It always tells the current truth: what the gateway
+ * last granted, whether that grant is still valid, and the last error.
+ */
+export class Mapping extends EventEmitter<MappingEvents> {
+  readonly nat: NAT
+  readonly protocol: TransportProtocol
+  readonly internalPort: number
+  readonly description: string
+
+  readonly #host: MappingHost
+  readonly #requestedExternalPort: number
+  /** The last grant, kept after it runs out: its protocol state (a PCP nonce) and port are reused. */
+  #grant: PortMappingGrant | undefined
+  /** When the last grant runs out (ms since the epoch); 0 while nothing is granted. */
+  #validUntil = 0
+  #address: { value: string, at: number } | undefined
+  #lastError: Error | undefined
+  #failures = 0
+  #renewals = 0
+  #timer: NodeJS.Timeout | undefined
+  #attempt: AbortController | undefined
+  #closing: Promise<void> | undefined
+
+  /** @internal Created by NAT.newMapping(). */
+  constructor (host: MappingHost, options: ResolvedMappingOptions) {
+    super()
+    this.#host = host
+    this.nat = host.nat
+    this.protocol = options.protocol
+    this.internalPort = options.internalPort
+    this.description = options.description
+    this.#requestedExternalPort = options.externalPort
+  }
+
+  /** The external port while the mapping is established, else 0. */
+  get externalPort (): number {
+    return this.established ? (this.#grant?.externalPort ?? 0) : 0
+  }
+
+  /** True while the gateway's last grant is in force. */
+  get established (): boolean {
+    return this.#closing === undefined && this.#grant !== undefined && Date.now() < this.#validUntil
+  }
+
+  /** The error of the last failed attempt, cleared by the next success. */
+  get lastError (): Error | undefined {
+    return this.#lastError
+  }
+
+  /** When the current lease runs out, or undefined while not established. Infinity for a permanent lease. */
+  get expiresAt (): Date | number | undefined {
+    if (!this.established) return undefined
+    return Number.isFinite(this.#validUntil) ? new Date(this.#validUntil) : Infinity
+  }
+
+  /** How many renewals the gateway has granted since the mapping was established. */
+  get renewals (): number {
+    return this.#renewals
+  }
+
+  get closed (): boolean {
+    return this.#closing !== undefined
+  }
+
+  /**
+   * The external address and port, the address cached for cacheTime. Rejects with NoMappingError
+   * while the mapping is not established.
+   */
+  async externalAddr (options: RequestOptions = {}): Promise<MappingAddress> {
+    const grant = this.#grant
+    if (!this.established || grant === undefined) {
+      throw new NoMappingError(this.closed ? 'mapping is closed' : 'mapping not established', { cause: this.#lastError })
+    }
+    let address = this.#address
+    if (address === undefined || Date.now() - address.at >= this.#host.cacheTime) {
+      address = { value: await this.#host.externalAddress(options), at: Date.now() }
+      this.#address = address
+    }
+    // The mapping may have been lost or closed while we waited for the address.
+    if (!this.established) throw new NoMappingError('mapping lost while fetching its address', { cause: this.#lastError })
+    return {
+      address: address.value,
+      port: grant.externalPort,
+      protocol: this.protocol,
+      family: isIPv6(address.value) ? 'IPv6' : 'IPv4'
+    }
+  }
+
+  /** Deletes the mapping at the gateway and stops renewing it. Idempotent. */
+  async close (): Promise<void> {
+    await this.release(undefined)
+  }
+
+  /**
+   * @internal The first attempt, run by NAT.newMapping(): resolves whether or not it succeeded;
+   * rejects only when the caller aborted.
+   */
+  async start (options: RequestOptions): Promise<void> {
+    try {
+      await this.#renew(options)
+    } catch (error) {
+      if (error instanceof AbortError && options.signal?.aborted === true) {
+        await this.release(undefined).catch(() => {})
+        throw error
+      }
+    }
+  }
+
+  /** @internal Stops renewing and deletes the mapping at the gateway, bounded by `signal`. */
+  async release (signal: AbortSignal | undefined): Promise<void> {
+    this.#closing ??= this.#release(signal)
+    await this.#closing
+  }
+
+  async #release (signal: AbortSignal | undefined): Promise<void> {
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    this.#attempt?.abort(new ClosedError('mapping closed'))
+    this.#host.forget(this)
+    const grant = this.#grant
+    const held = grant !== undefined && this.#validUntil > Date.now()
+    this.#validUntil = 0
+    if (grant === undefined || !held) return
+    const options = { timeout: this.#host.requestTimeout, ...(signal === undefined ? {} : { signal }) }
+    await this.#host.limiter.run(async () => { await this.#host.client.unmap(grant, options) }, signal)
+  }
+
+  /** One attempt to create or renew, then the next one scheduled from what the gateway said. */
+  async #renew (options: RequestOptions): Promise<void> {
+    if (this.#closing !== undefined) return
+    const attempt = new AbortController()
+    this.#attempt = attempt
+    const previous = this.#grant
+    const wasEstablished = this.established
+    try {
+      const grant = await withDeadline(`mapping ${this.protocol}/${this.internalPort}`, {
+        timeout: options.timeout ?? this.#host.requestTimeout,
+        ...(options.signal === undefined ? {} : { signal: options.signal })
+      }, async (signal) => {
+        const both = AbortSignal.any([signal, attempt.signal])
+        return await this.#host.limiter.run(async () => await this.#host.client.map({
+          protocol: this.protocol,
+          internalPort: this.internalPort,
+          // Ask for what we hold (or held) so that a renewal never moves the port (RFC 6887 §11.3).
+          suggestedExternalPort: previous?.externalPort ?? this.#requestedExternalPort,
+          ...(previous?.externalAddress === undefined ? {} : { suggestedExternalAddress: previous.externalAddress }),
+          lifetimeSeconds: Math.ceil(this.#host.mappingDuration / 1000),
+          description: this.description
+        }, previous, { signal: both }), both)
+      })
+      if (this.#closing !== undefined) return
+      this.#granted(grant, previous, wasEstablished)
+    } catch (error) {
+      if (this.#closing !== undefined) return
+      this.#failed(error instanceof Error ? error : reasonOf(attempt.signal))
+      throw error
+    } finally {
+      if (this.#attempt === attempt) this.#attempt = undefined
+    }
+  }
+
+  #granted (grant: PortMappingGrant, previous: PortMappingGrant | undefined, wasEstablished: boolean): void {
+    const now = Date.now()
+    this.#grant = grant
+    this.#validUntil = grant.lifetimeSeconds === 0 ? Infinity : now + grant.lifetimeSeconds * 1000
+    this.#lastError = undefined
+    this.#failures = 0
+    const previousAddress = this.#address?.value
+    if (grant.externalAddress !== undefined) {
+      this.#address = { value: grant.externalAddress, at: now }
+      this.#host.noteExternalAddress(grant.externalAddress)
+    }
+    const address = this.#address?.value
+
+    if (!wasEstablished) {
+      this.#renewals = 0
+      this.#host.emit('established', { mapping: this, address, port: grant.externalPort, lifetimeSeconds: grant.lifetimeSeconds })
+    } else if (previous !== undefined && (previous.externalPort !== grant.externalPort || previousAddress !== address)) {
+      this.#renewals++
+      this.#host.emit('changed', { mapping: this, address, port: grant.externalPort, previousAddress, previousPort: previous.externalPort })
+    } else {
+      this.#renewals++
+      this.#host.emit('renewed', { mapping: this, lifetimeSeconds: grant.lifetimeSeconds })
+    }
+
+    // Renew at a third of the duration we asked for, or at half of a shorter lease the gateway granted.
+    const leaseMs = grant.lifetimeSeconds === 0 ? Infinity : grant.lifetimeSeconds * 1000
+    this.#schedule(Math.min(this.#host.mappingDuration / 3, leaseMs / 2))
+  }
+
+  #failed (error: Error): void {
+    this.#lastError = error
+    this.#failures++
+    const lost = this.#grant !== undefined && this.#validUntil !== 0 && Date.now() >= this.#validUntil
+    this.#host.emit('failed', { mapping: this, error })
+    if (lost) {
+      this.#validUntil = 0
+      this.#host.emit('lost', { mapping: this, error })
+    }
+    const backoff = Math.min(FIRST_RETRY_DELAY * 2 ** (this.#failures - 1), this.#host.mappingDuration / 3)
+    // Never let a held lease run out while waiting to retry: try once more just before it ends.
+    const untilExpiry = this.#validUntil - Date.now()
+    this.#schedule(untilExpiry > 0 ? Math.min(backoff, Math.max(untilExpiry - 500, 0)) : backoff)
+  }
+
+  #schedule (delay: number): void {
+    clearTimeout(this.#timer)
+    if (this.#closing !== undefined) return
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined
+      this.#checkExpiry()
+      this.#renew({}).catch(() => { /* recorded in lastError and the 'failed' event */ })
+    }, delay)
+    // Renewals must not keep a process alive on their own: the caller's server does that.
+    this.#timer.unref()
+  }
+
+  /** A lease can run out between attempts (a gateway that granted less than we asked for). */
+  #checkExpiry (): void {
+    if (this.#grant !== undefined && this.#validUntil !== 0 && Date.now() >= this.#validUntil) {
+      this.#validUntil = 0
+      this.#host.emit('lost', { mapping: this, error: this.#lastError })
+    }
+  }
+}

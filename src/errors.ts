@@ -1,0 +1,129 @@
+/**
+ * Every error natmapper throws or rejects with is a `NatMapperError` with a stable string `code`.
+ * Callers branch on `code` (or `instanceof`), never on the message.
+ */
+
+/** The wire protocols natmapper speaks. */
+export type WireProtocol = 'pcp' | 'nat-pmp' | 'upnp'
+
+export class NatMapperError extends Error {
+  readonly code: string
+
+  constructor (code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.code = code
+    this.name = new.target.name
+  }
+}
+
+/** An argument or option was out of range or of the wrong type. */
+export class InvalidArgumentError extends NatMapperError {
+  constructor (message: string) {
+    super('ERR_INVALID_ARGUMENT', message)
+  }
+}
+
+/** The mapping is not established (yet, or any more). */
+export class NoMappingError extends NatMapperError {
+  constructor (message = 'mapping not established', options?: { cause?: unknown }) {
+    super('ERR_NO_MAPPING', message, options)
+  }
+}
+
+/** Discovery found no usable gateway; `reasons` says why, per protocol. */
+export class NoNATFoundError extends NatMapperError {
+  readonly reasons: Partial<Record<WireProtocol, Error>>
+
+  constructor (reasons: Partial<Record<WireProtocol, Error>>, message?: string) {
+    const summary = Object.entries(reasons)
+      .map(([protocol, error]) => `${protocol}: ${error.message}`)
+      .join('; ')
+    super('ERR_NO_NAT_FOUND', message ?? `no NAT gateway found${summary === '' ? '' : ` (${summary})`}`)
+    this.reasons = reasons
+  }
+}
+
+/** No default gateway could be found for the host. */
+export class NoDefaultGatewayError extends NatMapperError {
+  constructor (message: string, options?: { cause?: unknown }) {
+    super('ERR_NO_DEFAULT_GATEWAY', message, options)
+  }
+}
+
+/** The gateway answered with a protocol-level failure (a PCP/NAT-PMP result code, a UPnP fault). */
+export class GatewayResultError extends NatMapperError {
+  readonly protocol: WireProtocol
+  /** The protocol's own numeric result or fault code. */
+  readonly resultCode: number
+  /** The protocol's name for that code, e.g. `NOT_AUTHORIZED` or `ConflictInMappingEntry`. */
+  readonly resultName: string
+
+  constructor (protocol: WireProtocol, resultCode: number, resultName: string, detail?: string) {
+    super('ERR_GATEWAY_RESULT', `${protocol} gateway answered ${resultName} (${resultCode})${detail === undefined ? '' : `: ${detail}`}`)
+    this.protocol = protocol
+    this.resultCode = resultCode
+    this.resultName = resultName
+  }
+}
+
+/** A message from the network could not be understood; it was rejected, not acted on. */
+export class MalformedMessageError extends NatMapperError {
+  readonly protocol: WireProtocol
+
+  constructor (protocol: WireProtocol, message: string, options?: { cause?: unknown }) {
+    super('ERR_MALFORMED_MESSAGE', `${protocol}: ${message}`, options)
+    this.protocol = protocol
+  }
+}
+
+/** The gateway's host answered with ICMP port unreachable: nothing listens for that protocol. */
+export class PortUnreachableError extends NatMapperError {
+  constructor (message: string, options?: { cause?: unknown }) {
+    super('ERR_PORT_UNREACHABLE', message, options)
+  }
+}
+
+/** The gateway does not speak this protocol version or does not support the operation. */
+export class UnsupportedError extends NatMapperError {
+  constructor (message: string, options?: { cause?: unknown }) {
+    super('ERR_UNSUPPORTED', message, options)
+  }
+}
+
+/** A wait ran out of time. */
+export class TimeoutError extends NatMapperError {
+  constructor (message = 'timed out', options?: { cause?: unknown }) {
+    super('ERR_TIMEOUT', message, options)
+  }
+}
+
+/** The caller's AbortSignal fired. `cause` is the signal's reason. */
+export class AbortError extends NatMapperError {
+  constructor (message = 'the operation was aborted', options?: { cause?: unknown }) {
+    super('ERR_ABORTED', message, options)
+  }
+}
+
+/** The NAT or mapping was closed. */
+export class ClosedError extends NatMapperError {
+  constructor (message = 'closed') {
+    super('ERR_CLOSED', message)
+  }
+}
+
+/** A socket or HTTP failure below the protocol (ECONNREFUSED, EHOSTUNREACH, ...). */
+export class NetworkError extends NatMapperError {
+  constructor (message: string, options?: { cause?: unknown }) {
+    super('ERR_NETWORK', message, options)
+  }
+}
+
+/** An HTTP server (a UPnP gateway's description or control URL) answered with a non-2xx status. */
+export class HttpStatusError extends NatMapperError {
+  readonly statusCode: number
+
+  constructor (statusCode: number, message: string, options?: { cause?: unknown }) {
+    super('ERR_HTTP_STATUS', message, options)
+    this.statusCode = statusCode
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * natmapper: find the NAT gateway in front of this host and keep port mappings open on it,
+ * over PCP (RFC 6887), NAT-PMP (RFC 6886) and UPnP IGD.
+ *
+ * @example
+ * ```ts
+ * import { discoverNAT } from 'natmapper'
+ *
+ * await using nat = await discoverNAT()
+ * const mapping = await nat.newMapping('tcp', 8080)
+ * mapping.on('established', ({ port }) => console.log('reachable on external port', port))
+ * const { address, port } = await mapping.externalAddr()   // NoMappingError until established
+ * ```
+ */
+export { MAPPING_DURATION, CACHE_TIME, DEFAULT_DISCOVERY_TIMEOUT } from './constants.js'
+export { discoverNAT } from './core/discover.js'
+export { NAT } from './core/nat.js'
+export { Mapping, type MappingAddress } from './core/mapping.js'
+export type { MappingEvents, NatEvents, MappingAddressChange } from './core/events.js'
+export type { NatType, TransportProtocol, RequestOptions } from './core/gateway-client.js'
+export type { DiscoverOptions, MappingOptions } from './options.js'
+export { wireChannel, type WireMessage } from './core/trace.js'
+export {
+  NatMapperError,
+  InvalidArgumentError,
+  NoMappingError,
+  NoNATFoundError,
+  NoDefaultGatewayError,
+  GatewayResultError,
+  MalformedMessageError,
+  PortUnreachableError,
+  UnsupportedError,
+  TimeoutError,
+  AbortError,
+  ClosedError,
+  NetworkError,
+  type WireProtocol
+} from './errors.js'

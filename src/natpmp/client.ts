@@ -1,0 +1,97 @@
+import type { GatewayClient, PortMappingGrant, PortMappingRequest, ProbeContext, RequestOptions } from '../core/gateway-client.js'
+import { GatewayResultError, UnsupportedError } from '../errors.js'
+import { exchangeWithGateway } from '../net/gateway-exchange.js'
+import { natPmpSchedule } from '../net/retransmit.js'
+import {
+  decodeResponse,
+  encodeExternalAddressRequest,
+  encodeMapRequest,
+  natPmpResultName,
+  type NatPmpMapResponse,
+  type NatPmpResponse
+} from './codec.js'
+
+const RESULT_SUCCESS = 0
+const RESULT_UNSUPP_VERSION = 1
+
+/** NAT-PMP (RFC 6886) over a fresh socket per request: replies cannot be confused across requests. */
+export class NatPmpClient implements GatewayClient {
+  readonly type = 'nat-pmp'
+  readonly gateway: string
+  readonly localAddress: string
+  /** The gateway's last reported epoch (RFC 6886 §3.6), undefined before the first reply. */
+  epochSeconds: number | undefined
+  /** The external address from the last successful address request (the probe makes one). */
+  lastExternalAddress: string | undefined
+
+  constructor (gateway: string, localAddress: string) {
+    this.gateway = gateway
+    this.localAddress = localAddress
+  }
+
+  async externalAddress (options: RequestOptions): Promise<string> {
+    const reply = await this.#request(encodeExternalAddressRequest(), (response) =>
+      response.opcode === 'external-address' ? response : undefined, options)
+    if (reply.truncated || reply.externalAddress === undefined) throw new GatewayResultError('nat-pmp', reply.resultCode, natPmpResultName(reply.resultCode), 'no external address in reply')
+    this.lastExternalAddress = reply.externalAddress
+    return reply.externalAddress
+  }
+
+  async map (request: PortMappingRequest, _previous: PortMappingGrant | undefined, options: RequestOptions): Promise<PortMappingGrant> {
+    const reply = await this.#requestMap(request.protocol, request.internalPort, request.suggestedExternalPort, request.lifetimeSeconds, options)
+    return {
+      protocol: request.protocol,
+      internalPort: request.internalPort,
+      externalPort: reply.externalPort,
+      lifetimeSeconds: reply.lifetimeSeconds,
+      epochSeconds: reply.epochSeconds
+    }
+  }
+
+  /** RFC 6886 §3.4: a delete is a map request with lifetime 0 and suggested external port 0. */
+  async unmap (grant: PortMappingGrant, options: RequestOptions): Promise<void> {
+    await this.#requestMap(grant.protocol, grant.internalPort, 0, 0, options)
+  }
+
+  async close (): Promise<void> {
+    // Nothing to release: every request owns its socket for its own duration.
+  }
+
+  async #requestMap (protocol: 'tcp' | 'udp', internalPort: number, suggestedExternalPort: number, lifetimeSeconds: number, options: RequestOptions): Promise<NatPmpMapResponse> {
+    const request = encodeMapRequest({ protocol, internalPort, suggestedExternalPort, lifetimeSeconds })
+    const reply = await this.#request(request, (response) =>
+      // A truncated error reply has no internal port to match; its opcode and protocol must do.
+      response.opcode === 'map' && response.protocol === protocol && (response.truncated || response.internalPort === internalPort) ? response : undefined, options)
+    if (reply.truncated) throw resultError(reply.resultCode)
+    return reply
+  }
+
+  /** Sends, waits for the matching reply, records the epoch, turns a failure code into an error. */
+  async #request<R extends NatPmpResponse> (request: Uint8Array, match: (response: NatPmpResponse) => R | undefined, options: RequestOptions): Promise<R> {
+    const reply = await exchangeWithGateway('nat-pmp', this.gateway, request, natPmpSchedule,
+      (bytes) => match(decodeResponse(bytes)), options)
+    if (reply.epochSeconds !== undefined) this.epochSeconds = reply.epochSeconds
+    if (reply.resultCode === RESULT_UNSUPP_VERSION) throw new UnsupportedError(`${this.gateway} does not speak NAT-PMP version 0`, { cause: resultError(reply.resultCode) })
+    if (reply.resultCode !== RESULT_SUCCESS) throw resultError(reply.resultCode)
+    return reply
+  }
+}
+
+function resultError (code: number): GatewayResultError {
+  return new GatewayResultError('nat-pmp', code, natPmpResultName(code))
+}
+
+/**
+ * Probes with an external-address request. Any well-formed NAT-PMP answer proves the gateway
+ * speaks the protocol, even a failure such as NETWORK_FAILURE (no WAN address yet); only
+ * UNSUPP_VERSION (a PCP-only server, RFC 6887 §9) means it does not.
+ */
+export async function natPmpProbe (context: ProbeContext): Promise<GatewayClient> {
+  const client = new NatPmpClient(context.gateway, context.localAddress)
+  try {
+    await client.externalAddress({ signal: context.signal, timeout: Infinity })
+  } catch (error) {
+    if (!(error instanceof GatewayResultError)) throw error
+  }
+  return client
+}

@@ -1,0 +1,125 @@
+import { execFile } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
+import { isIPv4 } from 'node:net'
+import { endianness } from 'node:os'
+import { NoDefaultGatewayError } from '../errors.js'
+
+export interface DefaultRoute {
+  /** The next hop of the default route. */
+  gateway: string
+  /** The interface the route leaves by, where the platform says. */
+  interfaceName?: string
+  /** Our address on that interface, where the platform says (Windows does). */
+  localAddress?: string
+  /** Lower is preferred. */
+  metric: number
+}
+
+/** Where the route table is read from; replaced in tests with recorded output. */
+export interface RouteSources {
+  platform: NodeJS.Platform
+  readFile: (path: string) => Promise<string>
+  run: (command: string, args: string[]) => Promise<string>
+}
+
+const MAX_ROUTE_TABLE_CHARS = 1_000_000
+
+const systemSources: RouteSources = {
+  platform: process.platform,
+  readFile: async (path) => await readFile(path, 'utf8'),
+  run: async (command, args) => await new Promise((resolve, reject) => {
+    execFile(command, args, { timeout: 2_000, maxBuffer: MAX_ROUTE_TABLE_CHARS, windowsHide: true }, (error, stdout) => {
+      if (error !== null) reject(error)
+      else resolve(stdout)
+    })
+  })
+}
+
+/** Finds the IPv4 default gateway, preferring the route with the lowest metric. */
+export async function findDefaultGateway (sources: RouteSources = systemSources): Promise<DefaultRoute> {
+  let routes: DefaultRoute[]
+  try {
+    routes = await readDefaultRoutes(sources)
+  } catch (error) {
+    throw new NoDefaultGatewayError(`could not read the route table on ${sources.platform}: ${(error as Error).message}`, { cause: error })
+  }
+  const best = routes.sort((a, b) => a.metric - b.metric)[0]
+  if (best === undefined) throw new NoDefaultGatewayError(`no IPv4 default route on this host (${sources.platform})`)
+  return best
+}
+
+async function readDefaultRoutes (sources: RouteSources): Promise<DefaultRoute[]> {
+  switch (sources.platform) {
+    case 'linux':
+    case 'android':
+      return parseLinuxRouteTable(await sources.readFile('/proc/net/route'))
+    case 'darwin':
+    case 'freebsd':
+    case 'openbsd':
+      return parseBsdRouteGet(await sources.run('route', ['-n', 'get', 'default']))
+    case 'win32':
+      return parseWindowsRoutePrint(await sources.run('route', ['print', '-4', '0.0.0.0']))
+    default:
+      throw new Error(`unsupported platform ${sources.platform}`)
+  }
+}
+
+const RTF_UP = 0x1
+const RTF_GATEWAY = 0x2
+
+/**
+ * /proc/net/route: one route per line, addresses as 32-bit hex in host byte order
+ * (so "0101A8C0" is 192.168.1.1 on a little-endian host).
+ */
+export function parseLinuxRouteTable (text: string, byteOrder: 'LE' | 'BE' = endianness()): DefaultRoute[] {
+  const routes: DefaultRoute[] = []
+  for (const line of text.slice(0, MAX_ROUTE_TABLE_CHARS).split('\n').slice(1)) {
+    const [interfaceName, destination, gatewayHex, flagsHex, , , metric, mask] = line.trim().split(/\s+/)
+    if (interfaceName === undefined || destination !== '00000000' || mask !== '00000000') continue
+    const flags = Number.parseInt(flagsHex ?? '', 16)
+    if ((flags & (RTF_UP | RTF_GATEWAY)) !== (RTF_UP | RTF_GATEWAY)) continue
+    const gateway = hexToIPv4(gatewayHex ?? '', byteOrder)
+    if (gateway === undefined) continue
+    routes.push({ gateway, interfaceName, metric: Number.parseInt(metric ?? '0', 10) || 0 })
+  }
+  return routes
+}
+
+function hexToIPv4 (hex: string, byteOrder: 'LE' | 'BE'): string | undefined {
+  if (!/^[0-9a-fA-F]{8}$/.test(hex)) return undefined
+  const octets = [0, 2, 4, 6].map((i) => Number.parseInt(hex.slice(i, i + 2), 16))
+  if (byteOrder === 'LE') octets.reverse()
+  return octets.join('.')
+}
+
+/** macOS and the BSDs: `route -n get default` prints "gateway: a.b.c.d" and "interface: en0". */
+export function parseBsdRouteGet (text: string): DefaultRoute[] {
+  const fields = new Map<string, string>()
+  for (const line of text.slice(0, MAX_ROUTE_TABLE_CHARS).split('\n')) {
+    const match = /^\s*([a-z ]+):\s*(\S+)/.exec(line)
+    if (match?.[1] !== undefined && match[2] !== undefined) fields.set(match[1].trim(), match[2])
+  }
+  const gateway = fields.get('gateway')
+  if (gateway === undefined || !isIPv4(gateway)) return []
+  const interfaceName = fields.get('interface')
+  return [{ gateway, metric: 0, ...(interfaceName === undefined ? {} : { interfaceName }) }]
+}
+
+/**
+ * Windows: `route print -4 0.0.0.0` lists "0.0.0.0 0.0.0.0 <gateway> <interface address> <metric>"
+ * under "Active Routes:"; persistent routes repeat below and are not in effect by themselves.
+ */
+export function parseWindowsRoutePrint (text: string): DefaultRoute[] {
+  const routes: DefaultRoute[] = []
+  let inActiveRoutes = false
+  for (const line of text.slice(0, MAX_ROUTE_TABLE_CHARS).split(/\r?\n/)) {
+    if (/^Active Routes:/i.test(line)) inActiveRoutes = true
+    else if (/^Persistent Routes:/i.test(line)) inActiveRoutes = false
+    if (!inActiveRoutes) continue
+    const [destination, mask, gateway, localAddress, metric] = line.trim().split(/\s+/)
+    if (destination !== '0.0.0.0' || mask !== '0.0.0.0') continue
+    if (gateway === undefined || !isIPv4(gateway) || localAddress === undefined || !isIPv4(localAddress)) continue
+    routes.push({ gateway, localAddress, metric: Number.parseInt(metric ?? '0', 10) || 0 })
+  }
+  return routes
+}

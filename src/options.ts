@@ -1,0 +1,143 @@
+import { isIP } from 'node:net'
+import {
+  CACHE_TIME,
+  DEFAULT_CLOSE_TIMEOUT,
+  DEFAULT_DISCOVERY_TIMEOUT,
+  DEFAULT_PREFERENCE_WINDOW,
+  DEFAULT_REQUEST_TIMEOUT,
+  MAPPING_DURATION
+} from './constants.js'
+import type { TransportProtocol } from './core/gateway-client.js'
+import { InvalidArgumentError, type WireProtocol } from './errors.js'
+
+/** Protocols discovery can probe, in order of preference. */
+export const DISCOVERY_PROTOCOLS: readonly WireProtocol[] = ['pcp', 'nat-pmp', 'upnp']
+
+export interface DiscoverOptions {
+  /** Aborts discovery; it then rejects with AbortError. */
+  signal?: AbortSignal
+  /** Milliseconds to wait for any gateway before rejecting with NoNATFoundError. Default 2 500. */
+  timeout?: number
+  /** The gateway's address. Default: the next hop of the host's default route. */
+  gateway?: string
+  /** Which protocols to probe. Default: all of them. */
+  protocols?: WireProtocol[]
+  /** Lifetime asked for each mapping, in ms; renewed every third of it. Default MAPPING_DURATION (60 000). */
+  mappingDuration?: number
+  /** How long an external address is trusted before the gateway is asked again, in ms. Default CACHE_TIME (15 000). */
+  cacheTime?: number
+  /** After a less preferred protocol answers, how long to wait for a preferred one, in ms. Default 50. */
+  preferenceWindow?: number
+  /** Bound on each request to the gateway in the background (renewals), in ms. Default 4 000. */
+  requestTimeout?: number
+  /** Bound on deleting all mappings in close(), in ms. Default 2 000. */
+  closeTimeout?: number
+  /** Requests in flight toward the gateway at once, across all mappings. Default 8. */
+  maxConcurrentRequests?: number
+}
+
+export interface ResolvedDiscoverOptions {
+  signal: AbortSignal | undefined
+  timeout: number
+  gateway: string | undefined
+  protocols: WireProtocol[]
+  mappingDuration: number
+  cacheTime: number
+  preferenceWindow: number
+  requestTimeout: number
+  closeTimeout: number
+  maxConcurrentRequests: number
+}
+
+/** Validates every option once, with a message naming the bad one, and fills in the defaults. */
+export function resolveDiscoverOptions (options: DiscoverOptions = {}): ResolvedDiscoverOptions {
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options must be an object')
+  const protocols = options.protocols ?? [...DISCOVERY_PROTOCOLS]
+  if (!Array.isArray(protocols) || protocols.length === 0) {
+    throw new InvalidArgumentError(`options.protocols must be a non-empty array of ${DISCOVERY_PROTOCOLS.join(', ')}`)
+  }
+  for (const protocol of protocols) {
+    if (!DISCOVERY_PROTOCOLS.includes(protocol)) {
+      throw new InvalidArgumentError(`options.protocols: unknown protocol ${JSON.stringify(protocol)} (expected ${DISCOVERY_PROTOCOLS.join(', ')})`)
+    }
+  }
+  if (options.gateway !== undefined && (typeof options.gateway !== 'string' || isIP(options.gateway) === 0)) {
+    throw new InvalidArgumentError(`options.gateway must be an IP address, got ${JSON.stringify(options.gateway)}`)
+  }
+  return {
+    signal: checkSignal(options.signal, 'options.signal'),
+    timeout: checkMilliseconds(options.timeout, 'options.timeout', DEFAULT_DISCOVERY_TIMEOUT, 1),
+    gateway: options.gateway,
+    protocols: [...new Set(protocols)],
+    // Lifetimes go on the wire in whole seconds and a mapping is renewed at a third of its
+    // lifetime, so anything under 3 s cannot be honoured.
+    mappingDuration: checkMilliseconds(options.mappingDuration, 'options.mappingDuration', MAPPING_DURATION, 3_000, 604_800_000),
+    cacheTime: checkMilliseconds(options.cacheTime, 'options.cacheTime', CACHE_TIME, 0),
+    preferenceWindow: checkMilliseconds(options.preferenceWindow, 'options.preferenceWindow', DEFAULT_PREFERENCE_WINDOW, 0),
+    requestTimeout: checkMilliseconds(options.requestTimeout, 'options.requestTimeout', DEFAULT_REQUEST_TIMEOUT, 1),
+    closeTimeout: checkMilliseconds(options.closeTimeout, 'options.closeTimeout', DEFAULT_CLOSE_TIMEOUT, 1),
+    maxConcurrentRequests: checkInteger(options.maxConcurrentRequests, 'options.maxConcurrentRequests', 8, 1, 1024)
+  }
+}
+
+export interface MappingOptions {
+  /** The external port to ask for. Default: the internal port. The gateway may grant another. */
+  externalPort?: number
+  /** A label shown in the router's mapping table (UPnP). Default "natmapper". */
+  description?: string
+  /** Aborts the first attempt; newMapping then rejects with AbortError and nothing is kept. */
+  signal?: AbortSignal
+  /** Bound on the first attempt, in ms; when it runs out newMapping still resolves and retries later. */
+  timeout?: number
+}
+
+export interface ResolvedMappingOptions {
+  protocol: TransportProtocol
+  internalPort: number
+  externalPort: number
+  description: string
+  signal: AbortSignal | undefined
+  timeout: number | undefined
+}
+
+const MAX_DESCRIPTION_LENGTH = 256
+
+export function resolveMappingOptions (protocol: unknown, internalPort: unknown, options: MappingOptions = {}): ResolvedMappingOptions {
+  if (protocol !== 'tcp' && protocol !== 'udp') throw new InvalidArgumentError(`protocol must be 'tcp' or 'udp', got ${JSON.stringify(protocol)}`)
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options must be an object')
+  const port = checkInteger(internalPort, 'internalPort', undefined, 1, 65_535)
+  const description = options.description ?? 'natmapper'
+  if (typeof description !== 'string' || description.length > MAX_DESCRIPTION_LENGTH || /[\u0000-\u001f]/.test(description)) {
+    throw new InvalidArgumentError(`options.description must be a string of at most ${MAX_DESCRIPTION_LENGTH} printable characters`)
+  }
+  return {
+    protocol,
+    internalPort: port,
+    externalPort: checkInteger(options.externalPort, 'options.externalPort', port, 1, 65_535),
+    description,
+    signal: checkSignal(options.signal, 'options.signal'),
+    timeout: options.timeout === undefined ? undefined : checkMilliseconds(options.timeout, 'options.timeout', 0, 1)
+  }
+}
+
+function checkMilliseconds (value: unknown, name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || Number.isNaN(value) || value < min || value > max) {
+    throw new InvalidArgumentError(`${name} must be a number of milliseconds from ${min} to ${max}, got ${String(value)}`)
+  }
+  return value
+}
+
+function checkInteger (value: unknown, name: string, fallback: number | undefined, min: number, max: number): number {
+  if (value === undefined && fallback !== undefined) return fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}, got ${String(value)}`)
+  }
+  return value
+}
+
+function checkSignal (value: unknown, name: string): AbortSignal | undefined {
+  if (value === undefined) return undefined
+  if (!(value instanceof AbortSignal)) throw new InvalidArgumentError(`${name} must be an AbortSignal`)
+  return value
+}

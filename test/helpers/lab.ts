@@ -1,0 +1,205 @@
+/**
+ * Test helpers for the lab: network namespaces with a real miniupnpd (see lab/README.md).
+ * Lab suites run in the root namespace but never send a packet from it: every packet comes from
+ * an agent started inside a lab namespace with `ip netns exec`.
+ */
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createInterface } from 'node:readline'
+import { after, before, describe, it } from 'node:test'
+import { fileURLToPath } from 'node:url'
+
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+const LAB = `${ROOT}lab/`
+const LOCK = '/run/natmapper-lab-tests.lock'
+
+export type LabMode = 'all' | 'pmp' | 'upnp' | 'upnp-igd1' | 'silent' | 'closed'
+
+/** KEY=VALUE pairs from lab/lab.env: namespace names and addresses. */
+export const labEnv: Record<string, string> = Object.fromEntries(
+  readFileSync(`${LAB}lab.env`, 'utf8').split('\n')
+    .map((line) => /^\s*([A-Z0-9_]+)=["']?([^"'#\s]*)["']?/.exec(line))
+    .filter((match): match is RegExpExecArray => match !== null)
+    .map((match) => [match[1] ?? '', match[2] ?? ''])
+)
+
+function env (key: string): string {
+  const value = labEnv[key]
+  if (value === undefined || value === '') throw new Error(`lab/lab.env has no ${key}`)
+  return value
+}
+
+export const lab = {
+  get lanNamespace (): string { return env('LAB_NS_LAN') },
+  get lan2Namespace (): string { return env('LAB_NS_LAN2') },
+  get wanNamespace (): string { return env('LAB_NS_WAN') },
+  get gatewayNamespace (): string { return env('LAB_NS_GW') },
+  get gatewayLanAddress (): string { return env('LAB_GW_LAN_IP') },
+  get gatewayWanAddress (): string { return env('LAB_GW_WAN_IP') },
+  get lanAddress (): string { return env('LAB_LAN_IP') }
+}
+
+/** Why the lab cannot run here, or undefined when it can. */
+export function labUnavailableReason (): string | undefined {
+  if (process.platform !== 'linux') return 'the lab needs Linux network namespaces'
+  if (process.getuid?.() !== 0) return 'the lab needs root to create network namespaces (run as root, or see .ci/run)'
+  for (const tool of ['ip', 'nft', 'miniupnpd']) {
+    if (spawnSync('sh', ['-c', `command -v ${tool} || test -x /usr/sbin/${tool}`]).status !== 0) return `${tool} is not installed (apt-get install iproute2 nftables miniupnpd-nftables)`
+  }
+  return undefined
+}
+
+/**
+ * A describe() whose tests run against a fresh lab in `mode`. Without root the suite is reported
+ * as skipped with the reason, unless NATMAPPER_REQUIRE_LAB=1, under which it fails.
+ */
+export function labSuite (name: string, mode: LabMode, body: () => void): void {
+  const reason = labUnavailableReason()
+  if (reason !== undefined) {
+    if (process.env.NATMAPPER_REQUIRE_LAB === '1') {
+      describe(name, () => { it('needs the lab', () => { throw new Error(`lab required (NATMAPPER_REQUIRE_LAB=1) but unavailable: ${reason}`) }) })
+    } else {
+      describe(name, { skip: reason }, body)
+    }
+    return
+  }
+  describe(name, () => {
+    before(async () => {
+      await acquireLabLock()
+      runLabScript('up.sh', ['--mode', mode])
+    })
+    after(() => {
+      runLabScript('down.sh', [])
+      releaseLabLock()
+    })
+    body()
+  })
+}
+
+/** Test files run in parallel processes; only one may own the lab at a time. */
+async function acquireLabLock (): Promise<void> {
+  const deadline = Date.now() + 600_000
+  while (true) {
+    try {
+      mkdirSync(LOCK)
+      writeFileSync(`${LOCK}/pid`, String(process.pid))
+      return
+    } catch {
+      const owner = Number(readFileSafe(`${LOCK}/pid`))
+      if (!(owner > 0) || !processAlive(owner)) { rmSync(LOCK, { recursive: true, force: true }); continue }
+      if (Date.now() > deadline) throw new Error(`lab is held by process ${owner}`)
+      await new Promise((resolve) => setTimeout(resolve, 200))
+    }
+  }
+}
+
+function releaseLabLock (): void {
+  if (readFileSafe(`${LOCK}/pid`) === String(process.pid)) rmSync(LOCK, { recursive: true, force: true })
+}
+
+function readFileSafe (path: string): string {
+  try { return readFileSync(path, 'utf8').trim() } catch { return '' }
+}
+
+function processAlive (pid: number): boolean {
+  try { process.kill(pid, 0); return true } catch { return false }
+}
+
+export function runLabScript (script: string, args: string[]): string {
+  const result = spawnSync('bash', [`${LAB}${script}`, ...args], { encoding: 'utf8', timeout: 60_000 })
+  if (result.status !== 0) throw new Error(`lab/${script} ${args.join(' ')} failed (${result.status ?? result.signal}): ${result.stderr}${result.stdout}`)
+  return result.stdout
+}
+
+/** The nftables rules miniupnpd holds right now. */
+export function gatewayRules (): string {
+  return runLabScript('gateway.sh', ['rules'])
+}
+
+export function gatewayLog (): string {
+  try { return runLabScript('gateway.sh', ['log']) } catch (error) { return String(error) }
+}
+
+/** Whether the gateway holds a redirect of external `port`/`protocol` to `lanAddress`. */
+export function gatewayHolds (protocol: 'tcp' | 'udp', port: number): boolean {
+  return gatewayRules().split('\n').some((line) => line.includes(`${protocol} dport ${port} `) && line.includes('dnat'))
+}
+
+/** Runs a test agent (TypeScript, via tsx) inside a lab namespace. */
+export function spawnInNamespace (namespace: string, agent: string, args: string[]): ChildProcessWithoutNullStreams {
+  return spawn('ip', ['netns', 'exec', namespace, process.execPath, '--import', 'tsx', `${ROOT}test/lab/agents/${agent}`, ...args], { cwd: ROOT })
+}
+
+/** Proves the LAN service answers at address:port from the WAN host. */
+export async function reachableFromWan (protocol: 'tcp' | 'udp', address: string, port: number): Promise<{ ok: boolean, output: string }> {
+  const child = spawnInNamespace(lab.wanNamespace, 'reach.ts', [protocol, address, String(port), '3000'])
+  let output = ''
+  child.stdout.on('data', (data: Buffer) => { output += data.toString() })
+  child.stderr.on('data', (data: Buffer) => { output += data.toString() })
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
+  return { ok: code === 0, output: output.trim() }
+}
+
+export interface AgentEvent { event: string, [field: string]: unknown }
+
+/** A map-agent process: its JSON events, commands to it, and its exit. */
+export class Agent {
+  readonly events: AgentEvent[] = []
+  readonly stderr: string[] = []
+  readonly #child: ChildProcessWithoutNullStreams
+  readonly #exited: Promise<number | null>
+  #waiters: Array<() => void> = []
+
+  constructor (namespace: string, agent: string, config: unknown) {
+    this.#child = spawnInNamespace(namespace, agent, [JSON.stringify(config)])
+    createInterface({ input: this.#child.stdout }).on('line', (line) => {
+      try { this.events.push(JSON.parse(line) as AgentEvent) } catch { this.stderr.push(`stdout: ${line}`) }
+      for (const wake of this.#waiters) wake()
+    })
+    this.#child.stderr.on('data', (data: Buffer) => { this.stderr.push(data.toString()) })
+    this.#exited = new Promise((resolve) => this.#child.on('close', (code) => {
+      resolve(code)
+      for (const wake of this.#waiters) wake()
+    }))
+  }
+
+  send (command: string): void {
+    this.#child.stdin.write(command + '\n')
+  }
+
+  /** Waits (generously) for an event that matches. */
+  async next (event: string, timeout = 20_000, after = 0): Promise<AgentEvent> {
+    const deadline = Date.now() + timeout
+    while (true) {
+      const found = this.events.slice(after).find((e) => e.event === event)
+      if (found !== undefined) return found
+      if (Date.now() > deadline || this.#child.exitCode !== null) {
+        throw new Error(`agent never reported "${event}"; events: ${JSON.stringify(this.events)}; stderr: ${this.stderr.join('')}\ngateway log:\n${gatewayLog().slice(-3000)}`)
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 250)
+        this.#waiters.push(() => { clearTimeout(timer); resolve() })
+      })
+      this.#waiters = []
+    }
+  }
+
+  count (event: string): number {
+    return this.events.filter((e) => e.event === event).length
+  }
+
+  /** Resolves with the exit code if the process ends by itself within `timeout`, else kills it and throws. */
+  async exit (timeout = 15_000): Promise<number | null> {
+    const timer = new Promise<'hung'>((resolve) => { const t = setTimeout(() => { resolve('hung') }, timeout); t.unref() })
+    const result = await Promise.race([this.#exited, timer])
+    if (result === 'hung') {
+      this.kill()
+      throw new Error(`agent did not exit by itself within ${timeout} ms: something was left running. events: ${JSON.stringify(this.events)}`)
+    }
+    return result
+  }
+
+  kill (): void {
+    this.#child.kill('SIGKILL')
+  }
+}

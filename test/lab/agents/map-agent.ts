@@ -1,0 +1,68 @@
+// Runs on the LAN host: serves an echo port, maps it with natmapper, reports every event as one
+// JSON line on stdout, and obeys commands on stdin. It never calls process.exit: after "exit" it
+// closes what it opened, and the test checks that the process then ends by itself.
+import { createInterface } from 'node:readline'
+import { discoverNAT, type DiscoverOptions, type Mapping, type NAT } from '../../../src/index.js'
+import { assertInLabNamespace } from '../../helpers/netns.js'
+import { startEcho } from './echo.js'
+
+interface AgentConfig {
+  transport: 'tcp' | 'udp'
+  port: number
+  discover: DiscoverOptions
+  /** Ports to map beyond the first, without echo servers (for scale and conflict tests). */
+}
+
+assertInLabNamespace()
+const config = JSON.parse(process.argv[2] ?? '{}') as AgentConfig
+const report = (event: string, fields: Record<string, unknown> = {}): void => {
+  process.stdout.write(JSON.stringify({ event, ...fields }) + '\n')
+}
+const describeError = (error: unknown): Record<string, unknown> =>
+  error instanceof Error ? { name: error.name, code: (error as { code?: string }).code, message: error.message } : { message: String(error) }
+
+const echo = await startEcho(config.transport, config.port)
+let nat: NAT
+try {
+  const started = performance.now()
+  nat = await discoverNAT(config.discover)
+  report('discovered', { type: nat.type, gateway: nat.gateway, localAddress: nat.localAddress, ms: performance.now() - started })
+} catch (error) {
+  report('discovery-failed', { error: describeError(error) })
+  await echo.close()
+  process.exitCode = 1
+  throw error
+}
+for (const kind of ['established', 'renewed', 'changed', 'failed', 'lost'] as const) {
+  nat.on(`mapping-${kind}`, (event: { mapping: Mapping, error?: unknown }) => {
+    report(kind, { port: event.mapping.externalPort, ...('error' in event && event.error !== undefined ? { error: describeError(event.error) } : {}) })
+  })
+}
+nat.on('external-address-changed', ({ address, previous }) => { report('external-address-changed', { address, previous }) })
+
+const mapping = await nat.newMapping(config.transport, config.port)
+try {
+  report('mapped', { ...(await mapping.externalAddr()) })
+} catch (error) {
+  report('not-mapped', { error: describeError(error), lastError: describeError(mapping.lastError) })
+}
+
+const commands = createInterface({ input: process.stdin })
+for await (const command of commands) {
+  try {
+    if (command === 'address') {
+      report('address', { ...(await mapping.externalAddr()) })
+    } else if (command === 'close-mapping') {
+      await mapping.close()
+      report('mapping-closed', { established: mapping.established })
+    } else if (command === 'exit') {
+      await nat.close()
+      await echo.close()
+      report('closed')
+      break
+    }
+  } catch (error) {
+    report('command-failed', { command, error: describeError(error) })
+  }
+}
+commands.close()
