@@ -120,9 +120,16 @@ export function gatewayLog (): string {
   try { return runLabScript('gateway.sh', ['log']) } catch (error) { return String(error) }
 }
 
-/** Whether the gateway holds a redirect of external `port`/`protocol` to `lanAddress`. */
+/**
+ * Whether the gateway's nftables hold a redirect of external `port`/`protocol`. Reads the DNAT
+ * rules themselves (through `lab/gateway.sh mappings`: "tcp 8080 192.168.77.2 8080" per rule),
+ * not miniupnpd's idea of them.
+ */
 export function gatewayHolds (protocol: 'tcp' | 'udp', port: number): boolean {
-  return gatewayRules().split('\n').some((line) => line.includes(`${protocol} dport ${port} `) && line.includes('dnat'))
+  return runLabScript('gateway.sh', ['mappings']).split('\n').some((line) => {
+    const [ruleProtocol, externalPort] = line.trim().split(/\s+/)
+    return ruleProtocol === protocol && Number(externalPort) === port
+  })
 }
 
 /** Runs a test agent (TypeScript, via tsx) inside a lab namespace. */

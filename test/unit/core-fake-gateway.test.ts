@@ -26,7 +26,7 @@ after(async () => { await Promise.all(gateways.map(async (gateway) => { await ga
 async function nextEvent<T> (emitter: Mapping | NAT, event: string, limit = 15_000): Promise<T> {
   return await new Promise((resolve, reject) => {
     const timer = setTimeout(() => { reject(new Error(`no ${event} event within ${limit} ms`)) }, limit)
-    emitter.once(event as 'established', (value: unknown) => { clearTimeout(timer); resolve(value as T) })
+    ;(emitter as unknown as NodeJS.EventEmitter).once(event, (value: unknown) => { clearTimeout(timer); resolve(value as T) })
   })
 }
 

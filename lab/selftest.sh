@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Self-test of the lab with the reference clients (natpmpc, upnpc) and the
+# small python helpers in lab/tools. Everything runs inside the lab
+# namespaces. Prints one line per check; exit 1 if any check failed.
+#
+#   lab/selftest.sh [MODE...]      (default: all pmp upnp upnp-igd1 silent closed)
+#   LAB_SELFTEST_SLOW=1            also wait for a 2 s PCP lifetime to expire
+set -euo pipefail
+LAB="$(cd "$(dirname "$0")" && pwd)"
+source "$LAB/lab.env"
+T="$LAB/tools"
+modes=("$@")
+((${#modes[@]})) || modes=(all pmp upnp upnp-igd1 silent closed)
+
+fails=0
+ok() { printf '  ok   %s\n' "$1"; }
+ko() { printf '  FAIL %s\n' "$1"; [[ -n ${2:-} ]] && printf '%s\n' "$2" | sed 's/^/       | /'; fails=$((fails + 1)); }
+# check NAME CMD... : pass if CMD exits 0
+check() { local n=$1 out; shift; if out=$("$@" 2>&1); then ok "$n"; else ko "$n" "$out"; fi; }
+lan() { ip netns exec "$LAB_NS_LAN" "$@"; }
+wan() { ip netns exec "$LAB_NS_WAN" "$@"; }
+maps() { "$LAB/gateway.sh" mappings; }
+has_map() { maps | grep -qx "$1"; }
+no_map() { ! maps | grep -q "^$1 $2 "; }
+# wait (max ~2 s) until a TCP/UDP listener is up in nm-lan
+wait_listen() { local i; for ((i = 0; i < 100; i++)); do lan ss -Hln"$1" "sport = :$2" | grep -q . && return 0; sleep 0.02; done; return 1; }
+
+# Listeners in nm-lan used for WAN->LAN reachability (they die with lab/down.sh
+# or the next lab/up.sh, which end every process in the lab namespaces).
+WWW=$(mktemp -d); echo hello-from-lan >"$WWW/index.html"
+trap 'rm -rf "$WWW"' EXIT
+start_listeners() {
+  local p
+  for p in 8080 8081; do
+    setsid ip netns exec "$LAB_NS_LAN" python3 -m http.server "$p" --bind "$LAB_LAN_IP" --directory "$WWW" </dev/null >/dev/null 2>&1 &
+  done
+  setsid ip netns exec "$LAB_NS_LAN" python3 "$T/udp_echo.py" "$LAB_LAN_IP" 8081 </dev/null >/dev/null 2>&1 &
+  setsid ip netns exec "$LAB_NS_WAN" python3 "$T/tcp_whoami.py" "$LAB_WAN_IP" 7000 </dev/null >/dev/null 2>&1 &
+  wait_listen t 8080 && wait_listen t 8081 && wait_listen u 8081 &&
+    ip netns exec "$LAB_NS_WAN" bash -c 'for i in {1..100}; do ss -Hlnt "sport = :7000" | grep -q . && exit 0; sleep 0.02; done; exit 1'
+}
+# LAN -> WAN through the gateway; the WAN host must see the gateway's address
+masq() { local r; r=$(lan python3 -c "
+import socket; s=socket.create_connection(('$LAB_WAN_IP',7000),2); print(s.recv(100).decode().split(':')[0])"); [[ $r == "$1" ]] || { echo "WAN host saw $r"; return 1; }; }
+wan_http() { [[ "$(wan curl -sS -m 3 "http://$LAB_GW_WAN_IP:$1/")" == hello-from-lan ]]; }
+wan_http_fails() { ! wan curl -sS -m 2 "http://$LAB_GW_WAN_IP:$1/" >/dev/null 2>&1; }
+wan_udp() { [[ "$(wan python3 "$T/udp_send.py" "$LAB_GW_WAN_IP" "$1" 2)" == echo:ping ]]; }
+
+pmp_checks() {
+  check "natpmpc -g: public IP $LAB_GW_WAN_IP" bash -c "ip netns exec $LAB_NS_LAN natpmpc -g $LAB_GW_LAN_IP | grep -x 'Public IP address : $LAB_GW_WAN_IP'"
+  check "natpmpc map tcp 8080" bash -c "ip netns exec $LAB_NS_LAN natpmpc -g $LAB_GW_LAN_IP -a 8080 8080 tcp 60 | grep 'Mapped public port 8080 protocol TCP to local port 8080'"
+  check "nft DNAT tcp 8080 -> $LAB_LAN_IP:8080" has_map "tcp 8080 $LAB_LAN_IP 8080"
+  check "WAN host reaches LAN:8080 via $LAB_GW_WAN_IP:8080" wan_http 8080
+  check "natpmpc delete (-a 0 8080 tcp 0)" bash -c "ip netns exec $LAB_NS_LAN natpmpc -g $LAB_GW_LAN_IP -a 0 8080 tcp 0 | grep 'liftime 0'"
+  check "nft rule for 8080 gone" no_map tcp 8080
+  check "WAN host no longer reaches 8080" wan_http_fails 8080
+  check "PCP MAP udp 8082 lifetime 2 honoured (min_lifetime)" bash -c "ip netns exec $LAB_NS_LAN python3 $T/pcp_map.py --proto udp --iport 8082 --lifetime 2 | grep 'result=0(SUCCESS) lifetime=2 .* eport=8082 eip=$LAB_GW_WAN_IP'"
+  check "nft DNAT udp 8082" has_map "udp 8082 $LAB_LAN_IP 8082"
+  if [[ ${LAB_SELFTEST_SLOW:-0} == 1 ]]; then
+    sleep 3.5
+    check "PCP mapping expired after 3.5 s" no_map udp 8082
+  fi
+  check "PCP ANNOUNCE answered" bash -c "ip netns exec $LAB_NS_LAN python3 $T/pcp_map.py --announce | grep 'opcode=0x80 result=0'"
+}
+
+upnp_checks() {
+  local igd=$1
+  check "upnpc -s finds IGD, ExternalIPAddress $LAB_GW_WAN_IP" bash -c "ip netns exec $LAB_NS_LAN upnpc -s | grep -E '^Found valid IGD : http://$LAB_GW_LAN_IP:$LAB_HTTP_PORT/ctl/IPConn' && ip netns exec $LAB_NS_LAN upnpc -s | grep -x 'ExternalIPAddress = $LAB_GW_WAN_IP'"
+  check "rootDesc.xml is InternetGatewayDevice:$igd + WANIPConnection:$igd" bash -c "d=\$(ip netns exec $LAB_NS_LAN curl -sS -m 3 $LAB_ROOTDESC_URL); grep -q 'device:InternetGatewayDevice:$igd<' <<<\"\$d\" && grep -q 'service:WANIPConnection:$igd<' <<<\"\$d\""
+  check "upnpc map TCP 8081" bash -c "ip netns exec $LAB_NS_LAN upnpc -e test -a $LAB_LAN_IP 8081 8081 TCP | grep 'TCP is redirected to internal $LAB_LAN_IP:8081'"
+  check "upnpc map UDP 8081" bash -c "ip netns exec $LAB_NS_LAN upnpc -e testu -a $LAB_LAN_IP 8081 8081 UDP | grep 'UDP is redirected to internal $LAB_LAN_IP:8081'"
+  check "nft DNAT tcp+udp 8081" bash -c "$LAB/gateway.sh mappings | grep -x 'tcp 8081 $LAB_LAN_IP 8081' && $LAB/gateway.sh mappings | grep -x 'udp 8081 $LAB_LAN_IP 8081'"
+  check "WAN host reaches LAN TCP 8081" wan_http 8081
+  check "WAN host reaches LAN UDP 8081 (echo)" wan_udp 8081
+  check "secure_mode: nm-lan cannot map for $LAB_LAN2_IP (718)" bash -c "ip netns exec $LAB_NS_LAN upnpc -a $LAB_LAN2_IP 8095 8095 TCP 2>&1 | grep 'failed with code 718'"
+  check "denied eport $LAB_DENIED_EPORT (606)" bash -c "ip netns exec $LAB_NS_LAN upnpc -a $LAB_LAN_IP $LAB_DENIED_EPORT $LAB_DENIED_EPORT TCP 2>&1 | grep 'failed with code 606'"
+  check "upnpc -d 8081 TCP/UDP" bash -c "ip netns exec $LAB_NS_LAN upnpc -d 8081 TCP | grep 'returned : 0' && ip netns exec $LAB_NS_LAN upnpc -d 8081 UDP | grep 'returned : 0'"
+  check "nft rules for 8081 gone" bash -c "! $LAB/gateway.sh mappings | grep -q ' 8081 '"
+  check "WAN host no longer reaches TCP 8081" wan_http_fails 8081
+}
+
+port_5351() { # expected: reply|refused|timeout
+  local r
+  r=$(lan python3 "$T/udp_probe.py" "$LAB_GW_LAN_IP" "$LAB_PMP_PORT" 1 || true)
+  [[ $r == "$1"* ]] || { echo "got: $r"; return 1; }
+}
+tcp_http_port() { # expected: open|refused|timeout
+  local r
+  r=$(lan python3 -c "
+import socket,sys
+s=socket.socket(); s.settimeout(1)
+try: s.connect(('$LAB_GW_LAN_IP',$LAB_HTTP_PORT)); print('open')
+except ConnectionRefusedError: print('refused')
+except socket.timeout: print('timeout')")
+  [[ $r == "$1" ]] || { echo "got: $r"; return 1; }
+}
+no_ssdp_reply() { lan python3 "$T/ssdp_search.py" --mx 1 | grep -qx '0 replies'; }
+flush_checks() {
+  lan natpmpc -g "$LAB_GW_LAN_IP" -a 8080 8080 tcp 600 >/dev/null 2>&1 || lan upnpc -e f -a "$LAB_LAN_IP" 8080 8080 TCP >/dev/null 2>&1
+  check "mapping present before restart" has_map "tcp 8080 $LAB_LAN_IP 8080"
+  check "gateway.sh restart (no flush) keeps mapping (lease file reload)" bash -c "$LAB/gateway.sh restart && $LAB/gateway.sh mappings | grep -x 'tcp 8080 $LAB_LAN_IP 8080'"
+  check "gateway.sh restart --flush drops mappings" bash -c "$LAB/gateway.sh restart --flush && [[ -z \$($LAB/gateway.sh mappings) ]] && $LAB/gateway.sh status"
+}
+
+wanip_checks() {
+  lan natpmpc -g "$LAB_GW_LAN_IP" -a 8080 8080 tcp 600 >/dev/null 2>&1
+  check "gateway.sh set-wan-ip 11.77.0.9/24" "$LAB/gateway.sh" set-wan-ip 11.77.0.9/24
+  check "natpmpc -g reports 11.77.0.9" bash -c "for i in {1..50}; do ip netns exec $LAB_NS_LAN natpmpc -g $LAB_GW_LAN_IP | grep -qx 'Public IP address : 11.77.0.9' && exit 0; sleep 0.1; done; exit 1"
+  check "PCP MAP returns eip 11.77.0.9" bash -c "ip netns exec $LAB_NS_LAN python3 $T/pcp_map.py --iport 9000 --lifetime 30 | grep 'eip=11.77.0.9'"
+  check "existing mapping reachable at 11.77.0.9:8080" bash -c "[[ \$(ip netns exec $LAB_NS_WAN curl -sS -m 3 http://11.77.0.9:8080/) == hello-from-lan ]]"
+  check "masquerade now uses 11.77.0.9" masq 11.77.0.9
+  check "set-wan-ip back to $LAB_GW_WAN_IP/$LAB_WAN_PREFIX" "$LAB/gateway.sh" set-wan-ip "$LAB_GW_WAN_IP/$LAB_WAN_PREFIX"
+}
+
+root_state() { { ip -br link; ip route; ip -6 route; nft list ruleset; sysctl net.ipv4.ip_forward net.ipv4.icmp_ratelimit; } 2>&1 | grep -v '^$'; }
+root_before=$(root_state)
+
+for mode in "${modes[@]}"; do
+  echo "== mode $mode"
+  t0=$(date +%s%3N)
+  if ! out=$("$LAB/up.sh" --mode "$mode" 2>&1); then ko "up.sh --mode $mode" "$out"; continue; fi
+  ok "up.sh --mode $mode ($(($(date +%s%3N) - t0)) ms): $out"
+  check "listeners in nm-lan / nm-wan" start_listeners
+  check "LAN->WAN masquerade (WAN host sees $LAB_GW_WAN_IP)" masq "$LAB_GW_WAN_IP"
+  case $mode in
+    all)
+      pmp_checks; upnp_checks 2
+      check "UDP 5351 answers" port_5351 reply
+      flush_checks
+      wanip_checks ;;
+    pmp)
+      pmp_checks
+      check "no UPnP: TCP $LAB_HTTP_PORT refused" tcp_http_port refused
+      check "no UPnP: no SSDP reply" no_ssdp_reply
+      flush_checks ;;
+    upnp)
+      upnp_checks 2
+      check "UDP 5351 -> ICMP port unreachable (refused)" port_5351 refused
+      check "10 probes in a row all refused (no ICMP rate limit)" bash -c "for i in \$(seq 10); do ip netns exec $LAB_NS_LAN python3 $T/udp_probe.py $LAB_GW_LAN_IP $LAB_PMP_PORT 0.5 | grep -qx refused || exit 1; done"
+      flush_checks ;;
+    upnp-igd1)
+      upnp_checks 1
+      check "UDP 5351 -> refused" port_5351 refused ;;
+    silent)
+      check "UDP 5351 -> no answer (timeout)" port_5351 timeout
+      check "TCP $LAB_HTTP_PORT -> timeout" tcp_http_port timeout
+      check "no SSDP reply" no_ssdp_reply
+      ;;
+    closed)
+      check "UDP 5351 -> refused" port_5351 refused
+      check "TCP $LAB_HTTP_PORT -> refused" tcp_http_port refused
+      check "no SSDP reply" no_ssdp_reply ;;
+  esac
+done
+
+echo "== teardown"
+"$LAB/down.sh"
+check "no lab namespace left" bash -c "! ip netns list | grep -q '^nm-'"
+check "no miniupnpd left" bash -c "! pgrep -x miniupnpd >/dev/null || ! pgrep -x miniupnpd | xargs -r ps -o stat= -p | grep -qv Z"
+check "no runtime dir" test ! -e "$LAB_RUN_DIR"
+root_after=$(root_state)
+if [[ $root_before == "$root_after" ]]; then ok "root namespace links/routes/nftables/sysctls unchanged"; else ko "root namespace changed" "$(diff <(echo "$root_before") <(echo "$root_after"))"; fi
+
+echo "== $fails failure(s)"
+((fails == 0))
