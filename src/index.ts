@@ -13,11 +13,12 @@
  * ```
  */
 export { MAPPING_DURATION, CACHE_TIME, DEFAULT_DISCOVERY_TIMEOUT } from './constants.js'
-export { discoverNAT } from './core/discover.js'
+export { discoverNAT, probeGateway, type ProbeReport } from './core/discover.js'
 export { NAT } from './core/nat.js'
 export { Mapping, type MappingAddress } from './core/mapping.js'
 export type { MappingEvents, NatEvents, MappingAddressChange } from './core/events.js'
-export type { NatType, TransportProtocol, RequestOptions } from './core/gateway-client.js'
+export type { NatType, TransportProtocol, RequestOptions, GatewayMappingEntry } from './core/gateway-client.js'
+export { addressScope, isPubliclyRoutable, type AddressScope } from './net/ip-address.js'
 export type { DiscoverOptions, MappingOptions } from './options.js'
 export { wireChannel, type WireMessage } from './core/trace.js'
 export {

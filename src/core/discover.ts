@@ -1,5 +1,5 @@
 import { PCP_SERVER_PORT } from '../constants.js'
-import { AbortError, NoNATFoundError, TimeoutError, type WireProtocol } from '../errors.js'
+import { AbortError, NoNATFoundError, TimeoutError, UnsupportedError, type WireProtocol } from '../errors.js'
 import { findDefaultGateway } from '../net/default-gateway.js'
 import { localAddressFacing } from '../net/udp-exchange.js'
 import { natPmpProbe } from '../natpmp/client.js'
@@ -7,6 +7,7 @@ import { resolveDiscoverOptions, type DiscoverOptions, type ResolvedDiscoverOpti
 import { pcpProbe } from '../pcp/client.js'
 import type { GatewayClient, NatType, ProbeContext, ProtocolProbe } from './gateway-client.js'
 import { NAT } from './nat.js'
+import { withDeadline } from './deadline.js'
 
 const PROBES: Partial<Record<WireProtocol, ProtocolProbe>> = {
   pcp: pcpProbe,
@@ -32,6 +33,41 @@ export async function discoverNAT (options: DiscoverOptions = {}): Promise<NAT> 
   const localAddress = await localAddressFacing(gateway, PCP_SERVER_PORT)
   const found = await raceProbes(gateway, localAddress, resolved)
   return new NAT(found, resolved)
+}
+
+/** What one protocol's probe found, for `probeGateway()`. */
+export interface ProbeReport {
+  protocol: WireProtocol
+  /** The NAT type found, when the probe succeeded. */
+  type?: NatType
+  /** Milliseconds from the start of probing to the probe's answer or failure. */
+  ms: number
+  error?: Error
+}
+
+/**
+ * Runs every enabled probe to its end (instead of stopping at the first answer) and reports each,
+ * for diagnostics such as the CLI's `discover`. Nothing is left open afterwards.
+ */
+export async function probeGateway (options: DiscoverOptions = {}): Promise<{ gateway: string, localAddress: string, probes: ProbeReport[] }> {
+  const resolved = resolveDiscoverOptions(options)
+  const gateway = resolved.gateway ?? (await findDefaultGateway()).gateway
+  const localAddress = await localAddressFacing(gateway, PCP_SERVER_PORT)
+  const started = performance.now()
+  const probes = await Promise.all(resolved.protocols.map(async (protocol): Promise<ProbeReport> => {
+    const probe = PROBES[protocol]
+    if (probe === undefined) return { protocol, ms: 0, error: new UnsupportedError(`${protocol} is not available in this build`) }
+    try {
+      const client = await withDeadline(`${protocol} probe`, { timeout: resolved.timeout, ...(resolved.signal === undefined ? {} : { signal: resolved.signal }) },
+        async (signal) => await probe({ gateway, localAddress, signal }))
+      const ms = performance.now() - started
+      await client.close()
+      return { protocol, type: client.type, ms }
+    } catch (error) {
+      return { protocol, ms: performance.now() - started, error: error instanceof Error ? error : new Error(String(error)) }
+    }
+  }))
+  return { gateway, localAddress, probes }
 }
 
 async function raceProbes (gateway: string, localAddress: string, options: ResolvedDiscoverOptions): Promise<{ client: GatewayClient, externalAddress?: string }> {
@@ -79,7 +115,7 @@ async function raceProbes (gateway: string, localAddress: string, options: Resol
     for (const protocol of options.protocols) {
       const probe = PROBES[protocol]
       if (probe === undefined) {
-        reasons[protocol] = new Error(`${protocol} is not available in this build`)
+        reasons[protocol] = new UnsupportedError(`${protocol} is not available in this build`)
         continue
       }
       pending.add(protocol)

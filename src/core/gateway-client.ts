@@ -58,8 +58,27 @@ export interface GatewayClient {
   map (request: PortMappingRequest, previous: PortMappingGrant | undefined, options: RequestOptions): Promise<PortMappingGrant>
   /** Delete a mapping at the gateway. */
   unmap (grant: PortMappingGrant, options: RequestOptions): Promise<void>
+  /**
+   * Delete a mapping this client may not have made (another process, an earlier run), by what
+   * identifies it on this protocol. Optional: PCP cannot, without the creator's nonce.
+   */
+  deleteMapping? (protocol: TransportProtocol, internalPort: number, externalPort: number, options: RequestOptions): Promise<void>
+  /** The gateway's mapping table, where the protocol can list it (UPnP). */
+  listMappings? (options: RequestOptions): Promise<GatewayMappingEntry[]>
   /** Release sockets, agents and timers. Idempotent. */
   close (): Promise<void>
+}
+
+/** One row of a gateway's mapping table. */
+export interface GatewayMappingEntry {
+  protocol: TransportProtocol
+  externalPort: number
+  internalClient: string
+  internalPort: number
+  description: string
+  /** Remaining seconds; 0 for a permanent lease. */
+  lifetimeSeconds: number
+  enabled: boolean
 }
 
 /** What discovery knows before it probes. */

@@ -1,9 +1,9 @@
 import { EventEmitter } from 'node:events'
-import { ClosedError, TimeoutError } from '../errors.js'
+import { ClosedError, TimeoutError, UnsupportedError } from '../errors.js'
 import { resolveMappingOptions, type MappingOptions, type ResolvedDiscoverOptions } from '../options.js'
 import { withDeadline } from './deadline.js'
 import type { MappingEvents, NatEvents } from './events.js'
-import type { GatewayClient, NatType, RequestOptions, TransportProtocol } from './gateway-client.js'
+import type { GatewayClient, GatewayMappingEntry, NatType, RequestOptions, TransportProtocol } from './gateway-client.js'
 import { RequestLimiter } from './limiter.js'
 import { Mapping, type MappingHost } from './mapping.js'
 
@@ -104,6 +104,24 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
     // The shared query has its own bound; this caller may give up sooner without cancelling it.
     const query = this.#addressQuery
     return await withDeadline('external address', options, async () => await query)
+  }
+
+  /**
+   * Deletes a mapping this NAT object does not hold (made by another process or an earlier run).
+   * Rejects with UnsupportedError where the protocol cannot (PCP ties a mapping to its creator's nonce).
+   */
+  async deleteMapping (protocol: TransportProtocol, internalPort: number, options: RequestOptions & { externalPort?: number } = {}): Promise<void> {
+    const resolved = resolveMappingOptions(protocol, internalPort, { ...(options.externalPort === undefined ? {} : { externalPort: options.externalPort }) })
+    if (this.closed) throw new ClosedError('NAT is closed')
+    if (this.#client.deleteMapping === undefined) throw new UnsupportedError(`${this.type} cannot delete a mapping made by another client`)
+    await this.#client.deleteMapping(resolved.protocol, resolved.internalPort, resolved.externalPort, { timeout: this.#options.requestTimeout, ...options })
+  }
+
+  /** The gateway's mapping table. Rejects with UnsupportedError where the protocol cannot list it (PCP, NAT-PMP). */
+  async listGatewayMappings (options: RequestOptions = {}): Promise<GatewayMappingEntry[]> {
+    if (this.closed) throw new ClosedError('NAT is closed')
+    if (this.#client.listMappings === undefined) throw new UnsupportedError(`${this.type} gateways cannot list their mappings`)
+    return await this.#client.listMappings({ timeout: this.#options.requestTimeout, ...options })
   }
 
   /** Deletes every mapping at the gateway (bounded by closeTimeout) and releases everything. Idempotent. */

@@ -1,4 +1,4 @@
-import type { GatewayClient, PortMappingGrant, PortMappingRequest, ProbeContext, RequestOptions } from '../core/gateway-client.js'
+import type { GatewayClient, PortMappingGrant, PortMappingRequest, ProbeContext, RequestOptions, TransportProtocol } from '../core/gateway-client.js'
 import { GatewayResultError, UnsupportedError } from '../errors.js'
 import { exchangeWithGateway } from '../net/gateway-exchange.js'
 import { natPmpSchedule } from '../net/retransmit.js'
@@ -51,6 +51,11 @@ export class NatPmpClient implements GatewayClient {
   /** RFC 6886 §3.4: a delete is a map request with lifetime 0 and suggested external port 0. */
   async unmap (grant: PortMappingGrant, options: RequestOptions): Promise<void> {
     await this.#requestMap(grant.protocol, grant.internalPort, 0, 0, options)
+  }
+
+  /** NAT-PMP identifies a mapping by protocol and internal port alone, so anyone on this host may delete it. */
+  async deleteMapping (protocol: TransportProtocol, internalPort: number, _externalPort: number, options: RequestOptions): Promise<void> {
+    await this.#requestMap(protocol, internalPort, 0, 0, options)
   }
 
   async close (): Promise<void> {
