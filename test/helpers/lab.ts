@@ -77,7 +77,8 @@ export function labSuite (name: string, mode: LabMode, body: () => void): void {
 }
 
 /** Test files run in parallel processes; only one may own the lab at a time. */
-async function acquireLabLock (): Promise<void> {
+/** Holds the lab for this process (tests, the demo, benchmarks); waits while another holds it. */
+export async function acquireLabLock (): Promise<void> {
   const deadline = Date.now() + 600_000
   while (true) {
     try {
@@ -93,7 +94,7 @@ async function acquireLabLock (): Promise<void> {
   }
 }
 
-function releaseLabLock (): void {
+export function releaseLabLock (): void {
   if (readFileSafe(`${LOCK}/pid`) === String(process.pid)) rmSync(LOCK, { recursive: true, force: true })
 }
 
