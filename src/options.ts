@@ -107,7 +107,7 @@ export function resolveMappingOptions (protocol: unknown, internalPort: unknown,
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options must be an object')
   const port = checkInteger(internalPort, 'internalPort', undefined, 1, 65_535)
   const description = options.description ?? 'natmapper'
-  if (typeof description !== 'string' || description.length > MAX_DESCRIPTION_LENGTH || /[\u0000-\u001f]/.test(description)) {
+  if (typeof description !== 'string' || description.length > MAX_DESCRIPTION_LENGTH || [...description].some((char) => char.charCodeAt(0) < 0x20)) {
     throw new InvalidArgumentError(`options.description must be a string of at most ${MAX_DESCRIPTION_LENGTH} printable characters`)
   }
   return {

@@ -2,6 +2,7 @@ import type { GatewayClient, PortMappingGrant, PortMappingRequest, ProbeContext,
 import { GatewayResultError, UnsupportedError } from '../errors.js'
 import { exchangeWithGateway } from '../net/gateway-exchange.js'
 import { natPmpSchedule } from '../net/retransmit.js'
+import { PCP_VERSION } from '../pcp/codec.js'
 import {
   decodeResponse,
   encodeExternalAddressRequest,
@@ -73,8 +74,13 @@ export class NatPmpClient implements GatewayClient {
 
   /** Sends, waits for the matching reply, records the epoch, turns a failure code into an error. */
   async #request<R extends NatPmpResponse> (request: Uint8Array, match: (response: NatPmpResponse) => R | undefined, options: RequestOptions): Promise<R> {
-    const reply = await exchangeWithGateway('nat-pmp', this.gateway, request, natPmpSchedule,
-      (bytes) => match(decodeResponse(bytes)), options)
+    const reply = await exchangeWithGateway('nat-pmp', this.gateway, request, natPmpSchedule, (bytes) => {
+      // RFC 6887 §9: a PCP-only server may refuse a version-0 request in its own (version 2) format.
+      if (bytes[0] === PCP_VERSION && bytes.length >= 4 && bytes[3] === RESULT_UNSUPP_VERSION) {
+        throw new UnsupportedError(`${this.gateway} speaks PCP but not NAT-PMP`)
+      }
+      return match(decodeResponse(bytes))
+    }, options)
     if (reply.epochSeconds !== undefined) this.epochSeconds = reply.epochSeconds
     if (reply.resultCode === RESULT_UNSUPP_VERSION) throw new UnsupportedError(`${this.gateway} does not speak NAT-PMP version 0`, { cause: resultError(reply.resultCode) })
     if (reply.resultCode !== RESULT_SUCCESS) throw resultError(reply.resultCode)

@@ -2,6 +2,7 @@ import dgram from 'node:dgram'
 import { isIPv6 } from 'node:net'
 import { NetworkError, PortUnreachableError, TimeoutError } from '../errors.js'
 import { reasonOf } from '../core/deadline.js'
+import { sameAddress } from './ip-address.js'
 
 /** Produces the wait before each retransmission; `undefined` stops sending (but keeps listening). */
 export type RetransmitSchedule = () => Iterator<number>
@@ -94,10 +95,6 @@ export async function udpExchange<T> (exchange: UdpExchange<T>): Promise<T> {
 /** Closing twice throws in node; a socket torn down by an error may already be closed. */
 function closeQuietly (socket: dgram.Socket): void {
   try { socket.close() } catch { /* already closed */ }
-}
-
-function sameAddress (a: string, b: string): boolean {
-  return a === b || a === `::ffff:${b}` || b === `::ffff:${a}`
 }
 
 /** The local address the kernel would use to reach `address` (no packet is sent). */

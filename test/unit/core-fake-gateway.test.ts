@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import dgram from 'node:dgram'
 import { after, describe, it } from 'node:test'
 import {
   AbortError,
@@ -62,6 +63,27 @@ describe('discovery against a fake gateway on loopback', () => {
     const nat = await discoverNAT({ gateway: gateway.address, protocols: ['nat-pmp', 'pcp'] })
     assert.equal(nat.type, 'pcp')
     await nat.close()
+  })
+
+  it('a PCP server that refuses NAT-PMP in PCP format (RFC 6887 §9) ends the NAT-PMP probe at once', async () => {
+    const address = freshAddress()
+    const server = dgram.createSocket('udp4')
+    await new Promise<void>((resolve) => { server.bind(5351, address, resolve) })
+    // Version 2, response bit on the request's opcode, result 1 (UNSUPP_VERSION), padded to 24 bytes.
+    server.on('message', (message, from) => {
+      const reply = Buffer.alloc(24)
+      reply[0] = 2
+      reply[1] = 0x80 | (message[1] ?? 0)
+      reply[3] = 1
+      server.send(reply, from.port, from.address)
+    })
+    try {
+      const error = await discoverNAT({ gateway: address, protocols: ['nat-pmp'], timeout: 60_000 }).catch((e: unknown) => e)
+      assert.ok(error instanceof NoNATFoundError)
+      assert.equal(error.reasons['nat-pmp']?.name, 'UnsupportedError')
+    } finally {
+      server.close()
+    }
   })
 
   it('treats ICMP port unreachable as an immediate no, with each protocol\'s reason', async () => {
