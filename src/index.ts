@@ -13,7 +13,8 @@
  * ```
  */
 export { MAPPING_DURATION, CACHE_TIME, DEFAULT_DISCOVERY_TIMEOUT } from './constants.js'
-export { discoverNAT, probeGateway, type ProbeReport } from './core/discover.js'
+export { discoverNAT } from './core/discover.js'
+export { probeGateway, type ProbeReport } from './core/probe.js'
 export { NAT } from './core/nat.js'
 export { Mapping, type MappingAddress } from './core/mapping.js'
 export type { MappingEvents, NatEvents, MappingAddressChange } from './core/events.js'

@@ -34,6 +34,11 @@ export interface DiscoverOptions {
   closeTimeout?: number
   /** Requests in flight toward the gateway at once, across all mappings. Default 8. */
   maxConcurrentRequests?: number
+  /**
+   * How often the NAT re-reads the default route to notice a move to another network, in ms;
+   * 0 turns it off. Default 5 000. Not used when `gateway` is given.
+   */
+  networkCheckInterval?: number
 }
 
 export interface ResolvedDiscoverOptions {
@@ -47,6 +52,7 @@ export interface ResolvedDiscoverOptions {
   requestTimeout: number
   closeTimeout: number
   maxConcurrentRequests: number
+  networkCheckInterval: number
 }
 
 /** Validates every option once, with a message naming the bad one, and fills in the defaults. */
@@ -76,7 +82,8 @@ export function resolveDiscoverOptions (options: DiscoverOptions = {}): Resolved
     preferenceWindow: checkMilliseconds(options.preferenceWindow, 'options.preferenceWindow', DEFAULT_PREFERENCE_WINDOW, 0),
     requestTimeout: checkMilliseconds(options.requestTimeout, 'options.requestTimeout', DEFAULT_REQUEST_TIMEOUT, 1),
     closeTimeout: checkMilliseconds(options.closeTimeout, 'options.closeTimeout', DEFAULT_CLOSE_TIMEOUT, 1),
-    maxConcurrentRequests: checkInteger(options.maxConcurrentRequests, 'options.maxConcurrentRequests', 8, 1, 1024)
+    maxConcurrentRequests: checkInteger(options.maxConcurrentRequests, 'options.maxConcurrentRequests', 8, 1, 1024),
+    networkCheckInterval: checkMilliseconds(options.networkCheckInterval, 'options.networkCheckInterval', 5_000, 0)
   }
 }
 

@@ -1,141 +1,16 @@
-import { PCP_SERVER_PORT } from '../constants.js'
-import { AbortError, NoNATFoundError, TimeoutError, UnsupportedError, type WireProtocol } from '../errors.js'
-import { findDefaultGateway } from '../net/default-gateway.js'
-import { localAddressFacing } from '../net/udp-exchange.js'
-import { natPmpProbe } from '../natpmp/client.js'
-import { resolveDiscoverOptions, type DiscoverOptions, type ResolvedDiscoverOptions } from '../options.js'
-import { pcpProbe } from '../pcp/client.js'
-import type { GatewayClient, NatType, ProbeContext, ProtocolProbe } from './gateway-client.js'
+import { AbortError } from '../errors.js'
+import { resolveDiscoverOptions, type DiscoverOptions } from '../options.js'
 import { NAT } from './nat.js'
-import { withDeadline } from './deadline.js'
-
-const PROBES: Partial<Record<WireProtocol, ProtocolProbe>> = {
-  pcp: pcpProbe,
-  'nat-pmp': natPmpProbe
-}
-
-/** Lower is preferred: PCP, then NAT-PMP, then IGDv2, then IGDv1. */
-const TYPE_RANK: Record<NatType, number> = { pcp: 0, 'nat-pmp': 1, 'upnp-igd2': 2, 'upnp-igd1': 3 }
-/** The best type a still-running probe could yield. */
-const PROBE_BEST_RANK: Record<WireProtocol, number> = { pcp: 0, 'nat-pmp': 1, upnp: 2 }
+import { locateGateway, raceProbes } from './probe.js'
 
 /**
- * Finds the NAT gateway in front of this host. Every enabled protocol is probed at once; the first
- * valid answer wins unless a more preferred protocol is still running, in which case discovery
- * waits at most `preferenceWindow` for it. A probe that is refused (ICMP port unreachable) counts
- * as a "no" at once, so discovery never sits out its timeout when the answer is already known.
+ * Finds the NAT gateway in front of this host and returns a NAT service driving it with the best
+ * protocol that answered (PCP, then NAT-PMP, then UPnP IGDv2, then IGDv1).
  */
 export async function discoverNAT (options: DiscoverOptions = {}): Promise<NAT> {
   const resolved = resolveDiscoverOptions(options)
   const signal = resolved.signal
   if (signal?.aborted === true) throw new AbortError('discovery aborted', { cause: signal.reason })
-  const gateway = resolved.gateway ?? (await findDefaultGateway()).gateway
-  const localAddress = await localAddressFacing(gateway, PCP_SERVER_PORT)
-  const found = await raceProbes(gateway, localAddress, resolved)
-  return new NAT(found, resolved)
-}
-
-/** What one protocol's probe found, for `probeGateway()`. */
-export interface ProbeReport {
-  protocol: WireProtocol
-  /** The NAT type found, when the probe succeeded. */
-  type?: NatType
-  /** Milliseconds from the start of probing to the probe's answer or failure. */
-  ms: number
-  error?: Error
-}
-
-/**
- * Runs every enabled probe to its end (instead of stopping at the first answer) and reports each,
- * for diagnostics such as the CLI's `discover`. Nothing is left open afterwards.
- */
-export async function probeGateway (options: DiscoverOptions = {}): Promise<{ gateway: string, localAddress: string, probes: ProbeReport[] }> {
-  const resolved = resolveDiscoverOptions(options)
-  const gateway = resolved.gateway ?? (await findDefaultGateway()).gateway
-  const localAddress = await localAddressFacing(gateway, PCP_SERVER_PORT)
-  const started = performance.now()
-  const probes = await Promise.all(resolved.protocols.map(async (protocol): Promise<ProbeReport> => {
-    const probe = PROBES[protocol]
-    if (probe === undefined) return { protocol, ms: 0, error: new UnsupportedError(`${protocol} is not available in this build`) }
-    try {
-      const client = await withDeadline(`${protocol} probe`, { timeout: resolved.timeout, ...(resolved.signal === undefined ? {} : { signal: resolved.signal }) },
-        async (signal) => await probe({ gateway, localAddress, signal }))
-      const ms = performance.now() - started
-      await client.close()
-      return { protocol, type: client.type, ms }
-    } catch (error) {
-      return { protocol, ms: performance.now() - started, error: error instanceof Error ? error : new Error(String(error)) }
-    }
-  }))
-  return { gateway, localAddress, probes }
-}
-
-async function raceProbes (gateway: string, localAddress: string, options: ResolvedDiscoverOptions): Promise<{ client: GatewayClient, externalAddress?: string }> {
-  const probing = new AbortController()
-  const context: ProbeContext = { gateway, localAddress, signal: probing.signal }
-  const pending = new Set<WireProtocol>()
-  const answered: GatewayClient[] = []
-  const reasons: Partial<Record<WireProtocol, Error>> = {}
-
-  return await new Promise((resolve, reject) => {
-    let settled = false
-    let windowTimer: NodeJS.Timeout | undefined
-    const onAbort = (): void => { finish(new AbortError('discovery aborted', { cause: options.signal?.reason })) }
-    const timeoutTimer = setTimeout(() => {
-      for (const protocol of pending) reasons[protocol] = new TimeoutError(`no answer within ${options.timeout} ms`)
-      pending.clear()
-      decide(true)
-    }, options.timeout)
-
-    const finish = (outcome: GatewayClient | Error): void => {
-      settled = true
-      clearTimeout(timeoutTimer)
-      clearTimeout(windowTimer)
-      options.signal?.removeEventListener('abort', onAbort)
-      probing.abort(new AbortError('discovery settled'))
-      for (const client of answered) if (client !== outcome) void client.close()
-      if (outcome instanceof Error) reject(outcome)
-      else resolve({ client: outcome, ...externalAddressOf(outcome) })
-    }
-
-    const decide = (windowOver: boolean): void => {
-      if (settled) return
-      const best = answered.reduce<GatewayClient | undefined>((a, b) => a === undefined || TYPE_RANK[b.type] < TYPE_RANK[a.type] ? b : a, undefined)
-      const bestPending = Math.min(...[...pending].map((protocol) => PROBE_BEST_RANK[protocol]))
-      if (best !== undefined && (windowOver || TYPE_RANK[best.type] < bestPending)) {
-        finish(best)
-      } else if (best !== undefined) {
-        windowTimer ??= setTimeout(() => { decide(true) }, options.preferenceWindow)
-      } else if (pending.size === 0) {
-        finish(new NoNATFoundError(reasons))
-      }
-    }
-
-    options.signal?.addEventListener('abort', onAbort, { once: true })
-    for (const protocol of options.protocols) {
-      const probe = PROBES[protocol]
-      if (probe === undefined) {
-        reasons[protocol] = new UnsupportedError(`${protocol} is not available in this build`)
-        continue
-      }
-      pending.add(protocol)
-      probe(context).then((client) => {
-        if (settled) { void client.close(); return }
-        pending.delete(protocol)
-        answered.push(client)
-        decide(false)
-      }, (error: unknown) => {
-        if (settled) return
-        pending.delete(protocol)
-        reasons[protocol] = error instanceof Error ? error : new Error(String(error))
-        decide(false)
-      })
-    }
-    decide(false)
-  })
-}
-
-function externalAddressOf (client: GatewayClient): { externalAddress?: string } {
-  const address = (client as { lastExternalAddress?: string }).lastExternalAddress
-  return address === undefined ? {} : { externalAddress: address }
+  const location = await locateGateway(resolved)
+  return new NAT(await raceProbes(location, resolved), resolved)
 }

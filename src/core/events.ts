@@ -1,3 +1,5 @@
+import type { AddressScope } from '../net/ip-address.js'
+import type { NatType } from './gateway-client.js'
 import type { Mapping } from './mapping.js'
 
 export interface MappingAddressChange {
@@ -29,5 +31,9 @@ export interface NatEvents {
   'mapping-failed': MappingEvents['failed']
   'mapping-lost': MappingEvents['lost']
   /** The gateway reported a different external address than before. */
-  'external-address-changed': [event: { address: string, previous: string | undefined }]
+  'external-address-changed': [event: { address: string, previous: string, scope: AddressScope, isPublic: boolean }]
+  /** The gateway lost its mappings (a restart, seen in its epoch or announcements); all are being re-created. */
+  'gateway-reset': [event: { reason: string }]
+  /** The NAT moved to another gateway or protocol (a network change, a protocol that stopped working). */
+  'gateway-changed': [event: { type: NatType, gateway: string, previousType: NatType, previousGateway: string, reason: string }]
 }

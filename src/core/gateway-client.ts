@@ -65,9 +65,23 @@ export interface GatewayClient {
   deleteMapping? (protocol: TransportProtocol, internalPort: number, externalPort: number, options: RequestOptions): Promise<void>
   /** The gateway's mapping table, where the protocol can list it (UPnP). */
   listMappings? (options: RequestOptions): Promise<GatewayMappingEntry[]>
+  /** Set by the NAT that owns the client: what the client learns between or beside requests. */
+  onEvent?: (event: GatewayEvent) => void
+  /**
+   * Interprets an unsolicited datagram the gateway multicast to port 5350 (RFC 6886 §3.2.1,
+   * RFC 6887 §14.1.3), reporting what it means through `onEvent`. Present on PCP and NAT-PMP.
+   */
+  handleAnnouncement? (bytes: Uint8Array): void
   /** Release sockets, agents and timers. Idempotent. */
   close (): Promise<void>
 }
+
+/** What a client reports to its NAT outside the request it was asked to make. */
+export type GatewayEvent =
+  /** The gateway lost its mapping state (an epoch that jumped, an announcement, a new BOOTID). */
+  | { kind: 'reset', reason: string }
+  /** The gateway announced or reported this external address. */
+  | { kind: 'external-address', address: string }
 
 /** One row of a gateway's mapping table. */
 export interface GatewayMappingEntry {

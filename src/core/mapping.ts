@@ -3,6 +3,7 @@ import { isIPv6 } from 'node:net'
 import { AbortError, ClosedError, NoMappingError } from '../errors.js'
 import type { ResolvedMappingOptions } from '../options.js'
 import { reasonOf, withDeadline } from './deadline.js'
+import { addressScope } from '../net/ip-address.js'
 import type { MappingEvents } from './events.js'
 import type { GatewayClient, PortMappingGrant, RequestOptions, TransportProtocol } from './gateway-client.js'
 import type { RequestLimiter } from './limiter.js'
@@ -13,6 +14,8 @@ export interface MappingAddress {
   port: number
   protocol: TransportProtocol
   family: 'IPv4' | 'IPv6'
+  /** False when the gateway's external address is not publicly routable (double NAT, CGNAT). */
+  isPublic: boolean
 }
 
 /** What a Mapping needs from its NAT; kept narrow so the NAT's internals stay its own. */
@@ -27,6 +30,8 @@ export interface MappingHost {
   externalAddress: (options: RequestOptions) => Promise<string>
   /** Tells the NAT what a grant said the external address is. */
   noteExternalAddress: (address: string) => void
+  /** Tells the NAT how a request went (undefined for success), so it can notice a dead gateway. */
+  reportOutcome: (error: Error | undefined) => void
   emit: <K extends keyof MappingEvents>(event: K, ...args: MappingEvents[K]) => void
   forget: (mapping: Mapping) => void
 }
@@ -50,12 +55,14 @@ export class Mapping extends EventEmitter<MappingEvents> {
   #grant: PortMappingGrant | undefined
   /** When the last grant runs out (ms since the epoch); 0 while nothing is granted. */
   #validUntil = 0
-  #address: { value: string, at: number } | undefined
+  /** When the last grant arrived (ms since the epoch). */
+  #grantedAt = 0
   #lastError: Error | undefined
   #failures = 0
   #renewals = 0
   #timer: NodeJS.Timeout | undefined
   #attempt: AbortController | undefined
+  #inFlight: Promise<void> | undefined
   #closing: Promise<void> | undefined
 
   /** @internal Created by NAT.newMapping(). */
@@ -100,27 +107,68 @@ export class Mapping extends EventEmitter<MappingEvents> {
   }
 
   /**
-   * The external address and port, the address cached for cacheTime. Rejects with NoMappingError
+   * The external address and port, the address trusted for cacheTime. Rejects with NoMappingError
    * while the mapping is not established.
    */
   async externalAddr (options: RequestOptions = {}): Promise<MappingAddress> {
-    const grant = this.#grant
-    if (!this.established || grant === undefined) {
+    if (!this.established) {
       throw new NoMappingError(this.closed ? 'mapping is closed' : 'mapping not established', { cause: this.#lastError })
     }
-    let address = this.#address
-    if (address === undefined || Date.now() - address.at >= this.#host.cacheTime) {
-      address = { value: await this.#host.externalAddress(options), at: Date.now() }
-      this.#address = address
+    let address: string
+    if (this.reportsAddress) {
+      // The gateway reports the address with each grant (PCP): a renewal is the way to ask again.
+      if (Date.now() - this.#grantedAt >= this.#host.cacheTime) await this.#renewWith(options).catch(() => {})
+      address = this.#grant?.externalAddress ?? ''
+    } else {
+      address = await this.#host.externalAddress(options)
     }
-    // The mapping may have been lost or closed while we waited for the address.
-    if (!this.established) throw new NoMappingError('mapping lost while fetching its address', { cause: this.#lastError })
+    const grant = this.#grant
+    // The mapping may have been lost or closed while we waited.
+    if (!this.established || grant === undefined) throw new NoMappingError('mapping lost while fetching its address', { cause: this.#lastError })
+    const scope = addressScope(address)
     return {
-      address: address.value,
+      address,
       port: grant.externalPort,
       protocol: this.protocol,
-      family: isIPv6(address.value) ? 'IPv6' : 'IPv4'
+      family: isIPv6(address) ? 'IPv6' : 'IPv4',
+      isPublic: scope === 'public'
     }
+  }
+
+  /** @internal Whether the gateway reports the external address with each grant (PCP does). */
+  get reportsAddress (): boolean {
+    return this.#grant?.externalAddress !== undefined
+  }
+
+  /** @internal Renew now (a gateway reset, an address change), unless an attempt is already running. */
+  renewNow (): void {
+    if (this.#closing !== undefined || this.#attempt !== undefined) return
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    this.#renew({}).catch(() => { /* recorded in lastError and the 'failed' event */ })
+  }
+
+  /**
+   * @internal The NAT moved to another gateway: what was granted here means nothing there. Returns
+   * the old grant so the NAT can delete it at the old gateway, and starts over on the new one.
+   */
+  moveToNewGateway (): PortMappingGrant | undefined {
+    const grant = this.#validUntil > Date.now() ? this.#grant : undefined
+    const wasEstablished = this.established
+    this.#grant = undefined
+    this.#validUntil = 0
+    this.#attempt?.abort(new ClosedError('moved to another gateway'))
+    this.#attempt = undefined
+    if (wasEstablished) this.#host.emit('lost', { mapping: this, error: undefined })
+    this.renewNow()
+    return grant
+  }
+
+  /** @internal The NAT learned a new external address; tell listeners of mappings that share it. */
+  externalAddressChanged (previous: string, address: string): void {
+    const grant = this.#grant
+    if (!this.established || grant === undefined || this.reportsAddress) return
+    this.#host.emit('changed', { mapping: this, address, port: grant.externalPort, previousAddress: previous, previousPort: grant.externalPort })
   }
 
   /** Deletes the mapping at the gateway and stops renewing it. Idempotent. */
@@ -134,7 +182,7 @@ export class Mapping extends EventEmitter<MappingEvents> {
    */
   async start (options: RequestOptions): Promise<void> {
     try {
-      await this.#renew(options)
+      await this.#renewWith(options)
     } catch (error) {
       if (error instanceof AbortError && options.signal?.aborted === true) {
         await this.release(undefined).catch(() => {})
@@ -162,9 +210,27 @@ export class Mapping extends EventEmitter<MappingEvents> {
     await this.#host.limiter.run(async () => { await this.#host.client.unmap(grant, options) }, signal)
   }
 
+  /** Runs an attempt now, or joins the one in flight. */
+  async #renewWith (options: RequestOptions): Promise<void> {
+    if (this.#inFlight !== undefined) return await this.#inFlight
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    await this.#renew(options)
+  }
+
   /** One attempt to create or renew, then the next one scheduled from what the gateway said. */
   async #renew (options: RequestOptions): Promise<void> {
     if (this.#closing !== undefined) return
+    const run = this.#attemptOnce(options)
+    this.#inFlight = run
+    try {
+      await run
+    } finally {
+      if (this.#inFlight === run) this.#inFlight = undefined
+    }
+  }
+
+  async #attemptOnce (options: RequestOptions): Promise<void> {
     const attempt = new AbortController()
     this.#attempt = attempt
     const previous = this.#grant
@@ -185,11 +251,14 @@ export class Mapping extends EventEmitter<MappingEvents> {
           description: this.description
         }, previous, { signal: both }), both)
       })
-      if (this.#closing !== undefined) return
+      if (this.#closing !== undefined || attempt.signal.aborted) return
+      this.#host.reportOutcome(undefined)
       this.#granted(grant, previous, wasEstablished)
     } catch (error) {
-      if (this.#closing !== undefined) return
-      this.#failed(error instanceof Error ? error : reasonOf(attempt.signal))
+      if (this.#closing !== undefined || attempt.signal.aborted) return
+      const failure = error instanceof Error ? error : reasonOf(attempt.signal)
+      this.#host.reportOutcome(failure)
+      this.#failed(failure)
       throw error
     } finally {
       if (this.#attempt === attempt) this.#attempt = undefined
@@ -199,15 +268,12 @@ export class Mapping extends EventEmitter<MappingEvents> {
   #granted (grant: PortMappingGrant, previous: PortMappingGrant | undefined, wasEstablished: boolean): void {
     const now = Date.now()
     this.#grant = grant
+    this.#grantedAt = now
     this.#validUntil = grant.lifetimeSeconds === 0 ? Infinity : now + grant.lifetimeSeconds * 1000
     this.#lastError = undefined
     this.#failures = 0
-    const previousAddress = this.#address?.value
-    if (grant.externalAddress !== undefined) {
-      this.#address = { value: grant.externalAddress, at: now }
-      this.#host.noteExternalAddress(grant.externalAddress)
-    }
-    const address = this.#address?.value
+    const previousAddress = previous?.externalAddress
+    const address = grant.externalAddress
 
     if (!wasEstablished) {
       this.#renewals = 0
@@ -219,6 +285,9 @@ export class Mapping extends EventEmitter<MappingEvents> {
       this.#renewals++
       this.#host.emit('renewed', { mapping: this, lifetimeSeconds: grant.lifetimeSeconds })
     }
+
+    // After the events: the NAT may renew every mapping when the address moved.
+    if (address !== undefined) this.#host.noteExternalAddress(address)
 
     // Renew at a third of the duration we asked for, or at half of a shorter lease the gateway granted.
     const leaseMs = grant.lifetimeSeconds === 0 ? Infinity : grant.lifetimeSeconds * 1000

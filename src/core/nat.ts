@@ -1,62 +1,99 @@
 import { EventEmitter } from 'node:events'
+import { isIPv4 } from 'node:net'
+import { debuglog } from 'node:util'
 import { ClosedError, TimeoutError, UnsupportedError } from '../errors.js'
+import { listenForAnnouncements, type AnnouncementListener } from '../net/announcements.js'
+import { addressScope, type AddressScope } from '../net/ip-address.js'
 import { resolveMappingOptions, type MappingOptions, type ResolvedDiscoverOptions } from '../options.js'
 import { withDeadline } from './deadline.js'
 import type { MappingEvents, NatEvents } from './events.js'
-import type { GatewayClient, GatewayMappingEntry, NatType, RequestOptions, TransportProtocol } from './gateway-client.js'
+import type { GatewayClient, GatewayEvent, GatewayMappingEntry, NatType, RequestOptions, TransportProtocol } from './gateway-client.js'
 import { RequestLimiter } from './limiter.js'
 import { Mapping, type MappingHost } from './mapping.js'
+import { locateGateway, raceProbes, type DiscoveredGateway } from './probe.js'
 
-/** What discovery learned along with the client, to save the first requests. */
-export interface DiscoveredGateway {
-  client: GatewayClient
-  /** The external address, if the probe already asked for it. */
-  externalAddress?: string
-}
+const debug = debuglog('natmapper')
+
+/** Failed requests in a row after which the NAT looks for a gateway or protocol that works. */
+const FAILURES_BEFORE_REDISCOVERY = 3
+/** Rediscovery runs at most this often while requests keep failing. */
+const REDISCOVERY_MIN_INTERVAL = 5_000
 
 /**
  * A NAT gateway and the mappings natmapper keeps open on it: a long-running service that renews
- * every mapping until the mapping or the NAT is closed. Created by discoverNAT().
+ * every mapping until the mapping or the NAT is closed, and repairs them when the gateway
+ * restarts, changes its address, or is replaced by another. Created by discoverNAT().
  */
 export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
-  /** The protocol in use. */
-  readonly type: NatType
-  /** The gateway's address. */
-  readonly gateway: string
-  /** Our address on the link facing the gateway (the internal client of every mapping). */
-  readonly localAddress: string
-
-  readonly #client: GatewayClient
+  #client: GatewayClient
+  #announcements: AnnouncementListener | undefined
   readonly #options: ResolvedDiscoverOptions
   readonly #limiter: RequestLimiter
   readonly #mappings = new Set<Mapping>()
   readonly #host: MappingHost
   #address: { value: string, at: number } | undefined
   #addressQuery: Promise<string> | undefined
+  #addressTimer: NodeJS.Timeout | undefined
+  #networkTimer: NodeJS.Timeout | undefined
+  #failuresInARow = 0
+  #rediscovery: Promise<void> | undefined
+  #lastRediscovery = 0
   #closing: Promise<void> | undefined
 
   /** @internal Created by discoverNAT(). */
   constructor (discovered: DiscoveredGateway, options: ResolvedDiscoverOptions) {
     super()
-    this.#client = discovered.client
     this.#options = options
     this.#limiter = new RequestLimiter(options.maxConcurrentRequests)
-    this.type = discovered.client.type
-    this.gateway = discovered.client.gateway
-    this.localAddress = discovered.client.localAddress
+    this.#client = discovered.client
+    this.#attach(discovered.client)
     if (discovered.externalAddress !== undefined) this.#address = { value: discovered.externalAddress, at: Date.now() }
+    const currentClient = (): GatewayClient => this.#client
     this.#host = {
       nat: this,
-      client: this.#client,
+      get client () { return currentClient() },
       limiter: this.#limiter,
       mappingDuration: options.mappingDuration,
       cacheTime: options.cacheTime,
       requestTimeout: options.requestTimeout,
       externalAddress: async (requestOptions) => await this.externalAddress(requestOptions),
       noteExternalAddress: (address) => { this.#noteExternalAddress(address) },
+      reportOutcome: (error) => { this.#reportOutcome(error) },
       emit: (event, ...args) => { this.#emitMappingEvent(event, ...args) },
-      forget: (mapping) => { this.#mappings.delete(mapping) }
+      forget: (mapping) => {
+        this.#mappings.delete(mapping)
+        if (this.#mappings.size === 0) this.#stopWatching()
+      }
     }
+  }
+
+  /** The protocol in use; it may change when the gateway stops speaking it or is replaced. */
+  get type (): NatType {
+    return this.#client.type
+  }
+
+  /** The gateway's address; it changes when the host moves to another network. */
+  get gateway (): string {
+    return this.#client.gateway
+  }
+
+  /** Our address on the link facing the gateway (the internal client of every mapping). */
+  get localAddress (): string {
+    return this.#client.localAddress
+  }
+
+  /**
+   * Whether the last external address the gateway reported is publicly routable; false behind
+   * another NAT (a private, shared 100.64/10 or unspecified address); undefined before we know.
+   */
+  get externalAddressIsPublic (): boolean | undefined {
+    const scope = this.externalAddressScope
+    return scope === undefined ? undefined : scope === 'public'
+  }
+
+  /** The kind of address the gateway last reported as its external one. */
+  get externalAddressScope (): AddressScope | undefined {
+    return this.#address === undefined ? undefined : addressScope(this.#address.value)
   }
 
   /** The most requests that were ever in flight toward the gateway at once. */
@@ -78,6 +115,7 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
     if (this.closed) throw new ClosedError('NAT is closed')
     const mapping = new Mapping(this.#host, resolved)
     this.#mappings.add(mapping)
+    this.#startWatching()
     await mapping.start({
       ...(resolved.signal === undefined ? {} : { signal: resolved.signal }),
       ...(resolved.timeout === undefined ? {} : { timeout: resolved.timeout })
@@ -95,14 +133,8 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
     if (this.closed) throw new ClosedError('NAT is closed')
     const cached = this.#address
     if (cached !== undefined && Date.now() - cached.at < this.#options.cacheTime) return cached.value
-    this.#addressQuery ??= this.#limiter.run(async () =>
-      await this.#client.externalAddress({ timeout: this.#options.requestTimeout })
-    ).then((address) => {
-      this.#noteExternalAddress(address)
-      return address
-    }).finally(() => { this.#addressQuery = undefined })
+    const query = this.#queryExternalAddress()
     // The shared query has its own bound; this caller may give up sooner without cancelling it.
-    const query = this.#addressQuery
     return await withDeadline('external address', options, async () => await query)
   }
 
@@ -135,6 +167,8 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
   }
 
   async #close (): Promise<void> {
+    this.#stopWatching()
+    this.#announcements?.close()
     const deadline = new AbortController()
     const timer = setTimeout(() => { deadline.abort(new TimeoutError(`close: mappings not deleted within ${this.#options.closeTimeout} ms`)) }, this.#options.closeTimeout)
     try {
@@ -142,14 +176,153 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
     } finally {
       clearTimeout(timer)
       this.#mappings.clear()
+      // A rediscovery in flight ends by itself (its probes are bounded); it sees we are closed.
       await this.#client.close()
     }
+  }
+
+  /** Wires a client's unsolicited news to this NAT, and listens for its gateway's announcements. */
+  #attach (client: GatewayClient): void {
+    client.onEvent = (event) => { this.#onGatewayEvent(client, event) }
+    this.#announcements?.close()
+    this.#announcements = undefined
+    // Announcements are multicast by a real gateway on our link; a gateway on loopback has none.
+    if (client.handleAnnouncement !== undefined && isIPv4(client.gateway) && !client.gateway.startsWith('127.')) {
+      this.#announcements = listenForAnnouncements(client.gateway, client.localAddress, (bytes) => { client.handleAnnouncement?.(bytes) })
+    }
+  }
+
+  #onGatewayEvent (client: GatewayClient, event: GatewayEvent): void {
+    if (client !== this.#client || this.closed) return
+    if (event.kind === 'reset') {
+      debug('gateway %s reset: %s', this.gateway, event.reason)
+      this.emit('gateway-reset', { reason: event.reason })
+      this.#renewAll()
+    } else {
+      this.#noteExternalAddress(event.address)
+    }
+  }
+
+  async #queryExternalAddress (): Promise<string> {
+    this.#addressQuery ??= this.#limiter.run(async () =>
+      await this.#client.externalAddress({ timeout: this.#options.requestTimeout })
+    ).then((address) => {
+      this.#noteExternalAddress(address)
+      return address
+    }).finally(() => { this.#addressQuery = undefined })
+    return await this.#addressQuery
   }
 
   #noteExternalAddress (address: string): void {
     const previous = this.#address?.value
     this.#address = { value: address, at: Date.now() }
-    if (previous !== undefined && previous !== address) this.emit('external-address-changed', { address, previous })
+    if (previous === undefined || previous === address) return
+    const scope = addressScope(address)
+    this.emit('external-address-changed', { address, previous, scope, isPublic: scope === 'public' })
+    for (const mapping of this.#mappings) mapping.externalAddressChanged(previous, address)
+    // Mappings may have moved with the address (PCP reports it per mapping): ask for the truth.
+    this.#renewAll()
+  }
+
+  #renewAll (): void {
+    for (const mapping of this.#mappings) mapping.renewNow()
+  }
+
+  /** Counts failures in a row; enough of them make the NAT look for what works now. */
+  #reportOutcome (error: Error | undefined): void {
+    if (error === undefined) {
+      this.#failuresInARow = 0
+      return
+    }
+    this.#failuresInARow++
+    if (this.#failuresInARow >= FAILURES_BEFORE_REDISCOVERY) this.#rediscover(`${this.#failuresInARow} requests failed in a row, the last with ${error.message}`)
+  }
+
+  /**
+   * While mappings exist: re-checks the external address every cacheTime (so a change is noticed
+   * even when nobody asks), and the default route every networkCheckInterval (so a move to
+   * another network is noticed). Both timers are unref'd: they never keep a process alive.
+   */
+  #startWatching (): void {
+    if (this.#addressTimer === undefined && this.#options.cacheTime > 0) {
+      const tick = (): void => {
+        this.#addressTimer = setTimeout(() => {
+          this.#checkExternalAddress()
+          tick()
+        }, Math.max(this.#options.cacheTime, 1_000)).unref()
+      }
+      tick()
+    }
+    if (this.#networkTimer === undefined && this.#options.gateway === undefined && this.#options.networkCheckInterval > 0) {
+      const tick = (): void => {
+        this.#networkTimer = setTimeout(() => {
+          this.#checkNetwork().catch((error: unknown) => { debug('network check: %s', String(error)) }).finally(() => {
+            if (this.#networkTimer !== undefined) tick()
+          })
+        }, this.#options.networkCheckInterval).unref()
+      }
+      tick()
+    }
+  }
+
+  #stopWatching (): void {
+    clearTimeout(this.#addressTimer)
+    clearTimeout(this.#networkTimer)
+    this.#addressTimer = undefined
+    this.#networkTimer = undefined
+  }
+
+  #checkExternalAddress (): void {
+    // PCP reports the address with each mapping: renewing one is the cheapest way to ask.
+    const mapping = [...this.#mappings].find((each) => each.established && each.reportsAddress)
+    if (mapping !== undefined) {
+      mapping.renewNow()
+    } else {
+      this.#queryExternalAddress().catch((error: unknown) => { this.#reportOutcome(error instanceof Error ? error : new Error(String(error))) })
+    }
+  }
+
+  async #checkNetwork (): Promise<void> {
+    const location = await locateGateway({ ...this.#options, gateway: undefined })
+    if (location.gateway !== this.gateway || location.localAddress !== this.localAddress) {
+      this.#rediscover(`the default route now leads to ${location.gateway} from ${location.localAddress}`)
+    }
+  }
+
+  /** Finds the gateway and protocol that work now; when they differ, moves every mapping there. */
+  #rediscover (reason: string): void {
+    if (this.closed || this.#rediscovery !== undefined || Date.now() - this.#lastRediscovery < REDISCOVERY_MIN_INTERVAL) return
+    this.#lastRediscovery = Date.now()
+    this.#rediscovery = (async () => {
+      const location = await locateGateway(this.#options)
+      const found = await raceProbes(location, { ...this.#options, signal: undefined })
+      if (this.closed || (found.client.type === this.type && found.client.gateway === this.gateway && found.client.localAddress === this.localAddress)) {
+        await found.client.close()
+        return
+      }
+      await this.#switchTo(found, reason)
+    })().catch((error: unknown) => {
+      debug('rediscovery (%s) found nothing better: %s', reason, String(error))
+    }).finally(() => {
+      this.#rediscovery = undefined
+    })
+  }
+
+  async #switchTo (found: DiscoveredGateway, reason: string): Promise<void> {
+    const previous = this.#client
+    const previousType = this.type
+    const previousGateway = this.gateway
+    this.#client = found.client
+    this.#attach(found.client)
+    this.#address = found.externalAddress === undefined ? undefined : { value: found.externalAddress, at: Date.now() }
+    this.#failuresInARow = 0
+    this.emit('gateway-changed', { type: this.type, gateway: this.gateway, previousType, previousGateway, reason })
+    const stale = [...this.#mappings].map((mapping) => mapping.moveToNewGateway())
+    // The old gateway may be out of reach now; deleting there is a courtesy, bounded in time.
+    await Promise.allSettled(stale.map(async (grant) => {
+      if (grant !== undefined) await previous.unmap(grant, { timeout: this.#options.closeTimeout })
+    }))
+    await previous.close()
   }
 
   #emitMappingEvent<K extends keyof MappingEvents> (event: K, ...args: MappingEvents[K]): void {

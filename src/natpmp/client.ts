@@ -1,5 +1,6 @@
-import type { GatewayClient, PortMappingGrant, PortMappingRequest, ProbeContext, RequestOptions, TransportProtocol } from '../core/gateway-client.js'
-import { GatewayResultError, UnsupportedError } from '../errors.js'
+import type { GatewayClient, GatewayEvent, PortMappingGrant, PortMappingRequest, ProbeContext, RequestOptions, TransportProtocol } from '../core/gateway-client.js'
+import { GatewayResultError, MalformedMessageError, UnsupportedError } from '../errors.js'
+import { EpochTracker } from '../net/epoch.js'
 import { exchangeWithGateway } from '../net/gateway-exchange.js'
 import { natPmpSchedule } from '../net/retransmit.js'
 import { PCP_VERSION } from '../pcp/codec.js'
@@ -20,8 +21,8 @@ export class NatPmpClient implements GatewayClient {
   readonly type = 'nat-pmp'
   readonly gateway: string
   readonly localAddress: string
-  /** The gateway's last reported epoch (RFC 6886 §3.6), undefined before the first reply. */
-  epochSeconds: number | undefined
+  onEvent: ((event: GatewayEvent) => void) | undefined
+  readonly #epoch = new EpochTracker()
   /** The external address from the last successful address request (the probe makes one). */
   lastExternalAddress: string | undefined
 
@@ -59,6 +60,31 @@ export class NatPmpClient implements GatewayClient {
     await this.#requestMap(protocol, internalPort, 0, 0, options)
   }
 
+  /** The gateway's last reported epoch (RFC 6886 §3.6), undefined before the first reply. */
+  get epochSeconds (): number | undefined {
+    return this.#epoch.epochSeconds
+  }
+
+  /** RFC 6886 §3.2.1: after a restart or an address change the gateway multicasts its address. */
+  handleAnnouncement (bytes: Uint8Array): void {
+    let announcement: NatPmpResponse
+    try {
+      announcement = decodeResponse(bytes)
+    } catch {
+      return
+    }
+    if (announcement.opcode !== 'external-address' || announcement.resultCode !== RESULT_SUCCESS || announcement.truncated) return
+    this.#observeEpoch(announcement.epochSeconds)
+    if (announcement.externalAddress !== undefined) {
+      this.lastExternalAddress = announcement.externalAddress
+      this.onEvent?.({ kind: 'external-address', address: announcement.externalAddress })
+    }
+  }
+
+  #observeEpoch (epochSeconds: number): void {
+    if (this.#epoch.observe(epochSeconds)) this.onEvent?.({ kind: 'reset', reason: `NAT-PMP epoch is now ${epochSeconds} s` })
+  }
+
   async close (): Promise<void> {
     // Nothing to release: every request owns its socket for its own duration.
   }
@@ -69,6 +95,10 @@ export class NatPmpClient implements GatewayClient {
       // A truncated error reply has no internal port to match; its opcode and protocol must do.
       response.opcode === 'map' && response.protocol === protocol && (response.truncated || response.internalPort === internalPort) ? response : undefined, options)
     if (reply.truncated) throw resultError(reply.resultCode)
+    // A success that grants nothing is a lie we must not record as a mapping (a delete excepted).
+    if (lifetimeSeconds > 0 && (reply.externalPort === 0 || reply.lifetimeSeconds === 0)) {
+      throw new MalformedMessageError('nat-pmp', `success reply granting port ${reply.externalPort} for ${reply.lifetimeSeconds} s`)
+    }
     return reply
   }
 
@@ -81,7 +111,7 @@ export class NatPmpClient implements GatewayClient {
       }
       return match(decodeResponse(bytes))
     }, options)
-    if (reply.epochSeconds !== undefined) this.epochSeconds = reply.epochSeconds
+    if (reply.epochSeconds !== undefined) this.#observeEpoch(reply.epochSeconds)
     if (reply.resultCode === RESULT_UNSUPP_VERSION) throw new UnsupportedError(`${this.gateway} does not speak NAT-PMP version 0`, { cause: resultError(reply.resultCode) })
     if (reply.resultCode !== RESULT_SUCCESS) throw resultError(reply.resultCode)
     return reply

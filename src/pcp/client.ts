@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto'
-import type { GatewayClient, PortMappingGrant, PortMappingRequest, ProbeContext, RequestOptions, TransportProtocol } from '../core/gateway-client.js'
+import type { GatewayClient, GatewayEvent, PortMappingGrant, PortMappingRequest, ProbeContext, RequestOptions, TransportProtocol } from '../core/gateway-client.js'
 import { GatewayResultError, MalformedMessageError, UnsupportedError } from '../errors.js'
 import { exchangeWithGateway } from '../net/gateway-exchange.js'
+import { EpochTracker } from '../net/epoch.js'
 import { pcpSchedule } from '../net/retransmit.js'
 import { decodeResponse, encodeAnnounceRequest, encodeMapRequest, pcpResultName, type PcpDecoded } from './codec.js'
 
@@ -28,8 +29,8 @@ export class PcpClient implements GatewayClient {
   readonly type = 'pcp'
   readonly gateway: string
   readonly localAddress: string
-  /** The gateway's last reported epoch (RFC 6887 §8.5), undefined before the first reply. */
-  epochSeconds: number | undefined
+  onEvent: ((event: GatewayEvent) => void) | undefined
+  readonly #epoch = new EpochTracker()
 
   constructor (gateway: string, localAddress: string) {
     this.gateway = gateway
@@ -80,6 +81,27 @@ export class PcpClient implements GatewayClient {
     await this.#requestMap(grant.protocol, grant.internalPort, state.nonce, 0, 0, undefined, options)
   }
 
+  /** The gateway's last reported epoch (RFC 6887 §8.5), undefined before the first reply. */
+  get epochSeconds (): number | undefined {
+    return this.#epoch.epochSeconds
+  }
+
+  /**
+   * RFC 6887 §14.1.3: a server multicasts an unsolicited ANNOUNCE after it lost state or changed
+   * its address, and clients then renew every mapping. We do so whatever its epoch says.
+   */
+  handleAnnouncement (bytes: Uint8Array): void {
+    let announcement: PcpDecoded
+    try {
+      announcement = decodeResponse(bytes)
+    } catch {
+      return
+    }
+    if (announcement.kind !== 'response' || announcement.opcode !== 'announce') return
+    this.#epoch.observe(announcement.epochSeconds)
+    this.onEvent?.({ kind: 'reset', reason: `PCP ANNOUNCE from the gateway (epoch ${announcement.epochSeconds} s)` })
+  }
+
   async close (): Promise<void> {
     // Nothing to release: every request owns its socket for its own duration.
   }
@@ -96,12 +118,17 @@ export class PcpClient implements GatewayClient {
       ...(suggestedExternalAddress === undefined ? {} : { suggestedExternalAddress })
     })
     // A reply for another mapping, or an old one with another nonce, is not ours: keep waiting.
-    return await this.#request(request, (response) => {
+    const reply = await this.#request(request, (response) => {
       const map = response.map
       if (response.opcode !== 'map' || map === undefined) return undefined
       if (map.protocol !== protocol || map.internalPort !== internalPort || !sameBytes(map.nonce, nonce)) return undefined
       return { ...response, map }
     }, options)
+    // A success that grants nothing is a lie we must not record as a mapping (a delete excepted).
+    if (lifetimeSeconds > 0 && (reply.map.externalPort === 0 || reply.lifetimeSeconds === 0)) {
+      throw new MalformedMessageError('pcp', `success reply granting port ${reply.map.externalPort} for ${reply.lifetimeSeconds} s`)
+    }
+    return reply
   }
 
   async #request<R extends PcpResponse> (request: Uint8Array, match: (response: PcpResponse) => R | undefined, options: RequestOptions): Promise<R> {
@@ -112,7 +139,7 @@ export class PcpClient implements GatewayClient {
       }
       return match(decoded)
     }, options)
-    this.epochSeconds = reply.epochSeconds
+    if (this.#epoch.observe(reply.epochSeconds)) this.onEvent?.({ kind: 'reset', reason: `PCP epoch is now ${reply.epochSeconds} s` })
     if (reply.resultCode !== RESULT_SUCCESS) throw new GatewayResultError('pcp', reply.resultCode, pcpResultName(reply.resultCode))
     return reply
   }

@@ -148,7 +148,7 @@ for (const protocol of ['pcp', 'nat-pmp'] as const) {
       const mapping = await nat.newMapping('tcp', 8080)
       assert.equal(mapping.externalPort, 40_001)
       assert.equal((await established).port, 40_001)
-      assert.deepEqual(await mapping.externalAddr(), { address: '11.77.0.1', port: 40_001, protocol: 'tcp', family: 'IPv4' })
+      assert.deepEqual(await mapping.externalAddr(), { address: '11.77.0.1', port: 40_001, protocol: 'tcp', family: 'IPv4', isPublic: true })
       assert.ok(gateway.mappings.has('tcp/8080'))
       await mapping.close()
       assert.ok(!gateway.mappings.has('tcp/8080'), 'close() deleted the mapping at the gateway')

@@ -1,0 +1,392 @@
+/**
+ * The commands: each calls the public API and prints through format.ts. Exit codes: 0 success,
+ * 1 the gateway or network said no, 2 bad usage.
+ */
+import { readFileSync } from 'node:fs'
+import {
+  discoverNAT,
+  InvalidArgumentError,
+  NoNATFoundError,
+  probeGateway,
+  wireChannel,
+  type DiscoverOptions,
+  type Mapping,
+  type NAT,
+  type RequestOptions,
+  type WireMessage,
+  type WireProtocol
+} from '../index.js'
+import { parseCommandLine, UsageError, type Command, type GlobalOptions } from './args.js'
+import {
+  discoverJson,
+  discoverLines,
+  errorInfo,
+  ipJson,
+  jsonLine,
+  listJson,
+  listLines,
+  mapEventJson,
+  mapEventLine,
+  mapEventText,
+  statusText,
+  type DiscoverResult,
+  type MapEvent
+} from './format.js'
+import { Output } from './output.js'
+import { helpText, usageHint } from './usage.js'
+import { wireJson, wireText } from './wire.js'
+
+export const EXIT_OK = 0
+export const EXIT_REFUSED = 1
+export const EXIT_USAGE = 2
+
+export interface RunResult {
+  code: number
+  /**
+   * Exit at once, without waiting for the event loop to drain: `map --once` leaves its mapping's
+   * renewal timer behind on purpose (it never closes the NAT, so the lease is not deleted).
+   */
+  exitNow?: boolean
+}
+
+/** Runs one command line. Never throws for a user or network error: it prints and returns the exit code. */
+export async function runCli (argv: readonly string[], output = new Output(process.stdout, process.stderr)): Promise<RunResult> {
+  let command: Command
+  try {
+    command = parseCommandLine(argv)
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error
+    output.err(`natmapper: ${error.message}`)
+    output.err(usageHint(error.command))
+    return { code: EXIT_USAGE }
+  }
+  if (command.name === 'help') {
+    output.out(helpText(command.topic))
+    return { code: EXIT_OK }
+  }
+  if (command.name === 'version') {
+    output.out(version())
+    return { code: EXIT_OK }
+  }
+
+  const stopTracing = command.options.verbose ? traceWire(output, command.options.json) : () => {}
+  try {
+    switch (command.name) {
+      case 'discover': return { code: await discover(command.options, output) }
+      case 'ip': return { code: await ip(command.options, output) }
+      case 'unmap': return { code: await unmap(command, output) }
+      case 'list': return { code: await list(command.options, output) }
+      case 'map': return await map(command, output)
+    }
+  } catch (error) {
+    return { code: reportError(error, command, output) }
+  } finally {
+    stopTracing()
+  }
+}
+
+function version (): string {
+  // dist/cli/ and src/cli/ are both two levels below package.json.
+  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string }
+  return `natmapper ${manifest.version ?? 'unknown'}`
+}
+
+/** Prints an error of a command that had started: one line on stderr (and an object with --json). */
+function reportError (error: unknown, command: Exclude<Command, { name: 'help' | 'version' }>, output: Output): number {
+  output.clearStatus()
+  const info = errorInfo(error)
+  // An argument only the library could check (rare: the parser checks the same limits first).
+  if (error instanceof InvalidArgumentError) {
+    output.err(`natmapper: ${info.message}`)
+    output.err(usageHint(command.name))
+    return EXIT_USAGE
+  }
+  if (command.options.json) output.out(jsonLine({ event: 'error', error: info }))
+  output.err(`natmapper: ${info.message}`)
+  const hint = hintFor(info.code, command)
+  if (hint !== undefined) output.err(`hint: ${hint}`)
+  if (info.code === undefined && command.options.verbose && error instanceof Error && error.stack !== undefined) output.err(error.stack)
+  return EXIT_REFUSED
+}
+
+function hintFor (code: string | undefined, command: Exclude<Command, { name: 'help' | 'version' }>): string | undefined {
+  switch (code) {
+    case 'ERR_NO_NAT_FOUND':
+      return 'the gateway may have UPnP, NAT-PMP and PCP turned off, or this host may not be behind a NAT; --verbose shows every request'
+    case 'ERR_NO_DEFAULT_GATEWAY':
+      return 'give the gateway\'s address with --gateway'
+    case 'ERR_UNSUPPORTED':
+      if (command.name === 'unmap') return 'PCP cannot delete another client\'s mapping: try --protocol nat-pmp or --protocol upnp'
+      if (command.name === 'list') return 'only UPnP IGD gateways can list their mappings: try --protocol upnp'
+      return undefined
+    default:
+      return undefined
+  }
+}
+
+function discoverOptions (options: GlobalOptions, extra: DiscoverOptions = {}): DiscoverOptions {
+  return {
+    ...(options.gateway === undefined ? {} : { gateway: options.gateway }),
+    ...(options.protocols === undefined ? {} : { protocols: options.protocols }),
+    ...(options.timeout === undefined ? {} : { timeout: options.timeout }),
+    ...extra
+  }
+}
+
+function requestOptions (options: GlobalOptions): RequestOptions {
+  return options.timeout === undefined ? {} : { timeout: options.timeout }
+}
+
+/** --verbose: every request and reply, decoded, on stderr. Returns the unsubscribe. */
+function traceWire (output: Output, json: boolean): () => void {
+  const onMessage = (message: unknown): void => {
+    const wire = message as WireMessage
+    output.err(json ? jsonLine(wireJson(wire, new Date())) : wireText(wire))
+  }
+  wireChannel.subscribe(onMessage)
+  return () => { wireChannel.unsubscribe(onMessage) }
+}
+
+/** Discovers, runs `task` with the NAT, and closes the NAT whatever happens. */
+async function withNat<T> (options: GlobalOptions, task: (nat: NAT) => Promise<T>): Promise<T> {
+  const nat = await discoverNAT(discoverOptions(options))
+  try {
+    return await task(nat)
+  } finally {
+    await nat.close()
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function discover (options: GlobalOptions, output: Output): Promise<number> {
+  const report = await probeGateway(discoverOptions(options))
+  const result: DiscoverResult = {
+    gateway: report.gateway,
+    gatewaySource: options.gateway === undefined ? 'default-route' : 'option',
+    localAddress: report.localAddress,
+    probes: report.probes
+  }
+  const answered = report.probes.filter((probe) => probe.error === undefined).map((probe) => probe.protocol)
+  if (answered.length === 0) {
+    result.error = new NoNATFoundError(Object.fromEntries(report.probes.flatMap((probe) => probe.error === undefined ? [] : [[probe.protocol, probe.error]])) as Partial<Record<WireProtocol, Error>>)
+  } else {
+    // Discovery again among the protocols that answered: it picks the one natmapper would use.
+    try {
+      await withNat({ ...options, gateway: report.gateway, protocols: answered }, async (nat) => {
+        result.type = nat.type
+        result.externalAddress = await nat.externalAddress(requestOptions(options))
+      })
+    } catch (error) {
+      result.error = error
+    }
+  }
+  if (options.json) {
+    output.out(jsonLine(discoverJson(result)))
+  } else {
+    for (const line of discoverLines(result)) output.out(line)
+  }
+  if (result.error === undefined) return EXIT_OK
+  output.err(`natmapper: ${errorInfo(result.error).message}`)
+  return EXIT_REFUSED
+}
+
+async function ip (options: GlobalOptions, output: Output): Promise<number> {
+  await withNat(options, async (nat) => {
+    const address = await nat.externalAddress(requestOptions(options))
+    output.out(options.json ? jsonLine(ipJson(address, nat.type, nat.gateway)) : address)
+  })
+  return EXIT_OK
+}
+
+async function unmap (command: Extract<Command, { name: 'unmap' }>, output: Output): Promise<number> {
+  await withNat(command.options, async (nat) => {
+    await nat.deleteMapping(command.protocol, command.internalPort, {
+      ...requestOptions(command.options),
+      ...(command.externalPort === undefined ? {} : { externalPort: command.externalPort })
+    })
+    const port = command.externalPort === undefined ? '' : ` (external port ${command.externalPort})`
+    output.out(command.options.json
+      ? jsonLine({ event: 'deleted', protocol: command.protocol, internalPort: command.internalPort, externalPort: command.externalPort ?? null, type: nat.type, gateway: nat.gateway })
+      : `the gateway accepted the delete: ${command.protocol} internal port ${command.internalPort}${port} on ${nat.gateway} (${nat.type})`)
+  })
+  return EXIT_OK
+}
+
+async function list (options: GlobalOptions, output: Output): Promise<number> {
+  await withNat(options, async (nat) => {
+    const entries = await nat.listGatewayMappings(requestOptions(options))
+    if (options.json) output.out(jsonLine(listJson(entries, nat.type, nat.gateway)))
+    else for (const line of listLines(entries, nat.type, nat.gateway)) output.out(line)
+  })
+  return EXIT_OK
+}
+
+// ---------------------------------------------------------------------------------------------
+// map
+
+const STATUS_REFRESH_MS = 1_000
+
+async function map (command: Extract<Command, { name: 'map' }>, output: Output): Promise<RunResult> {
+  const stop = new AbortController()
+  let stoppedBy: string | undefined
+  const onSignal = (signal: NodeJS.Signals | 'SIGPIPE'): void => {
+    if (stoppedBy !== undefined) {
+      // A second Ctrl-C: the user does not want to wait for the gateway.
+      output.clearStatus()
+      output.err(`natmapper: ${signal} again: exiting without waiting for the gateway`)
+      process.exit(EXIT_REFUSED)
+    }
+    stoppedBy = signal
+    stop.abort(new Error(signal))
+  }
+  const onSigint = (): void => { onSignal('SIGINT') }
+  const onSigterm = (): void => { onSignal('SIGTERM') }
+  // The reader of a pipe went away (`natmapper map ... | head -1`): nobody is watching, let go.
+  const onStdoutError = (error: NodeJS.ErrnoException): void => { if (error.code === 'EPIPE') onSignal('SIGPIPE') }
+  process.on('SIGINT', onSigint)
+  process.on('SIGTERM', onSigterm)
+  process.stdout.on('error', onStdoutError)
+  try {
+    return await holdMapping(command, output, stop.signal, () => stoppedBy)
+  } finally {
+    process.off('SIGINT', onSigint)
+    process.off('SIGTERM', onSigterm)
+    process.stdout.off('error', onStdoutError)
+  }
+}
+
+async function holdMapping (command: Extract<Command, { name: 'map' }>, output: Output, stop: AbortSignal, stoppedBy: () => string | undefined): Promise<RunResult> {
+  const { options } = command
+  let nat: NAT
+  try {
+    nat = await discoverNAT(discoverOptions(options, {
+      signal: stop,
+      ...(command.durationSeconds === undefined ? {} : { mappingDuration: command.durationSeconds * 1000 })
+    }))
+  } catch (error) {
+    // Interrupted before anything was mapped: nothing to delete.
+    if (stop.aborted) return { code: EXIT_OK }
+    throw error
+  }
+
+  let address: string | undefined
+  let mapping: Mapping | undefined
+  /** False once stopping: the status line is no longer drawn. */
+  let holding = true
+  // Events are printed in the order they happened, even when one waits for the external address.
+  let printing = Promise.resolve()
+  const print = (event: MapEvent | (() => Promise<MapEvent>), permanent = true): void => {
+    const time = new Date()
+    printing = printing.then(async () => {
+      const resolved = typeof event === 'function' ? await event() : event
+      if (options.json) output.out(jsonLine(mapEventJson(resolved, time)))
+      else if (!output.live) output.out(mapEventLine(resolved, time))
+      else if (permanent) output.out(mapEventText(resolved))
+      drawStatus()
+    }).catch((error: unknown) => { output.err(`natmapper: ${errorInfo(error).message}`) })
+  }
+  const drawStatus = (): void => {
+    if (options.json || !holding || mapping === undefined) return
+    output.status(statusText({
+      protocol: command.protocol,
+      internalPort: command.internalPort,
+      localAddress: nat.localAddress,
+      type: nat.type,
+      address,
+      port: mapping.externalPort,
+      established: mapping.established,
+      renewals: mapping.renewals,
+      expiresAt: mapping.expiresAt,
+      lastError: mapping.lastError
+    }, Date.now(), output.columns))
+  }
+
+  print({ event: 'discovered', type: nat.type, gateway: nat.gateway, localAddress: nat.localAddress })
+  nat.on('mapping-established', (event) => {
+    print(async () => {
+      // NAT-PMP and UPnP grants carry no address: ask (the NAT caches it), but never fail the line for it.
+      address = event.address ?? await event.mapping.externalAddr(requestOptions(options)).then((a) => a.address, () => address)
+      return {
+        event: 'established',
+        protocol: command.protocol,
+        internalPort: command.internalPort,
+        localAddress: nat.localAddress,
+        address,
+        port: event.port,
+        lifetimeSeconds: event.lifetimeSeconds,
+        expiresAt: event.mapping.expiresAt
+      }
+    })
+  })
+  nat.on('mapping-renewed', (event) => {
+    print({ event: 'renewed', port: event.mapping.externalPort, renewals: event.mapping.renewals, lifetimeSeconds: event.lifetimeSeconds, expiresAt: event.mapping.expiresAt }, false)
+  })
+  nat.on('mapping-changed', (event) => {
+    if (event.address !== undefined) address = event.address
+    print({ event: 'changed', address: event.address ?? address, port: event.port, previousAddress: event.previousAddress, previousPort: event.previousPort })
+  })
+  nat.on('mapping-failed', (event) => { print({ event: 'failed', error: event.error, established: event.mapping.established }) })
+  nat.on('mapping-lost', (event) => { print({ event: 'lost', error: event.error }) })
+  nat.on('external-address-changed', (event) => {
+    address = event.address
+    print({ event: 'external-address-changed', address: event.address, previous: event.previous })
+  })
+  nat.on('gateway-reset', (event) => { print({ event: 'gateway-reset', reason: event.reason }) })
+  nat.on('gateway-changed', (event) => { print({ event: 'gateway-changed', ...event }) })
+
+  try {
+    mapping = await nat.newMapping(command.protocol, command.internalPort, {
+      signal: stop,
+      ...requestOptions(options),
+      ...(command.externalPort === undefined ? {} : { externalPort: command.externalPort }),
+      ...(command.description === undefined ? {} : { description: command.description })
+    })
+  } catch (error) {
+    await nat.close()
+    if (stop.aborted) return { code: EXIT_OK }
+    throw error
+  }
+  await printing
+
+  if (!mapping.established && !stop.aborted) {
+    // The first attempt failed (its 'failed' event is printed): the gateway said no.
+    const reason = mapping.lastError
+    await nat.close()
+    throw reason ?? new Error('the gateway did not grant the mapping')
+  }
+
+  if (command.once && !stop.aborted) {
+    print({ event: 'left', expiresAt: mapping.expiresAt })
+    await printing
+    output.clearStatus()
+    await output.flush()
+    // Not nat.close(): that would delete the mapping. The lease runs out by itself.
+    return { code: EXIT_OK, exitNow: true }
+  }
+
+  // Hold until a signal. This timer also keeps the process alive: the library's are unref()'d.
+  const ticker = setInterval(drawStatus, STATUS_REFRESH_MS)
+  try {
+    if (!stop.aborted) await new Promise<void>((resolve) => { stop.addEventListener('abort', () => { resolve() }, { once: true }) })
+  } finally {
+    clearInterval(ticker)
+  }
+
+  holding = false
+  await printing
+  output.clearStatus()
+  print({ event: 'closing', signal: stoppedBy() ?? 'stop' })
+  let failure: unknown
+  try {
+    // mapping.close() says whether the delete worked; nat.close() alone would not.
+    await mapping.close()
+  } catch (error) {
+    failure = error
+  }
+  await nat.close()
+  print({ event: 'closed', deleted: failure === undefined, ...(failure === undefined ? {} : { error: failure }) })
+  await printing
+  output.clearStatus()
+  return { code: failure === undefined ? EXIT_OK : EXIT_REFUSED }
+}

@@ -1,0 +1,103 @@
+/** The help pages: one per command and one overview, all plain text. */
+import { MAX_DURATION_SECONDS, MIN_DURATION_SECONDS, type HelpTopic } from './args.js'
+
+const SYNOPSIS: Record<HelpTopic, string> = {
+  discover: 'natmapper discover [options]',
+  ip: 'natmapper ip [options]',
+  map: 'natmapper map <tcp|udp> <internal-port> [--external-port N] [--duration S] [--description T] [--once] [options]',
+  unmap: 'natmapper unmap <tcp|udp> <internal-port> [--external-port N] [options]',
+  list: 'natmapper list [options]'
+}
+
+const GLOBAL_OPTIONS = `Options for every command:
+  --gateway <address>   the gateway's IP address (default: the default route's next hop)
+  --protocol <names>    protocols to try: pcp, nat-pmp, upnp; repeat the flag or separate
+                        with commas (default: all; PCP is preferred, then NAT-PMP, then UPnP)
+  --timeout <ms>        how long to wait for a gateway, and for each request (default: 2500
+                        for discovery, 4000 for a request)
+  --json                print one JSON object per line on stdout instead of text
+  --verbose             print every request and reply, decoded, on stderr
+  -h, --help            show help`
+
+const EXIT_CODES = `Exit codes:
+  0  success
+  1  the gateway or the network said no: no gateway found, a refusal, a timeout
+  2  bad usage: unknown command or option, or a bad value`
+
+const OVERVIEW = `natmapper: find the NAT gateway in front of this host and open ports on it
+(PCP, NAT-PMP and UPnP IGD).
+
+Usage: natmapper <command> [arguments] [options]
+
+Commands:
+  discover                          the gateway, which protocols answer and how fast, the
+                                    external address and whether it is publicly routable
+  ip                                the external address alone
+  map <tcp|udp> <internal-port>     map a port and hold the mapping, renewing it, until
+                                    Ctrl-C (then it is deleted); --once maps and exits
+  unmap <tcp|udp> <internal-port>   delete a mapping made by an earlier run or another program
+  list                              the gateway's mapping table (UPnP IGD only)
+  help [command]                    this text, or a command's
+
+${GLOBAL_OPTIONS}
+  --version             print natmapper's version
+
+${EXIT_CODES}
+
+Examples:
+  natmapper discover
+  natmapper map tcp 8080
+  natmapper map udp 51820 --duration 3600 --once --json
+  natmapper help map`
+
+const DETAILS: Record<HelpTopic, string> = {
+  discover: `Finds the gateway (from the default route unless --gateway is given), probes every
+protocol at once and waits for each to answer or fail, then asks the gateway for its
+external address. Shows each protocol's result and time, the protocol natmapper would
+use, and whether the external address is publicly routable (a private or shared one
+means another NAT is in front of this gateway: double NAT).`,
+  ip: 'Prints the gateway\'s external address, alone on a line (with --json, as an object).',
+  map: `Maps <internal-port> on this host to an external port on the gateway and holds the
+mapping: it is renewed before its lease runs out, and a status line follows it
+(established, renewals, changes of port or address, errors). Ctrl-C or SIGTERM deletes
+the mapping at the gateway, then natmapper exits. The gateway may grant another
+external port than the one asked for: the one shown is the one granted.
+
+Options:
+  --external-port <port>  the external port to ask for (default: the internal port)
+  --duration <seconds>    the lease to ask for, ${MIN_DURATION_SECONDS} to ${MAX_DURATION_SECONDS} (default: 60); it is
+                          renewed every third of it, or sooner if the gateway grants less
+  --description <text>    the label UPnP routers show in their table (default: natmapper)
+  --once                  create the mapping, print it and exit at once without deleting
+                          it: the lease runs out by itself after --duration seconds
+
+With --json, one object per event: discovered, established, renewed, changed, failed,
+lost, external-address-changed, gateway-reset, gateway-changed, closing, closed (and left
+with --once).`,
+  unmap: `Deletes a mapping that this process does not hold: one left by "map --once", an
+earlier run or another program on this host. NAT-PMP deletes by protocol and internal
+port, UPnP by external port (--external-port, default: the internal port). PCP cannot
+delete a mapping made by another client (it is bound to its creator's nonce): use
+--protocol nat-pmp or --protocol upnp, or wait for the lease to run out. A NAT-PMP
+gateway accepts a delete even when it held no such mapping (miniupnpd, for one, does
+not delete a PCP mapping this way): "accepted" is all it says.
+
+Options:
+  --external-port <port>  the mapping's external port (UPnP; default: the internal port)`,
+  list: `Prints the gateway's mapping table. Only UPnP IGD gateways can list it; natmapper
+says so and exits 1 when the protocol in use cannot (PCP, NAT-PMP): try --protocol upnp.`
+}
+
+/** The overview, or one command's page. */
+export function helpText (topic?: HelpTopic): string {
+  if (topic === undefined) return OVERVIEW
+  return `Usage: ${SYNOPSIS[topic]}\n\n${DETAILS[topic]}\n\n${GLOBAL_OPTIONS}\n\n${EXIT_CODES}`
+}
+
+/** What follows a usage error's one line: the synopsis and where to read more. */
+export function usageHint (topic?: HelpTopic): string {
+  if (topic === undefined) {
+    return `Usage: natmapper <command> [arguments] [options]  (commands: discover, ip, map, unmap, list, help)\nRun "natmapper help" for more.`
+  }
+  return `Usage: ${SYNOPSIS[topic]}\nRun "natmapper help ${topic}" for more.`
+}

@@ -1,0 +1,144 @@
+import { PCP_SERVER_PORT } from '../constants.js'
+import { AbortError, NoNATFoundError, TimeoutError, type WireProtocol } from '../errors.js'
+import { findDefaultGateway } from '../net/default-gateway.js'
+import { localAddressFacing } from '../net/udp-exchange.js'
+import { natPmpProbe } from '../natpmp/client.js'
+import { resolveDiscoverOptions, type DiscoverOptions, type ResolvedDiscoverOptions } from '../options.js'
+import { pcpProbe } from '../pcp/client.js'
+import { upnpProbe } from '../upnp/client.js'
+import { withDeadline } from './deadline.js'
+import type { GatewayClient, NatType, ProtocolProbe } from './gateway-client.js'
+
+/** What discovery found: a ready client, and the external address if the probe already asked. */
+export interface DiscoveredGateway {
+  client: GatewayClient
+  externalAddress?: string
+}
+
+const PROBES: Record<WireProtocol, ProtocolProbe> = {
+  pcp: pcpProbe,
+  'nat-pmp': natPmpProbe,
+  upnp: upnpProbe
+}
+
+/** Lower is preferred: PCP, then NAT-PMP, then IGDv2, then IGDv1. */
+const TYPE_RANK: Record<NatType, number> = { pcp: 0, 'nat-pmp': 1, 'upnp-igd2': 2, 'upnp-igd1': 3 }
+/** The best type a still-running probe could yield. */
+const PROBE_BEST_RANK: Record<WireProtocol, number> = { pcp: 0, 'nat-pmp': 1, upnp: 2 }
+
+/** What one protocol's probe found, for `probeGateway()`. */
+export interface ProbeReport {
+  protocol: WireProtocol
+  /** The NAT type found, when the probe succeeded. */
+  type?: NatType
+  /** Milliseconds from the start of probing to the probe's answer or failure. */
+  ms: number
+  error?: Error
+}
+
+/**
+ * Runs every enabled probe to its end (instead of stopping at the first answer) and reports each,
+ * for diagnostics such as the CLI's `discover`. Nothing is left open afterwards.
+ */
+export async function probeGateway (options: DiscoverOptions = {}): Promise<{ gateway: string, localAddress: string, probes: ProbeReport[] }> {
+  const resolved = resolveDiscoverOptions(options)
+  const { gateway, localAddress } = await locateGateway(resolved)
+  const started = performance.now()
+  const probes = await Promise.all(resolved.protocols.map(async (protocol): Promise<ProbeReport> => {
+    const probe = PROBES[protocol]
+    try {
+      const client = await withDeadline(`${protocol} probe`, { timeout: resolved.timeout, ...(resolved.signal === undefined ? {} : { signal: resolved.signal }) },
+        async (signal) => await probe({ gateway, localAddress, signal }))
+      const ms = performance.now() - started
+      await client.close()
+      return { protocol, type: client.type, ms }
+    } catch (error) {
+      return { protocol, ms: performance.now() - started, error: error instanceof Error ? error : new Error(String(error)) }
+    }
+  }))
+  return { gateway, localAddress, probes }
+}
+
+/** Where the gateway is and which of our addresses faces it. */
+export interface GatewayLocation {
+  gateway: string
+  localAddress: string
+}
+
+/** The gateway from the options, or the default route's next hop; and our address facing it. */
+export async function locateGateway (options: ResolvedDiscoverOptions): Promise<GatewayLocation> {
+  const gateway = options.gateway ?? (await findDefaultGateway()).gateway
+  return { gateway, localAddress: await localAddressFacing(gateway, PCP_SERVER_PORT) }
+}
+
+/**
+ * Probes every enabled protocol at once. The first valid answer wins unless a more preferred
+ * protocol is still running, in which case this waits at most `preferenceWindow` for it. A probe
+ * that is refused (ICMP port unreachable) counts as a "no" at once, so nothing sits out the
+ * timeout when the answer is already known.
+ */
+export async function raceProbes ({ gateway, localAddress }: GatewayLocation, options: ResolvedDiscoverOptions): Promise<DiscoveredGateway> {
+  const probing = new AbortController()
+  const context = { gateway, localAddress, signal: probing.signal }
+  const pending = new Set<WireProtocol>()
+  const answered: GatewayClient[] = []
+  const reasons: Partial<Record<WireProtocol, Error>> = {}
+
+  return await new Promise((resolve, reject) => {
+    let settled = false
+    let windowTimer: NodeJS.Timeout | undefined
+    const onAbort = (): void => { finish(new AbortError('discovery aborted', { cause: options.signal?.reason })) }
+    const timeoutTimer = setTimeout(() => {
+      for (const protocol of pending) reasons[protocol] = new TimeoutError(`no answer within ${options.timeout} ms`)
+      pending.clear()
+      decide(true)
+    }, options.timeout)
+
+    const finish = (outcome: GatewayClient | Error): void => {
+      settled = true
+      clearTimeout(timeoutTimer)
+      clearTimeout(windowTimer)
+      options.signal?.removeEventListener('abort', onAbort)
+      probing.abort(new AbortError('discovery settled'))
+      for (const client of answered) if (client !== outcome) void client.close()
+      if (outcome instanceof Error) reject(outcome)
+      else resolve({ client: outcome, ...externalAddressOf(outcome) })
+    }
+
+    const decide = (windowOver: boolean): void => {
+      if (settled) return
+      const best = answered.reduce<GatewayClient | undefined>((a, b) => a === undefined || TYPE_RANK[b.type] < TYPE_RANK[a.type] ? b : a, undefined)
+      const bestPending = Math.min(...[...pending].map((protocol) => PROBE_BEST_RANK[protocol]))
+      if (best !== undefined && (windowOver || TYPE_RANK[best.type] < bestPending)) {
+        finish(best)
+      } else if (best !== undefined) {
+        windowTimer ??= setTimeout(() => { decide(true) }, options.preferenceWindow)
+      } else if (pending.size === 0) {
+        finish(new NoNATFoundError(reasons))
+      }
+    }
+
+    options.signal?.addEventListener('abort', onAbort, { once: true })
+    for (const protocol of options.protocols) {
+      const probe = PROBES[protocol]
+      pending.add(protocol)
+      probe(context).then((client) => {
+        if (settled) { void client.close(); return }
+        pending.delete(protocol)
+        answered.push(client)
+        decide(false)
+      }, (error: unknown) => {
+        if (settled) return
+        pending.delete(protocol)
+        reasons[protocol] = error instanceof Error ? error : new Error(String(error))
+        decide(false)
+      })
+    }
+    decide(false)
+  })
+}
+
+function externalAddressOf (client: GatewayClient): { externalAddress?: string } {
+  const address = (client as { lastExternalAddress?: string }).lastExternalAddress
+  return address === undefined ? {} : { externalAddress: address }
+}

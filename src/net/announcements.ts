@@ -1,0 +1,47 @@
+import dgram from 'node:dgram'
+import { debuglog } from 'node:util'
+import { PCP_CLIENT_PORT } from '../constants.js'
+import { sameAddress } from './ip-address.js'
+
+const debug = debuglog('natmapper')
+
+/** RFC 6886 §3.2.1 and RFC 6887 §14.1.3: gateways multicast announcements to all hosts. */
+const ALL_HOSTS_GROUP = '224.0.0.1'
+
+export interface AnnouncementListener {
+  close: () => void
+}
+
+/**
+ * Listens on port 5350 for the gateway's multicast announcements (a restart, a new external
+ * address) and hands each datagram from the gateway to `onAnnouncement`. Several processes on a
+ * host may listen at once (SO_REUSEADDR). Listening is an optimisation, never a requirement: when
+ * the port or the group cannot be joined, mappings still recover at their next renewal.
+ */
+export function listenForAnnouncements (gateway: string, localAddress: string, onAnnouncement: (bytes: Uint8Array) => void): AnnouncementListener {
+  const socket = dgram.createSocket({ type: 'udp4', reuseAddr: true })
+  let closed = false
+  socket.on('error', (error) => {
+    debug('announcement listener: %s', error.message)
+    close()
+  })
+  socket.on('message', (message, remote) => {
+    if (sameAddress(remote.address, gateway)) onAnnouncement(message)
+  })
+  socket.bind(PCP_CLIENT_PORT, () => {
+    if (closed) return
+    try {
+      socket.addMembership(ALL_HOSTS_GROUP, localAddress)
+    } catch (error) {
+      debug('announcement listener: cannot join %s on %s: %s', ALL_HOSTS_GROUP, localAddress, (error as Error).message)
+    }
+  })
+  // The listener serves mappings; it must not keep a process alive by itself.
+  socket.unref()
+  function close (): void {
+    if (closed) return
+    closed = true
+    try { socket.close() } catch { /* never bound */ }
+  }
+  return { close }
+}

@@ -1,0 +1,613 @@
+/**
+ * UPnP IGD v1/v2 behind the core's GatewayClient seam: the discovery probe (SSDP search →
+ * description → WAN service) and the client that maps, renews and deletes ports with SOAP.
+ *
+ * @example
+ * ```ts
+ * const client = await upnpProbe({ gateway: '192.168.1.1', localAddress: '192.168.1.20', signal })
+ * const grant = await client.map({ protocol: 'udp', internalPort: 4001, suggestedExternalPort: 4001,
+ *   lifetimeSeconds: 3600, description: 'my app' }, undefined, {})
+ * await client.unmap(grant, {})
+ * await client.close()
+ * ```
+ */
+import { Buffer } from 'node:buffer'
+import { randomInt } from 'node:crypto'
+import { isIP } from 'node:net'
+import { DEFAULT_REQUEST_TIMEOUT } from '../constants.js'
+import { withDeadline } from '../core/deadline.js'
+import type {
+  GatewayClient,
+  PortMappingGrant,
+  PortMappingRequest,
+  ProbeContext,
+  ProtocolProbe,
+  RequestOptions,
+  TransportProtocol
+} from '../core/gateway-client.js'
+import { RequestLimiter } from '../core/limiter.js'
+import {
+  AbortError,
+  ClosedError,
+  GatewayResultError,
+  HttpStatusError,
+  InvalidArgumentError,
+  TimeoutError,
+  UnsupportedError
+} from '../errors.js'
+import { isPubliclyRoutable } from '../net/ip-address.js'
+import {
+  DEFAULT_UPNP_CONCURRENCY,
+  IGD2_MAX_LEASE_SECONDS,
+  MAX_DESCRIPTION_BYTES,
+  MAX_PORT_ATTEMPTS,
+  MAX_SOAP_RESPONSE_BYTES,
+  MIN_RANDOM_EXTERNAL_PORT,
+  SSDP_PORT,
+  SSDP_SEARCH_SCHEDULE
+} from './constants.js'
+import { decodeDeviceDescription, type DeviceDescription, type FirewallControlService, type WanService, type WanServiceKind } from './description.js'
+import { expectSuccess, httpExchange } from './http.js'
+import {
+  decodeExternalIPAddress,
+  decodePortMappingEntry,
+  decodeReservedPort,
+  decodeSoapResponse,
+  decodeStatusInfo,
+  encodeSoapRequest,
+  SoapActions,
+  soapActionHeader,
+  UpnpErrorCode,
+  type PortMappingArguments,
+  type PortMappingEntry,
+  type SoapRequest,
+  type StatusInfo,
+  type UpnpProtocol
+} from './soap.js'
+import { startSsdpSearch } from './ssdp-search.js'
+import { hostOf, trustedControlUrl } from './trust.js'
+
+/** Internal knobs of the UPnP probe; tests use them to stay on loopback and be quick. */
+export interface UpnpProbeOptions {
+  /** UDP port searched on the gateway and the multicast group. Default 1900 (SSDP_PORT). */
+  ssdpPort?: number
+  /**
+   * Also send the search to the multicast group 239.255.255.250. Default true. Tests on loopback
+   * must turn it off: a multicast search leaves the host.
+   */
+  multicast?: boolean
+  /** When search rounds are sent, in ms from the start. Default SSDP_SEARCH_SCHEDULE (0, 100, 300, 700, 1 500, 3 100). */
+  searchSchedule?: readonly number[]
+  /** Bound on each HTTP exchange made while probing, in ms. Default DEFAULT_REQUEST_TIMEOUT (4 000). */
+  requestTimeout?: number
+  /**
+   * Bound on the whole probe, in ms. Default: none of its own, since ProbeContext.signal ends
+   * every probe when discovery settles or times out.
+   */
+  timeout?: number
+  /** Requests in flight toward the gateway at once. Default 2 (DEFAULT_UPNP_CONCURRENCY). */
+  maxConcurrentRequests?: number
+  /** Picks an external port to try after a conflict on an IGDv1 gateway. Default: uniform in 1024–65535. */
+  randomPort?: () => number
+}
+
+interface ResolvedUpnpProbeOptions {
+  ssdpPort: number
+  multicast: boolean
+  searchSchedule: readonly number[]
+  requestTimeout: number
+  timeout: number | undefined
+  maxConcurrentRequests: number
+  randomPort: () => number
+}
+
+/** What a UPnP grant remembers so that renewals and deletion do the right thing. */
+export interface UpnpMappingState {
+  /** 'permanent' when the gateway only grants static leases (725): renew with 0 and delete explicitly. */
+  leaseKind: 'timed' | 'permanent'
+}
+
+/** Validates the probe options once, naming the bad one, and fills in defaults. */
+export function resolveUpnpProbeOptions (options: UpnpProbeOptions = {}): ResolvedUpnpProbeOptions {
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('upnp probe options must be an object')
+  const schedule = options.searchSchedule ?? SSDP_SEARCH_SCHEDULE
+  if (!Array.isArray(schedule) || schedule.length === 0 || !schedule.every((at, index) => Number.isFinite(at) && at >= 0 && at >= (schedule[index - 1] ?? 0))) {
+    throw new InvalidArgumentError('searchSchedule must be a non-empty list of non-decreasing, non-negative milliseconds')
+  }
+  if (options.multicast !== undefined && typeof options.multicast !== 'boolean') throw new InvalidArgumentError('multicast must be a boolean')
+  if (options.randomPort !== undefined && typeof options.randomPort !== 'function') throw new InvalidArgumentError('randomPort must be a function')
+  return {
+    ssdpPort: checkInteger(options.ssdpPort, 'ssdpPort', SSDP_PORT, 1, 65_535),
+    multicast: options.multicast ?? true,
+    searchSchedule: [...schedule],
+    requestTimeout: checkInteger(options.requestTimeout, 'requestTimeout', DEFAULT_REQUEST_TIMEOUT, 1, 600_000),
+    timeout: options.timeout === undefined ? undefined : checkInteger(options.timeout, 'timeout', 0, 1, 600_000),
+    maxConcurrentRequests: checkInteger(options.maxConcurrentRequests, 'maxConcurrentRequests', DEFAULT_UPNP_CONCURRENCY, 1, 64),
+    randomPort: options.randomPort ?? (() => randomInt(MIN_RANDOM_EXTERNAL_PORT, 65_536))
+  }
+}
+
+function checkInteger (value: number | undefined, name: string, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}, got ${String(value)}`)
+  }
+  return value
+}
+
+/** A UPnP probe with internal options (tests: `createUpnpProbe({ ssdpPort, multicast: false })`). */
+export function createUpnpProbe (options: UpnpProbeOptions = {}): ProtocolProbe {
+  const resolved = resolveUpnpProbeOptions(options)
+  return async (context) => await probeUpnp(context, resolved)
+}
+
+/** The production probe: unicast to the gateway and multicast, on port 1900. */
+export const upnpProbe: ProtocolProbe = createUpnpProbe()
+
+/**
+ * Searches for the gateway's IGD and resolves with a ready client as soon as the first
+ * description with a usable WAN service is confirmed. Every socket and timer stops when the
+ * probe settles or `context.signal` aborts.
+ */
+async function probeUpnp (context: ProbeContext, options: ResolvedUpnpProbeOptions): Promise<UpnpClient> {
+  if (context.signal.aborted) throw new AbortError('upnp probe aborted', { cause: context.signal.reason })
+  const probing = new AbortController()
+  // The most telling failure so far: a description problem beats an SSDP one.
+  let descriptionProblem: Error | undefined
+  let searchProblem: Error | undefined
+  const problem = (): string => {
+    const last = descriptionProblem ?? searchProblem
+    return last === undefined ? `no SSDP answer from ${context.gateway}` : `last problem: ${last.message}`
+  }
+
+  return await new Promise<UpnpClient>((resolve, reject) => {
+    let settled = false
+    let timer: NodeJS.Timeout | undefined
+    const settle = (outcome: UpnpClient | Error): void => {
+      if (settled) {
+        if (outcome instanceof UpnpClient) void outcome.close()
+        return
+      }
+      settled = true
+      if (timer !== undefined) clearTimeout(timer)
+      context.signal.removeEventListener('abort', onAbort)
+      probing.abort(new AbortError('upnp probe settled'))
+      if (outcome instanceof UpnpClient) resolve(outcome)
+      else reject(outcome)
+    }
+    const onAbort = (): void => {
+      settle(new AbortError(`upnp: discovery stopped before a usable gateway answered (${problem()})`, { cause: descriptionProblem ?? searchProblem ?? context.signal.reason }))
+    }
+    context.signal.addEventListener('abort', onAbort, { once: true })
+    if (options.timeout !== undefined) {
+      const timeout = options.timeout
+      timer = setTimeout(() => {
+        settle(new TimeoutError(`upnp: no usable gateway within ${timeout} ms (${problem()})`, { cause: descriptionProblem ?? searchProblem }))
+      }, timeout)
+    }
+
+    startSsdpSearch({
+      gateway: context.gateway,
+      localAddress: context.localAddress,
+      port: options.ssdpPort,
+      multicast: options.multicast,
+      schedule: options.searchSchedule,
+      signal: probing.signal,
+      onLocation: (location, announced) => {
+        connectToGateway({ location, announced, context, options, signal: probing.signal }).then(settle, (error: Error) => {
+          descriptionProblem = error
+        })
+      },
+      onProblem: (error) => { searchProblem = error }
+    })
+  })
+}
+
+interface GatewayLocation {
+  /** The description URL, pointed at the gateway. */
+  location: URL
+  /** LOCATION as the gateway announced it. */
+  announced: URL
+  context: ProbeContext
+  options: ResolvedUpnpProbeOptions
+  signal: AbortSignal
+}
+
+/** Fetches and reads the description, keeps the WAN services on the gateway, and builds the client. */
+async function connectToGateway ({ location, announced, context, options, signal }: GatewayLocation): Promise<UpnpClient> {
+  const { response, localAddress } = await withDeadline(`upnp: GET ${location.href}`, { signal, timeout: options.requestTimeout }, async (deadline) =>
+    await httpExchange({ method: 'GET', url: location, headers: REQUEST_HEADERS, maxBodyBytes: MAX_DESCRIPTION_BYTES, signal: deadline }))
+  expectSuccess(response, `upnp: GET ${location.href}`)
+  const description = decodeDeviceDescription(utf8(response.body), location)
+
+  const announcedHost = hostOf(announced)
+  const trusted = (service: { controlUrl: URL }): URL | undefined => trustedControlUrl(service.controlUrl, context.gateway, announcedHost)
+  const services = description.wanServices
+    .flatMap((service) => {
+      const controlUrl = trusted(service)
+      return controlUrl === undefined ? [] : [{ ...service, controlUrl }]
+    })
+    .sort((a, b) => SERVICE_PREFERENCE[a.kind] - SERVICE_PREFERENCE[b.kind])
+  if (services.length === 0) {
+    throw new UnsupportedError(description.wanServices.length === 0
+      ? `upnp: ${location.href} offers no WANIPConnection or WANPPPConnection service`
+      : `upnp: every WAN service at ${location.href} has its control URL off the gateway; refused`)
+  }
+  const firewallControlUrl = description.firewallControl === undefined ? undefined : trusted(description.firewallControl)
+  const client = new UpnpClient({
+    gateway: context.gateway,
+    // The address the gateway sees our connection come from is the one it can forward to.
+    localAddress: localAddress ?? context.localAddress,
+    descriptionUrl: location,
+    description,
+    services,
+    firewallControl: firewallControlUrl === undefined || description.firewallControl === undefined
+      ? undefined
+      : { serviceType: description.firewallControl.serviceType, controlUrl: firewallControlUrl },
+    requestTimeout: options.requestTimeout,
+    maxConcurrentRequests: options.maxConcurrentRequests,
+    randomPort: options.randomPort
+  })
+  if (services.length > 1) {
+    try {
+      await client.selectService({ signal, timeout: options.requestTimeout * services.length })
+    } catch (error) {
+      await client.close()
+      throw error
+    }
+  }
+  return client
+}
+
+/** WANIPConnection:2 first (AddAnyPortMapping, lease limits we know), PPP last. */
+const SERVICE_PREFERENCE: Readonly<Record<WanServiceKind, number>> = {
+  'WANIPConnection:2': 0,
+  'WANIPConnection:1': 1,
+  'WANPPPConnection:1': 2
+}
+
+const USER_AGENT = `Node.js/${process.versions.node} UPnP/1.1 natmapper/1`
+const REQUEST_HEADERS: ReadonlyArray<readonly [string, string]> = [['User-Agent', USER_AGENT], ['Connection', 'close']]
+
+export interface UpnpClientInit {
+  gateway: string
+  localAddress: string
+  descriptionUrl: URL
+  description: DeviceDescription
+  /** Trusted WAN services, most preferred first; the first is used until selectService() picks another. */
+  services: WanService[]
+  firewallControl?: FirewallControlService | undefined
+  requestTimeout: number
+  maxConcurrentRequests: number
+  randomPort: () => number
+}
+
+/** Maps ports on one UPnP IGD through one WAN connection service. */
+export class UpnpClient implements GatewayClient {
+  readonly type: 'upnp-igd1' | 'upnp-igd2'
+  readonly gateway: string
+  /** Our address as the gateway sees it: the internal client of every mapping. */
+  readonly localAddress: string
+  readonly descriptionUrl: URL
+  readonly description: DeviceDescription
+  /** WANIPv6FirewallControl, when the gateway offers it on a trusted URL (not used yet). */
+  readonly firewallControl: FirewallControlService | undefined
+  /** The external address last reported by the gateway; the core reads it after discovery. */
+  lastExternalAddress: string | undefined
+
+  readonly #services: readonly WanService[]
+  #service: WanService
+  readonly #limiter: RequestLimiter
+  readonly #requestTimeout: number
+  readonly #randomPort: () => number
+  readonly #shutdown = new AbortController()
+  #closed = false
+  /** Learnt from a 725 answer: this gateway grants static leases only. */
+  #onlyPermanentLeases = false
+  /** Cleared when a gateway that claims IGDv2 does not implement AddAnyPortMapping. */
+  #addAnyPortMapping: boolean
+
+  constructor (init: UpnpClientInit) {
+    const first = init.services[0]
+    if (first === undefined) throw new InvalidArgumentError('a UPnP client needs a WAN service')
+    this.type = init.description.igdVersion === 2 ? 'upnp-igd2' : 'upnp-igd1'
+    this.gateway = init.gateway
+    this.localAddress = init.localAddress
+    this.descriptionUrl = init.descriptionUrl
+    this.description = init.description
+    this.firewallControl = init.firewallControl
+    this.lastExternalAddress = undefined
+    this.#services = init.services
+    this.#service = first
+    this.#limiter = new RequestLimiter(init.maxConcurrentRequests)
+    this.#requestTimeout = init.requestTimeout
+    this.#randomPort = init.randomPort
+    this.#addAnyPortMapping = first.kind === 'WANIPConnection:2'
+  }
+
+  /** The WAN connection service requests go to. */
+  get service (): WanService {
+    return this.#service
+  }
+
+  /** The most requests that were ever in flight at once (tests check the bound). */
+  get peakConcurrentRequests (): number {
+    return this.#limiter.peak
+  }
+
+  async externalAddress (options: RequestOptions = {}): Promise<string> {
+    return await this.#run('GetExternalIPAddress', options, async (signal) => await this.#externalAddressOf(this.#service, signal))
+  }
+
+  async map (request: PortMappingRequest, previous: PortMappingGrant | undefined, options: RequestOptions = {}): Promise<PortMappingGrant> {
+    checkMappingRequest(request)
+    return await this.#run(`map ${request.protocol} port ${request.internalPort}`, options, async (signal) => await this.#map(request, previous, signal))
+  }
+
+  /** Deletes the mapping for real, whatever its protocol; a mapping already gone (714) counts as deleted. */
+  async unmap (grant: PortMappingGrant, options: RequestOptions = {}): Promise<void> {
+    const key = { remoteHost: '', externalPort: grant.externalPort, protocol: upnpProtocol(grant.protocol) }
+    await this.#run(`unmap ${grant.protocol} port ${grant.externalPort}`, options, async (signal) => {
+      try {
+        await this.#soap(SoapActions.deletePortMapping(key), signal)
+      } catch (error) {
+        if (error instanceof GatewayResultError && error.resultCode === UpnpErrorCode.NoSuchEntryInArray) return
+        throw error
+      }
+    })
+  }
+
+  async statusInfo (options: RequestOptions = {}): Promise<StatusInfo> {
+    return await this.#run('GetStatusInfo', options, async (signal) => decodeStatusInfo(await this.#soap(SoapActions.getStatusInfo(), signal)))
+  }
+
+  /** The gateway's entry for one external port, or undefined when it has none (714). */
+  async portMapping (protocol: TransportProtocol, externalPort: number, options: RequestOptions = {}): Promise<PortMappingEntry | undefined> {
+    const key = { remoteHost: '', externalPort, protocol: upnpProtocol(protocol) }
+    return await this.#run('GetSpecificPortMappingEntry', options, async (signal) => {
+      try {
+        const values = await this.#soap(SoapActions.getSpecificPortMappingEntry(key), signal)
+        return { ...decodePortMappingEntry(values, 'GetSpecificPortMappingEntry'), externalPort, protocol: key.protocol }
+      } catch (error) {
+        if (error instanceof GatewayResultError && error.resultCode === UpnpErrorCode.NoSuchEntryInArray) return undefined
+        throw error
+      }
+    })
+  }
+
+  /** The gateway's `index`th mapping, or undefined past the end of its table (713). */
+  async portMappingAt (index: number, options: RequestOptions = {}): Promise<PortMappingEntry | undefined> {
+    if (!Number.isInteger(index) || index < 0 || index > 65_535) throw new InvalidArgumentError(`index must be an integer from 0 to 65535, got ${String(index)}`)
+    return await this.#run('GetGenericPortMappingEntry', options, async (signal) => {
+      try {
+        return decodePortMappingEntry(await this.#soap(SoapActions.getGenericPortMappingEntry(index), signal), 'GetGenericPortMappingEntry')
+      } catch (error) {
+        if (error instanceof GatewayResultError && error.resultCode === UpnpErrorCode.SpecifiedArrayIndexInvalid) return undefined
+        throw error
+      }
+    })
+  }
+
+  /**
+   * With several WAN services, picks one that is Connected and has a public external address,
+   * else one that is Connected with any external address, else one that is Connected, else the
+   * most preferred kind (the order tailscale's portmapper found to work across routers).
+   */
+  async selectService (options: RequestOptions = {}): Promise<WanService> {
+    return await this.#run('select a WAN service', options, async (signal) => {
+      const candidates: Array<{ service: WanService, connected: boolean, externalAddress?: string }> = []
+      for (const service of this.#services) {
+        const connected = await this.#isConnected(service, signal)
+        const externalAddress = connected ? await this.#externalAddressOf(service, signal).catch(() => undefined) : undefined
+        if (externalAddress !== undefined && isPubliclyRoutable(externalAddress)) return this.#use(service, externalAddress)
+        candidates.push(externalAddress === undefined ? { service, connected } : { service, connected, externalAddress })
+      }
+      const best = candidates.find((candidate) => candidate.connected && candidate.externalAddress !== undefined) ??
+        candidates.find((candidate) => candidate.connected) ??
+        candidates[0]
+      return best === undefined ? this.#service : this.#use(best.service, best.externalAddress)
+    })
+  }
+
+  /** Stops every request in flight and refuses new ones. Idempotent; leaves no socket or timer. */
+  async close (): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    this.#shutdown.abort(new ClosedError('upnp client closed'))
+  }
+
+  #use (service: WanService, externalAddress: string | undefined): WanService {
+    this.#service = service
+    this.#addAnyPortMapping = service.kind === 'WANIPConnection:2'
+    this.lastExternalAddress = externalAddress
+    return service
+  }
+
+  async #isConnected (service: WanService, signal: AbortSignal): Promise<boolean> {
+    try {
+      const status = decodeStatusInfo(await this.#soap(SoapActions.getStatusInfo(), signal, service))
+      // 'Up' is what some WANPPPConnection implementations say.
+      return status.connectionStatus === 'Connected' || status.connectionStatus === 'Up'
+    } catch (error) {
+      if (signal.aborted) throw error
+      return false
+    }
+  }
+
+  async #externalAddressOf (service: WanService, signal: AbortSignal): Promise<string> {
+    const address = decodeExternalIPAddress(await this.#soap(SoapActions.getExternalIPAddress(), signal, service))
+    if (service === this.#service) this.lastExternalAddress = address
+    return address
+  }
+
+  async #map (request: PortMappingRequest, previous: PortMappingGrant | undefined, signal: AbortSignal): Promise<PortMappingGrant> {
+    const permanent = this.#onlyPermanentLeases || leaseKindOf(previous) === 'permanent'
+    let mapping: PortMappingArguments = {
+      remoteHost: '',
+      // Renew the port we hold; else ask for the caller's choice, else the internal port
+      // (IGDv1 gateways refuse a wildcard external port, 716).
+      externalPort: previous?.externalPort ?? (request.suggestedExternalPort === 0 ? request.internalPort : request.suggestedExternalPort),
+      protocol: upnpProtocol(request.protocol),
+      internalPort: request.internalPort,
+      internalClient: this.localAddress,
+      description: request.description,
+      leaseDuration: permanent ? 0 : this.#leaseFor(request.lifetimeSeconds)
+    }
+    const tried = new Set<number>()
+    let otherPorts = 0
+    while (true) {
+      tried.add(mapping.externalPort)
+      try {
+        await this.#soap(SoapActions.addPortMapping(mapping), signal)
+        return this.#grant(mapping, mapping.externalPort)
+      } catch (error) {
+        if (!(error instanceof GatewayResultError)) throw error
+        if (error.resultCode === UpnpErrorCode.OnlyPermanentLeasesSupported && mapping.leaseDuration !== 0) {
+          // WANIPConnection:1 §2.4.16: the gateway grants static leases only. Ask for one and
+          // remember, so the grant says 0 (permanent) and the core deletes it explicitly.
+          this.#onlyPermanentLeases = true
+          mapping = { ...mapping, leaseDuration: 0 }
+          continue
+        }
+        if (error.resultCode === UpnpErrorCode.SamePortValuesRequired && !tried.has(mapping.internalPort)) {
+          mapping = { ...mapping, externalPort: mapping.internalPort }
+          continue
+        }
+        if (error.resultCode !== UpnpErrorCode.ConflictInMappingEntry && error.resultCode !== UpnpErrorCode.ConflictWithOtherMechanisms) throw error
+        // Another host holds the port (718), or a static rule does (729).
+        if (this.#addAnyPortMapping) {
+          const granted = await this.#addAny(mapping, signal)
+          if (granted !== undefined) return granted
+        }
+        if (otherPorts >= MAX_PORT_ATTEMPTS) throw error
+        otherPorts++
+        mapping = { ...mapping, externalPort: this.#untriedPort(tried) }
+      }
+    }
+  }
+
+  /**
+   * IGDv2 AddAnyPortMapping: the gateway picks a free port and reports it in NewReservedPort,
+   * which is what the grant records. Returns undefined when the gateway turns out not to
+   * implement the action, so the caller falls back to trying ports itself.
+   */
+  async #addAny (mapping: PortMappingArguments, signal: AbortSignal): Promise<PortMappingGrant | undefined> {
+    let leaseDuration = mapping.leaseDuration
+    while (true) {
+      try {
+        const values = await this.#soap(SoapActions.addAnyPortMapping({ ...mapping, leaseDuration }), signal)
+        return this.#grant({ ...mapping, leaseDuration }, decodeReservedPort(values))
+      } catch (error) {
+        if (!(error instanceof GatewayResultError)) throw error
+        if (error.resultCode === UpnpErrorCode.OnlyPermanentLeasesSupported && leaseDuration !== 0) {
+          this.#onlyPermanentLeases = true
+          leaseDuration = 0
+          continue
+        }
+        // 401 InvalidAction, 602 OptionalActionNotImplemented: an "IGDv2" without the action.
+        if (error.resultCode === 401 || error.resultCode === 602) {
+          this.#addAnyPortMapping = false
+          return undefined
+        }
+        throw error
+      }
+    }
+  }
+
+  #grant (mapping: PortMappingArguments, externalPort: number): PortMappingGrant {
+    const state: UpnpMappingState = { leaseKind: mapping.leaseDuration === 0 ? 'permanent' : 'timed' }
+    return {
+      protocol: mapping.protocol === 'TCP' ? 'tcp' : 'udp',
+      internalPort: mapping.internalPort,
+      externalPort,
+      // AddPortMapping either grants the lease asked for or fails; IGDv2 caps it at a week,
+      // which #leaseFor already applied, so this is what the gateway holds.
+      lifetimeSeconds: mapping.leaseDuration,
+      protocolState: state
+    }
+  }
+
+  /** The lease to ask for: IGDv2 gateways accept 1 s to one week (0 would mean a week too). */
+  #leaseFor (seconds: number): number {
+    if (this.type === 'upnp-igd2') return seconds === 0 ? IGD2_MAX_LEASE_SECONDS : Math.min(seconds, IGD2_MAX_LEASE_SECONDS)
+    return seconds
+  }
+
+  #untriedPort (tried: ReadonlySet<number>): number {
+    for (let attempt = 0; attempt < 16; attempt++) {
+      const port = this.#randomPort()
+      if (!tried.has(port)) return port
+    }
+    // A random source that keeps repeating itself (tests): walk up from the last port tried.
+    let port = MIN_RANDOM_EXTERNAL_PORT
+    while (tried.has(port)) port++
+    return port
+  }
+
+  /** Bounds a public call in time, ties it to close(), and turns a close into ClosedError. */
+  async #run<T> (what: string, options: RequestOptions, task: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    if (this.#closed) throw new ClosedError('upnp client closed')
+    const signal = options.signal === undefined ? this.#shutdown.signal : AbortSignal.any([options.signal, this.#shutdown.signal])
+    try {
+      return await withDeadline(`upnp ${what}`, { signal, timeout: options.timeout ?? this.#requestTimeout }, task)
+    } catch (error) {
+      if (this.#closed && !(error instanceof GatewayResultError)) throw new ClosedError('upnp client closed')
+      throw error
+    }
+  }
+
+  /** One SOAP exchange, waiting for a free slot toward the gateway first. */
+  async #soap (request: SoapRequest, signal: AbortSignal, service: WanService = this.#service): Promise<Map<string, string>> {
+    return await this.#limiter.run(async () => {
+      const what = `upnp ${request.action} at ${service.controlUrl.href}`
+      const { response } = await httpExchange({
+        method: 'POST',
+        url: service.controlUrl,
+        headers: [
+          ['Content-Type', 'text/xml; charset="utf-8"'],
+          ['SOAPAction', soapActionHeader(service.serviceType, request.action)],
+          ...REQUEST_HEADERS
+        ],
+        body: Buffer.from(encodeSoapRequest(service.serviceType, request), 'utf8'),
+        maxBodyBytes: MAX_SOAP_RESPONSE_BYTES,
+        signal
+      })
+      const success = response.statusCode >= 200 && response.statusCode <= 299
+      let values: Map<string, string>
+      try {
+        values = decodeSoapResponse(utf8(response.body), request.action)
+      } catch (error) {
+        // A UPnP fault (normally with HTTP 500) is the answer; any other unreadable body on an
+        // error status is an HTTP failure, on a success status a malformed response.
+        if (error instanceof GatewayResultError || success) throw error
+        throw new HttpStatusError(response.statusCode, `${what} answered HTTP ${response.statusCode}`, { cause: error })
+      }
+      if (!success) throw new HttpStatusError(response.statusCode, `${what} answered HTTP ${response.statusCode} without a fault`)
+      return values
+    }, signal)
+  }
+}
+
+function checkMappingRequest (request: PortMappingRequest): void {
+  if (request.protocol !== 'tcp' && request.protocol !== 'udp') throw new InvalidArgumentError(`protocol must be 'tcp' or 'udp', got ${String(request.protocol)}`)
+  checkInteger(request.internalPort, 'internalPort', 0, 1, 65_535)
+  checkInteger(request.suggestedExternalPort, 'suggestedExternalPort', 0, 0, 65_535)
+  checkInteger(request.lifetimeSeconds, 'lifetimeSeconds', 0, 0, 4_294_967_295)
+  if (typeof request.description !== 'string') throw new InvalidArgumentError('description must be a string')
+  if (request.suggestedExternalAddress !== undefined && isIP(request.suggestedExternalAddress) === 0) {
+    throw new InvalidArgumentError(`suggestedExternalAddress must be an IP address, got ${JSON.stringify(request.suggestedExternalAddress)}`)
+  }
+}
+
+function upnpProtocol (protocol: TransportProtocol): UpnpProtocol {
+  return protocol === 'tcp' ? 'TCP' : 'UDP'
+}
+
+function leaseKindOf (grant: PortMappingGrant | undefined): UpnpMappingState['leaseKind'] | undefined {
+  const state = grant?.protocolState as Partial<UpnpMappingState> | undefined
+  return state?.leaseKind
+}
+
+function utf8 (bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')
+}

@@ -1,0 +1,88 @@
+/**
+ * A minimal HTTP client for the gateway's description and control URLs: one TCP connection per
+ * request (`Connection: close`, as miniupnpc does; routers' embedded servers handle little
+ * else reliably), the response read by our bounded parser, and nothing left behind: no agent, no
+ * pooled socket, no timer. The caller bounds the exchange with `signal`, whose reason (a
+ * TimeoutError, AbortError or ClosedError from the caller) is what the request rejects with.
+ */
+import net from 'node:net'
+import { reasonOf } from '../core/deadline.js'
+import { wireTracer } from '../core/trace.js'
+import { HttpStatusError, NetworkError, UnsupportedError } from '../errors.js'
+import { encodeHttpRequest, HttpResponseParser, type HttpRequest, type HttpResponse } from './http-codec.js'
+import { normalizeAddress } from './trust.js'
+
+export interface HttpExchangeOptions extends HttpRequest {
+  /** Responses with a larger body are refused (MalformedMessageError). */
+  maxBodyBytes: number
+  /** Ends the exchange; required, so that a body that never ends cannot hold us. */
+  signal: AbortSignal
+}
+
+export interface HttpExchange {
+  response: HttpResponse
+  /** Our address on the connection: the address the gateway sees us at. */
+  localAddress: string | undefined
+}
+
+/** Sends one request and reads one response. Rejects only with NatMapperError subclasses. */
+export async function httpExchange (options: HttpExchangeOptions): Promise<HttpExchange> {
+  const { url, signal } = options
+  if (signal.aborted) throw reasonOf(signal)
+  if (url.protocol !== 'http:') throw new UnsupportedError(`upnp: ${url.protocol} URLs are not supported (${url.href})`)
+  const request = encodeHttpRequest(options)
+  const parser = new HttpResponseParser({ maxBodyBytes: options.maxBodyBytes })
+  const trace = wireTracer('upnp', url.host)
+  const what = `${options.method} ${url.href}`
+
+  const socket = net.connect({ host: normalizeAddress(url.hostname), port: url.port === '' ? 80 : Number(url.port), noDelay: true })
+  let onAbort: (() => void) | undefined
+  try {
+    return await new Promise<HttpExchange>((resolve, reject) => {
+      let answered = false
+      const succeed = (response: HttpResponse): void => {
+        if (answered) return
+        answered = true
+        trace('receive', response.body)
+        resolve({ response, localAddress: socket.localAddress === undefined ? undefined : normalizeAddress(socket.localAddress) })
+      }
+      onAbort = () => { reject(reasonOf(signal)) }
+      signal.addEventListener('abort', onAbort, { once: true })
+      socket.on('connect', () => {
+        trace('send', request)
+        socket.write(request)
+      })
+      socket.on('data', (chunk: Uint8Array) => {
+        try {
+          const response = parser.push(chunk)
+          if (response !== undefined) succeed(response)
+        } catch (error) {
+          reject(error)
+        }
+      })
+      socket.on('end', () => {
+        try {
+          succeed(parser.end())
+        } catch (error) {
+          reject(error)
+        }
+      })
+      socket.on('error', (error: NodeJS.ErrnoException) => {
+        reject(new NetworkError(`${what} failed: ${error.code ?? error.message}`, { cause: error }))
+      })
+      socket.on('close', () => {
+        reject(new NetworkError(`${what}: connection closed before a response`))
+      })
+    })
+  } finally {
+    if (onAbort !== undefined) signal.removeEventListener('abort', onAbort)
+    socket.destroy()
+  }
+}
+
+/** Throws HttpStatusError unless the response is a 2xx. */
+export function expectSuccess (response: HttpResponse, what: string): void {
+  if (response.statusCode < 200 || response.statusCode > 299) {
+    throw new HttpStatusError(response.statusCode, `${what} answered HTTP ${response.statusCode} ${response.statusText}`.trim())
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * SSDP search I/O: sends M-SEARCH rounds to the gateway (unicast, UDA 2.0 §1.3.2) and, unless
+ * told not to, to the multicast group, repeats them on a schedule, and hands on each distinct,
+ * trusted description URL the moment its answer arrives. There is no fixed listening window:
+ * the caller stops the search (through `signal`) as soon as it has what it needs.
+ */
+import { addressScope } from '../net/ip-address.js'
+import dgram from 'node:dgram'
+import { isIP } from 'node:net'
+import { wireTracer } from '../core/trace.js'
+import { NetworkError } from '../errors.js'
+import {
+  IGD_SEARCH_TARGETS,
+  MAX_SSDP_LOCATIONS,
+  MAX_SSDP_REPLIES,
+  SSDP_MULTICAST_IPV4,
+  SSDP_MULTICAST_TTL,
+  SSDP_SEARCH_SCHEDULE
+} from './constants.js'
+import { decodeSearchResponse, encodeSearchRequest, type SearchResponse } from './ssdp.js'
+import { hostOf, pointAtGateway, sameAddress } from './trust.js'
+
+export interface SsdpSearchOptions {
+  /** The gateway: searches go to it, and only its answers are accepted. */
+  gateway: string
+  /** Our address on the gateway's link; multicast leaves through it. */
+  localAddress?: string
+  /** UDP port searched on the gateway and the multicast group. */
+  port: number
+  /**
+   * Also search the multicast group (IPv4 only: IPv6 link-local multicast needs an interface
+   * scope we do not know). Routers differ in whether they answer unicast or multicast searches.
+   */
+  multicast: boolean
+  /** Offsets in ms from the start at which a search round is sent. */
+  schedule?: readonly number[]
+  /** Search targets (ST) sent in each round. */
+  searchTargets?: readonly string[]
+  /** Ends the search: the socket is closed and the timers cleared. */
+  signal: AbortSignal
+  /**
+   * A new description URL from the gateway. `location` already points at the gateway;
+   * `announced` is the LOCATION as the gateway wrote it.
+   */
+  onLocation: (location: URL, announced: URL, response: SearchResponse) => void
+  /** A datagram from the gateway that was not a usable answer, or a socket failure. */
+  onProblem?: (error: Error) => void
+}
+
+/** Starts a search that runs until `options.signal` aborts. Never throws: failures go to `onProblem`. */
+export function startSsdpSearch (options: SsdpSearchOptions): void {
+  const { signal } = options
+  if (signal.aborted) return
+  const gatewayFamily = isIP(options.gateway) === 6 ? 6 : 4
+  const socket = dgram.createSocket(gatewayFamily === 6 ? 'udp6' : 'udp4')
+  const schedule = options.schedule ?? SSDP_SEARCH_SCHEDULE
+  const targets = searchDestinations(options, gatewayFamily)
+  const requests = targets.map((target) => ({
+    ...target,
+    datagrams: (options.searchTargets ?? IGD_SEARCH_TARGETS).map((searchTarget) =>
+      encodeSearchRequest({ searchTarget, address: target.address, port: target.port }))
+  }))
+  const trace = wireTracer('upnp', `${options.gateway}:${options.port}`)
+  const seen = new Set<string>()
+  let replies = 0
+  let round = 0
+  let timer: NodeJS.Timeout | undefined
+  let closed = false
+
+  const close = (): void => {
+    if (closed) return
+    closed = true
+    if (timer !== undefined) clearTimeout(timer)
+    signal.removeEventListener('abort', close)
+    try { socket.close() } catch { /* closed by an error already */ }
+  }
+  signal.addEventListener('abort', close, { once: true })
+
+  const sendRound = (): void => {
+    if (closed) return
+    for (const { address, port, datagrams } of requests) {
+      for (const datagram of datagrams) {
+        trace('send', datagram)
+        socket.send(datagram, port, address, (error) => {
+          // A missing multicast route (ENETUNREACH) must not stop the unicast search.
+          if (error !== null && error !== undefined && !closed) {
+            options.onProblem?.(new NetworkError(`SSDP search to ${address}:${port} failed: ${error.message}`, { cause: error }))
+          }
+        })
+      }
+    }
+    round++
+    const at = schedule[round]
+    const previous = schedule[round - 1] ?? 0
+    if (at !== undefined) timer = setTimeout(sendRound, Math.max(0, at - previous))
+  }
+
+  socket.on('error', (error) => {
+    if (closed) return
+    options.onProblem?.(new NetworkError(`SSDP socket failed: ${error.message}`, { cause: error }))
+    close()
+  })
+  socket.on('message', (datagram, remote) => {
+    // Only the gateway is trusted; other hosts' answers are dropped unread, which costs nothing.
+    if (closed || !sameAddress(remote.address, options.gateway)) return
+    // A gateway that keeps talking cannot keep us parsing: past the cap, stop listening.
+    if (++replies > MAX_SSDP_REPLIES) { close(); return }
+    trace('receive', datagram)
+    let response: SearchResponse
+    try {
+      response = decodeSearchResponse(datagram)
+    } catch (error) {
+      options.onProblem?.(error as Error)
+      return
+    }
+    const announced = response.location
+    const location = sameAddress(hostOf(announced), options.gateway) ? announced : pointAtGateway(announced, options.gateway)
+    if (seen.has(location.href) || seen.size >= MAX_SSDP_LOCATIONS) return
+    seen.add(location.href)
+    options.onLocation(location, announced, response)
+  })
+  socket.bind(0, () => {
+    if (closed) return
+    if (requests.some((request) => request.multicast)) {
+      try {
+        socket.setMulticastTTL(SSDP_MULTICAST_TTL)
+        if (options.localAddress !== undefined && isIP(options.localAddress) === 4) socket.setMulticastInterface(options.localAddress)
+      } catch (error) {
+        options.onProblem?.(new NetworkError(`cannot set up SSDP multicast: ${(error as Error).message}`, { cause: error }))
+      }
+    }
+    const first = schedule[0] ?? 0
+    if (first > 0) timer = setTimeout(sendRound, first)
+    else sendRound()
+  })
+}
+
+function searchDestinations (options: SsdpSearchOptions, family: 4 | 6): Array<{ address: string, port: number, multicast: boolean }> {
+  const destinations = [{ address: options.gateway, port: options.port, multicast: false }]
+  // A gateway on loopback (a test double, a local daemon) has no link to multicast on.
+  if (options.multicast && family === 4 && addressScope(options.gateway) !== 'loopback') destinations.push({ address: SSDP_MULTICAST_IPV4, port: options.port, multicast: true })
+  return destinations
+}

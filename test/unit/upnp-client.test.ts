@@ -1,0 +1,330 @@
+import assert from 'node:assert/strict'
+import net from 'node:net'
+import { describe, it, type TestContext } from 'node:test'
+import type { PortMappingGrant, PortMappingRequest } from '../../src/core/gateway-client.js'
+import {
+  AbortError,
+  ClosedError,
+  GatewayResultError,
+  InvalidArgumentError,
+  MalformedMessageError,
+  TimeoutError,
+  UnsupportedError
+} from '../../src/errors.js'
+import { createUpnpProbe, UpnpClient, type UpnpProbeOptions } from '../../src/upnp/client.js'
+import { MAX_PORT_ATTEMPTS } from '../../src/upnp/constants.js'
+import { FakeIgd, type FakeIgdOptions } from '../helpers/fake-igd.js'
+
+const LOCAL = '127.0.0.1'
+
+/** Starts a fake IGD, probes it over loopback only (no multicast), and closes both after the test. */
+async function connect (t: TestContext, igdOptions: FakeIgdOptions = {}, probeOptions: UpnpProbeOptions = {}): Promise<{ igd: FakeIgd, client: UpnpClient }> {
+  const igd = await FakeIgd.start(igdOptions)
+  t.after(async () => { await igd.close() })
+  const client = await probe(igd, probeOptions)
+  t.after(async () => { await client.close() })
+  return { igd, client }
+}
+
+async function probe (igd: FakeIgd, probeOptions: UpnpProbeOptions = {}, signal?: AbortSignal): Promise<UpnpClient> {
+  const upnp = createUpnpProbe({ ssdpPort: igd.ssdpPort, multicast: false, timeout: 1_000, requestTimeout: 500, ...probeOptions })
+  const discovery = new AbortController()
+  try {
+    const client = await upnp({ gateway: igd.address, localAddress: LOCAL, signal: signal ?? discovery.signal })
+    assert.ok(client instanceof UpnpClient)
+    return client
+  } finally {
+    // The core aborts the context when discovery settles; so do we.
+    discovery.abort()
+  }
+}
+
+const request = (overrides: Partial<PortMappingRequest> = {}): PortMappingRequest =>
+  ({ protocol: 'tcp', internalPort: 5000, suggestedExternalPort: 0, lifetimeSeconds: 60, description: 'natmapper test', ...overrides })
+
+/** Active handles other than stdio, once closing handles have finished closing. */
+async function settledResources (): Promise<string[]> {
+  const current = (): string[] => process.getActiveResourcesInfo().filter((name) => name !== 'PipeWrap' && name !== 'TTYWrap').sort()
+  let last = current()
+  for (let waited = 0; waited < 500; waited += 10) {
+    await new Promise((resolve) => setTimeout(resolve, 10))
+    const now = current()
+    if (now.join() === last.join() && !now.includes('TCPSocketWrap') && !now.includes('UDPWrap')) return now
+    last = now
+  }
+  return last
+}
+
+describe('UPnP probe and client against a fake IGD', () => {
+  it('discovers an IGDv2 and maps and deletes both TCP and UDP for real', async (t) => {
+    const { igd, client } = await connect(t)
+    assert.equal(client.type, 'upnp-igd2')
+    assert.equal(client.gateway, '127.0.0.2')
+    assert.equal(client.localAddress, LOCAL)
+    assert.equal(client.service.kind, 'WANIPConnection:2')
+    assert.equal(client.service.controlUrl.href, `http://127.0.0.2:${igd.httpPort}/ctl/0`)
+
+    const tcp = await client.map(request({ protocol: 'tcp' }), undefined, {})
+    const udp = await client.map(request({ protocol: 'udp' }), undefined, {})
+    assert.deepEqual(tcp, { protocol: 'tcp', internalPort: 5000, externalPort: 5000, lifetimeSeconds: 60, protocolState: { leaseKind: 'timed' } })
+    assert.equal(udp.protocol, 'udp')
+    assert.deepEqual(igd.mapping('TCP', 5000), { protocol: 'TCP', externalPort: 5000, internalPort: 5000, internalClient: LOCAL, description: 'natmapper test', leaseDuration: 60 })
+    assert.equal(igd.mapping('UDP', 5000)?.internalClient, LOCAL)
+    assert.equal((await client.portMapping('udp', 5000, {}))?.internalClient, LOCAL)
+    assert.equal((await client.portMappingAt(0, {}))?.protocol, 'TCP')
+    assert.equal(await client.portMappingAt(2, {}), undefined)
+    assert.equal(await client.externalAddress({}), '203.0.113.7')
+    assert.equal(client.lastExternalAddress, '203.0.113.7')
+
+    await client.unmap(tcp, {})
+    await client.unmap(udp, {})
+    assert.equal(igd.mappings.size, 0)
+    assert.deepEqual(igd.calls.filter((call) => call.action === 'DeletePortMapping').map((call) => call.args.NewProtocol), ['TCP', 'UDP'])
+    assert.equal(await client.portMapping('udp', 5000, {}), undefined)
+    // A mapping that is already gone counts as deleted (714).
+    await client.unmap(udp, {})
+  })
+
+  it('renews on the port it holds and honours a suggested external port', async (t) => {
+    const { igd, client } = await connect(t)
+    const first = await client.map(request({ suggestedExternalPort: 6500 }), undefined, {})
+    assert.equal(first.externalPort, 6500)
+    const renewed = await client.map(request({ suggestedExternalPort: 1234 }), first, {})
+    assert.equal(renewed.externalPort, 6500)
+    assert.equal(igd.mappings.size, 1)
+  })
+
+  it('caps the lease at IGDv2\'s one week', async (t) => {
+    const { igd, client } = await connect(t)
+    const grant = await client.map(request({ lifetimeSeconds: 10_000_000 }), undefined, {})
+    assert.equal(grant.lifetimeSeconds, 604_800)
+    assert.equal(igd.mapping('TCP', 5000)?.leaseDuration, 604_800)
+  })
+
+  it('IGDv2: a conflict (718) goes to AddAnyPortMapping and the grant reports the port reserved', async (t) => {
+    const { igd, client } = await connect(t, { occupiedPorts: [{ protocol: 'UDP', port: 7000 }, { protocol: 'UDP', port: 7001 }] })
+    const grant = await client.map(request({ protocol: 'udp', internalPort: 7000 }), undefined, {})
+    assert.equal(grant.externalPort, 7002)
+    assert.deepEqual(igd.calls.map((call) => call.action), ['AddPortMapping', 'AddAnyPortMapping'])
+    assert.equal(igd.mapping('UDP', 7002)?.internalPort, 7000)
+  })
+
+  it('IGDv1: a conflict (718) moves to other ports and the grant reports the one granted', async (t) => {
+    const ports = [7000, 40_001, 40_002]
+    const { igd, client } = await connect(t, { igdVersion: 1, occupiedPorts: [{ protocol: 'TCP', port: 7000 }, { protocol: 'TCP', port: 40_001 }] },
+      { randomPort: () => ports.shift() ?? 50_000 })
+    assert.equal(client.type, 'upnp-igd1')
+    const grant = await client.map(request({ internalPort: 7000 }), undefined, {})
+    assert.equal(grant.externalPort, 40_002)
+    assert.equal(igd.mapping('TCP', 40_002)?.internalPort, 7000)
+    assert.deepEqual(igd.calls.map((call) => call.args.NewExternalPort), ['7000', '40001', '40002'])
+    assert.ok(!igd.calls.some((call) => call.action === 'AddAnyPortMapping'))
+  })
+
+  it('IGDv1: gives up with the 718 fault after a few other ports', async (t) => {
+    const { igd, client } = await connect(t, { igdVersion: 1, fault: (call) => call.action === 'AddPortMapping' ? 718 : undefined })
+    await assert.rejects(client.map(request(), undefined, {}), (error: unknown) =>
+      error instanceof GatewayResultError && error.resultCode === 718 && error.resultName === 'ConflictInMappingEntry')
+    const tried = igd.calls.map((call) => Number(call.args.NewExternalPort))
+    assert.equal(tried.length, 1 + MAX_PORT_ATTEMPTS)
+    assert.equal(new Set(tried).size, tried.length)
+    assert.ok(tried.slice(1).every((port) => port >= 1_024 && port <= 65_535))
+  })
+
+  it('725: takes a permanent lease, says so in the grant, asks for one directly next time, and deletes it', async (t) => {
+    const { igd, client } = await connect(t, { igdVersion: 1, onlyPermanentLeases: true })
+    const grant = await client.map(request(), undefined, {})
+    assert.equal(grant.lifetimeSeconds, 0)
+    assert.deepEqual(grant.protocolState, { leaseKind: 'permanent' })
+    assert.equal(igd.mapping('TCP', 5000)?.leaseDuration, 0)
+    assert.deepEqual(igd.calls.map((call) => call.args.NewLeaseDuration), ['60', '0'])
+
+    const second = await client.map(request({ protocol: 'udp', internalPort: 5001 }), undefined, {})
+    assert.equal(second.lifetimeSeconds, 0)
+    assert.deepEqual(igd.calls.map((call) => call.args.NewLeaseDuration), ['60', '0', '0'])
+
+    await client.unmap(grant, {})
+    await client.unmap(second, {})
+    assert.equal(igd.mappings.size, 0)
+  })
+
+  it('725 on IGDv2 during AddAnyPortMapping falls back to a permanent lease too', async (t) => {
+    const { igd, client } = await connect(t, { onlyPermanentLeases: true, occupiedPorts: [{ protocol: 'TCP', port: 5000 }] })
+    const grant = await client.map(request(), undefined, {})
+    assert.equal(grant.externalPort, 5001)
+    assert.equal(grant.lifetimeSeconds, 0)
+    assert.equal(igd.mapping('TCP', 5001)?.leaseDuration, 0)
+  })
+
+  it('606: rejects with GatewayResultError ActionNotAuthorized', async (t) => {
+    const { igd, client } = await connect(t, { fault: (call) => call.action === 'AddPortMapping' ? 606 : undefined })
+    await assert.rejects(client.map(request(), undefined, {}), (error: unknown) =>
+      error instanceof GatewayResultError && error.resultCode === 606 && error.resultName === 'ActionNotAuthorized' && error.protocol === 'upnp')
+    assert.equal(igd.mappings.size, 0)
+  })
+
+  it('sends our own LAN address and escaped text, with the SOAPAction the service expects', async (t) => {
+    const { igd, client } = await connect(t)
+    await client.map(request({ description: 'a <b> & "c"' }), undefined, {})
+    const [call] = igd.calls
+    assert.equal(call?.soapAction, '"urn:schemas-upnp-org:service:WANIPConnection:2#AddPortMapping"')
+    assert.equal(call?.args.NewInternalClient, LOCAL)
+    assert.equal(call?.args.NewPortMappingDescription, 'a <b> & "c"')
+  })
+
+  it('keeps at most two requests in flight toward the gateway', async (t) => {
+    const { igd, client } = await connect(t, { soapDelayMs: 20 })
+    const grants = await Promise.all([5001, 5002, 5003, 5004, 5005, 5006].map(async (port) => await client.map(request({ internalPort: port }), undefined, {})))
+    assert.equal(grants.length, 6)
+    assert.equal(igd.peakSoap, 2)
+    assert.equal(client.peakConcurrentRequests, 2)
+  })
+
+  it('validates mapping requests', async (t) => {
+    const { client } = await connect(t)
+    await assert.rejects(client.map(request({ internalPort: 0 }), undefined, {}), InvalidArgumentError)
+    await assert.rejects(client.map(request({ lifetimeSeconds: -1 }), undefined, {}), InvalidArgumentError)
+    await assert.rejects(client.map(request({ protocol: 'sctp' as 'tcp' }), undefined, {}), InvalidArgumentError)
+  })
+
+  it('times out a SOAP answer that never ends', async (t) => {
+    const { client } = await connect(t, { soapStyle: 'never-ends' })
+    await assert.rejects(client.externalAddress({ timeout: 100 }), TimeoutError)
+  })
+
+  for (const style of ['chunked', 'http10-close'] as const) {
+    it(`reads ${style} descriptions and SOAP answers`, async (t) => {
+      const { igd, client } = await connect(t, { descriptionStyle: style, soapStyle: style })
+      await client.map(request(), undefined, {})
+      assert.equal(igd.mappings.size, 1)
+      assert.equal(await client.externalAddress({}), '203.0.113.7')
+    })
+  }
+
+  it('reads unusual namespace prefixes in the description, responses and faults', async (t) => {
+    const { igd, client } = await connect(t, { xmlStyle: 'unusual-prefixes', occupiedPorts: [{ protocol: 'TCP', port: 5000 }], igdVersion: 1 },
+      { randomPort: () => 45_000 })
+    const grant = await client.map(request(), undefined, {})
+    assert.equal(grant.externalPort, 45_000)
+    assert.equal(igd.mapping('TCP', 45_000)?.internalClient, LOCAL)
+  })
+
+  it('prefers a Connected WAN service with a public address among several', async (t) => {
+    const { client } = await connect(t, {
+      igdVersion: 1,
+      services: [
+        { kind: 'WANIPConnection:1', connectionStatus: 'Disconnected' },
+        { kind: 'WANIPConnection:1', connectionStatus: 'Connected', externalAddress: '10.1.2.3' },
+        { kind: 'WANPPPConnection:1', connectionStatus: 'Connected', externalAddress: '93.184.216.34' }
+      ]
+    })
+    assert.equal(client.service.kind, 'WANPPPConnection:1')
+    assert.equal(client.lastExternalAddress, '93.184.216.34')
+  })
+
+  it('falls back to a Connected service with a private address when none is public', async (t) => {
+    const { client } = await connect(t, {
+      igdVersion: 1,
+      services: [
+        { kind: 'WANIPConnection:1', connectionStatus: 'Disconnected' },
+        { kind: 'WANPPPConnection:1', connectionStatus: 'Connected', externalAddress: '100.64.0.9' }
+      ]
+    })
+    assert.equal(client.service.kind, 'WANPPPConnection:1')
+  })
+})
+
+describe('UPnP probe trust and failures', () => {
+  it('re-points a LOCATION naming another host at the gateway, and never contacts that host', async (t) => {
+    const igd = await FakeIgd.start({ locationHost: '127.0.0.3' })
+    t.after(async () => { await igd.close() })
+    let decoyConnections = 0
+    const decoy = net.createServer((socket) => { decoyConnections++; socket.destroy() })
+    await new Promise<void>((resolve) => { decoy.listen(igd.httpPort, '127.0.0.3', resolve) })
+    t.after(async () => { await new Promise<void>((resolve) => { decoy.close(() => { resolve() }) }) })
+
+    const client = await probe(igd)
+    t.after(async () => { await client.close() })
+    assert.equal(client.descriptionUrl.href, `http://127.0.0.2:${igd.httpPort}/rootDesc.xml`)
+    assert.equal(igd.descriptionRequests, 1)
+    await client.map(request(), undefined, {})
+    assert.equal(decoyConnections, 0)
+  })
+
+  it('ignores SSDP answers that do not come from the gateway', async (t) => {
+    const igd = await FakeIgd.start({ replyFromAddress: '127.0.0.3' })
+    t.after(async () => { await igd.close() })
+    await assert.rejects(probe(igd, { timeout: 300 }), (error: unknown) => error instanceof TimeoutError && /no SSDP answer/.test(error.message))
+    assert.ok(igd.searches.length > 0)
+    assert.equal(igd.descriptionRequests, 0)
+  })
+
+  it('refuses a description whose only control URL points off the gateway', async (t) => {
+    const igd = await FakeIgd.start({ services: [{ kind: 'WANIPConnection:2', controlUrl: 'http://127.0.0.3:5000/ctl/0' }] })
+    t.after(async () => { await igd.close() })
+    await assert.rejects(probe(igd, { timeout: 300 }), (error: unknown) =>
+      error instanceof TimeoutError && error.cause instanceof UnsupportedError && /off the gateway/.test(error.cause.message))
+  })
+
+  it('refuses a URLBase that points off the gateway', async (t) => {
+    const igd = await FakeIgd.start({ urlBase: 'http://127.0.0.3:5000/' })
+    t.after(async () => { await igd.close() })
+    await assert.rejects(probe(igd, { timeout: 300 }), (error: unknown) => error instanceof TimeoutError && error.cause instanceof UnsupportedError)
+  })
+
+  const brokenDescriptions: Array<[string, FakeIgdOptions, (cause: unknown) => boolean]> = [
+    ['a description that never ends', { descriptionStyle: 'never-ends' }, (cause) => cause instanceof TimeoutError],
+    ['an oversized description', { descriptionStyle: 'oversized' }, (cause) => cause instanceof MalformedMessageError && /exceeds 65536/.test(cause.message)],
+    ['a description with entity declarations', { xmlStyle: 'entity-declarations' }, (cause) => cause instanceof MalformedMessageError && /DOCTYPE/.test(cause.message)]
+  ]
+  for (const [what, options, expectedCause] of brokenDescriptions) {
+    it(`fails with a typed reason on ${what}`, async (t) => {
+      const igd = await FakeIgd.start(options)
+      t.after(async () => { await igd.close() })
+      await assert.rejects(probe(igd, { timeout: 400, requestTimeout: 150 }), (error: unknown) =>
+        error instanceof TimeoutError && expectedCause(error.cause))
+    })
+  }
+
+  it('stops searching and rejects with AbortError when the context aborts', async (t) => {
+    const igd = await FakeIgd.start({ replyFromAddress: '127.0.0.3' })
+    t.after(async () => { await igd.close() })
+    const before = await settledResources()
+    const controller = new AbortController()
+    setTimeout(() => { controller.abort() }, 50)
+    await assert.rejects(probe(igd, { timeout: undefined }, controller.signal), AbortError)
+    const searches = igd.searches.length
+    assert.deepEqual(await settledResources(), before)
+    assert.equal(igd.searches.length, searches)
+  })
+
+  it('rejects at once when the context is already aborted', async () => {
+    const upnp = createUpnpProbe({ multicast: false })
+    await assert.rejects(upnp({ gateway: '127.0.0.2', localAddress: LOCAL, signal: AbortSignal.abort() }), AbortError)
+  })
+
+  it('validates its options, naming the bad one', () => {
+    assert.throws(() => createUpnpProbe({ ssdpPort: 70_000 }), /ssdpPort/)
+    assert.throws(() => createUpnpProbe({ searchSchedule: [100, 0] }), /searchSchedule/)
+    assert.throws(() => createUpnpProbe({ maxConcurrentRequests: 0 }), /maxConcurrentRequests/)
+  })
+})
+
+describe('UPnP client close', () => {
+  it('leaves no socket or timer behind, is idempotent, and refuses calls afterwards', async () => {
+    const before = await settledResources()
+    const igd = await FakeIgd.start({ soapDelayMs: 200 })
+    const client = await probe(igd)
+    const grant: PortMappingGrant = await client.map(request({ internalPort: 5100 }), undefined, {})
+    // A request in flight when the client closes ends with ClosedError, not a hang.
+    const inFlight = client.externalAddress({})
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    await client.close()
+    await client.close()
+    await assert.rejects(inFlight, ClosedError)
+    await assert.rejects(client.map(request(), undefined, {}), ClosedError)
+    await assert.rejects(client.unmap(grant, {}), ClosedError)
+    await igd.close()
+    assert.deepEqual(await settledResources(), before)
+  })
+})
