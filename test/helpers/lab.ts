@@ -36,7 +36,8 @@ export const lab = {
   get gatewayNamespace (): string { return env('LAB_NS_GW') },
   get gatewayLanAddress (): string { return env('LAB_GW_LAN_IP') },
   get gatewayWanAddress (): string { return env('LAB_GW_WAN_IP') },
-  get lanAddress (): string { return env('LAB_LAN_IP') }
+  get lanAddress (): string { return env('LAB_LAN_IP') },
+  get lan2Address (): string { return env('LAB_LAN2_IP') }
 }
 
 /** Why the lab cannot run here, or undefined when it can. */

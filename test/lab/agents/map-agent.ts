@@ -2,7 +2,7 @@
 // JSON line on stdout, and obeys commands on stdin. It never calls process.exit: after "exit" it
 // closes what it opened, and the test checks that the process then ends by itself.
 import { createInterface } from 'node:readline'
-import { discoverNAT, type DiscoverOptions, type Mapping, type NAT } from '../../../src/index.js'
+import { discoverNAT, type DiscoverOptions, type Mapping, type MappingOptions, type NAT } from '../../../src/index.js'
 import { assertInLabNamespace } from '../../helpers/netns.js'
 import { startEcho } from './echo.js'
 
@@ -10,7 +10,7 @@ interface AgentConfig {
   transport: 'tcp' | 'udp'
   port: number
   discover: DiscoverOptions
-  /** Ports to map beyond the first, without echo servers (for scale and conflict tests). */
+  mapping?: MappingOptions
 }
 
 assertInLabNamespace()
@@ -40,7 +40,7 @@ for (const kind of ['established', 'renewed', 'changed', 'failed', 'lost'] as co
 }
 nat.on('external-address-changed', ({ address, previous }) => { report('external-address-changed', { address, previous }) })
 
-const mapping = await nat.newMapping(config.transport, config.port)
+const mapping = await nat.newMapping(config.transport, config.port, config.mapping)
 try {
   report('mapped', { ...(await mapping.externalAddr()) })
 } catch (error) {

@@ -1,0 +1,306 @@
+import assert from 'node:assert/strict'
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { createInterface } from 'node:readline'
+import { it } from 'node:test'
+import { gatewayHolds, gatewayLog, lab, labEnv, labSuite, reachableFromWan, ROOT } from '../helpers/lab.js'
+
+// The real `natmapper` executable, run inside the LAN namespace against miniupnpd (UPnP IGDv2,
+// NAT-PMP and PCP all on): every command in human and --json form, `map` held across renewals and
+// stopped by signals, --once and unmap, and the exit codes. The test process itself sends nothing.
+
+const CLI = ['--import', 'tsx', `${ROOT}src/cli/main.ts`]
+const BUILT_CLI = `${ROOT}dist/cli/main.js`
+
+/** One natmapper process in a lab namespace: its output lines as they come, and its exit. */
+class Cli {
+  readonly stdout: string[] = []
+  readonly stderr: string[] = []
+  readonly #child: ChildProcessWithoutNullStreams
+  readonly #exited: Promise<number | null>
+  readonly #args: string[]
+  #wake: Array<() => void> = []
+
+  constructor (args: string[], { namespace = lab.lanNamespace, script = CLI } = {}) {
+    this.#args = args
+    this.#child = spawn('ip', ['netns', 'exec', namespace, process.execPath, ...script, ...args], { cwd: ROOT })
+    const collect = (lines: string[]) => (line: string): void => {
+      lines.push(line)
+      for (const wake of this.#wake.splice(0)) wake()
+    }
+    createInterface({ input: this.#child.stdout }).on('line', collect(this.stdout))
+    createInterface({ input: this.#child.stderr }).on('line', collect(this.stderr))
+    this.#exited = new Promise((resolve) => this.#child.on('close', (code) => {
+      resolve(code)
+      for (const wake of this.#wake.splice(0)) wake()
+    }))
+  }
+
+  /** stdout lines parsed as JSON (every line must be one object). */
+  get events (): Array<Record<string, unknown>> {
+    return this.stdout.map((line) => JSON.parse(line) as Record<string, unknown>)
+  }
+
+  /** Waits (generously) until `condition` holds on what was printed so far. */
+  async until (what: string, condition: () => boolean, timeout = 30_000): Promise<void> {
+    const deadline = Date.now() + timeout
+    while (!condition()) {
+      if (Date.now() > deadline || this.#child.exitCode !== null) throw new Error(`natmapper ${this.#args.join(' ')}: never ${what}\n${this.transcript()}`)
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 250)
+        this.#wake.push(() => { clearTimeout(timer); resolve() })
+      })
+    }
+  }
+
+  async event (name: string, count = 1): Promise<Record<string, unknown>> {
+    await this.until(`printed ${count} "${name}" event(s)`, () => this.events.filter((e) => e.event === name).length >= count)
+    return this.events.filter((e) => e.event === name)[count - 1] ?? {}
+  }
+
+  signal (signal: NodeJS.Signals): void {
+    // `ip netns exec` execs node in place (no fork), so the signal reaches natmapper itself.
+    this.#child.kill(signal)
+  }
+
+  /** The exit code, once the process ends by itself (it is killed, and the test fails, after `timeout`). */
+  async exit (timeout = 30_000): Promise<number | null> {
+    const timer = new Promise<'hung'>((resolve) => { setTimeout(() => { resolve('hung') }, timeout).unref() })
+    const result = await Promise.race([this.#exited, timer])
+    if (result === 'hung') {
+      this.#child.kill('SIGKILL')
+      throw new Error(`natmapper ${this.#args.join(' ')} did not exit within ${timeout} ms\n${this.transcript()}`)
+    }
+    return result
+  }
+
+  kill (): void {
+    if (this.#child.exitCode === null) this.#child.kill('SIGKILL')
+  }
+
+  transcript (): string {
+    return `stdout:\n${this.stdout.join('\n')}\nstderr:\n${this.stderr.join('\n')}\ngateway log:\n${gatewayLog().slice(-2000)}`
+  }
+}
+
+/** Runs natmapper to its end. */
+async function natmapper (args: string[], options: { namespace?: string, script?: string[] } = {}): Promise<{ code: number | null, stdout: string, stderr: string, cli: Cli }> {
+  const cli = new Cli(args, options)
+  try {
+    const code = await cli.exit()
+    return { code, stdout: cli.stdout.join('\n'), stderr: cli.stderr.join('\n'), cli }
+  } finally {
+    cli.kill()
+  }
+}
+
+/** A TCP echo service on the LAN host, for the WAN host to reach through the mapping. */
+function echoService (port: number): ChildProcessWithoutNullStreams {
+  const code = `require('net').createServer((s) => { s.on('error', () => {}); s.pipe(s) }).listen(${port}, () => console.log('listening'))`
+  return spawn('ip', ['netns', 'exec', lab.lanNamespace, process.execPath, '-e', code], { cwd: ROOT })
+}
+
+async function listening (child: ChildProcessWithoutNullStreams): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.once('data', () => { resolve() })
+    child.once('close', (code) => { reject(new Error(`echo service exited (${code})`)) })
+  })
+}
+
+const WAN = lab.gatewayWanAddress
+const GATEWAY = lab.gatewayLanAddress
+
+labSuite('lab: the natmapper CLI', 'all', () => {
+  let nextPort = 21_000
+
+  it('discover: each protocol, the one in use and the public external address (human and --json)', async () => {
+    const human = await natmapper(['discover'])
+    assert.equal(human.code, 0, human.cli.transcript())
+    assert.match(human.stdout, new RegExp(`^gateway +${GATEWAY.replaceAll('.', '\\.')} \\(the default route\\)$`, 'm'))
+    assert.match(human.stdout, new RegExp(`^local address +${lab.lanAddress.replaceAll('.', '\\.')}$`, 'm'))
+    assert.match(human.stdout, /^pcp +yes, answered in /m)
+    assert.match(human.stdout, /^nat-pmp +yes, answered in /m)
+    assert.match(human.stdout, /^upnp +/m)
+    assert.match(human.stdout, /^using +pcp$/m)
+    assert.match(human.stdout, new RegExp(`^external address +${WAN.replaceAll('.', '\\.')}, public`, 'm'))
+
+    const json = await natmapper(['discover', '--json'])
+    assert.equal(json.code, 0, json.cli.transcript())
+    assert.equal(json.cli.stdout.length, 1, 'one JSON object')
+    const result = json.cli.events[0] ?? {}
+    assert.equal(result.event, 'discovered')
+    assert.equal(result.gateway, GATEWAY)
+    assert.equal(result.localAddress, lab.lanAddress)
+    assert.equal(result.type, 'pcp')
+    assert.equal(result.externalAddress, WAN)
+    assert.equal(result.publiclyRoutable, true)
+    const probes = result.probes as Array<{ protocol: string, ok: boolean, ms: number }>
+    assert.deepEqual(probes.map((probe) => probe.protocol), ['pcp', 'nat-pmp', 'upnp'])
+    for (const probe of probes.filter((p) => p.protocol !== 'upnp')) assert.ok(probe.ok && probe.ms >= 0, JSON.stringify(probe))
+  })
+
+  it('ip: the external address alone, and as JSON; --verbose shows the decoded exchange on stderr', async () => {
+    const human = await natmapper(['ip'])
+    assert.equal(human.code, 0, human.cli.transcript())
+    assert.equal(human.stdout, WAN)
+
+    const json = await natmapper(['ip', '--json', '--protocol', 'nat-pmp'])
+    assert.equal(json.code, 0, json.cli.transcript())
+    assert.deepEqual(json.cli.events, [{ event: 'external-address', address: WAN, scope: 'public', publiclyRoutable: true, type: 'nat-pmp', gateway: GATEWAY }])
+
+    const verbose = await natmapper(['ip', '--verbose', '--protocol', 'pcp'])
+    assert.equal(verbose.code, 0, verbose.cli.transcript())
+    assert.equal(verbose.stdout, WAN, 'stdout holds the address alone')
+    assert.match(verbose.stderr, new RegExp(`^-> pcp ${GATEWAY}:5351 ANNOUNCE request`, 'm'))
+    assert.match(verbose.stderr, /^<- pcp \S+ ANNOUNCE response SUCCESS \(0\)/m)
+    assert.match(verbose.stderr, new RegExp(`^<- pcp \\S+ MAP response SUCCESS \\(0\\).* -> ${WAN.replaceAll('.', '\\.')}:`, 'm'))
+  })
+
+  it('map --json, held across renewals: reachable from the WAN host; SIGINT deletes the mapping and exits 0', async () => {
+    const port = nextPort++
+    const service = echoService(port)
+    const cli = new Cli(['map', 'tcp', String(port), '--duration', '3', '--json'])
+    try {
+      await listening(service)
+      assert.deepEqual(Object.keys(await cli.event('discovered')).sort(), ['event', 'gateway', 'localAddress', 'time', 'type'])
+      const established = await cli.event('established')
+      assert.equal(established.address, WAN)
+      assert.equal(established.protocol, 'tcp')
+      assert.equal(established.internalPort, port)
+      assert.equal(established.lifetimeSeconds, 3)
+      const externalPort = established.port as number
+      assert.ok(gatewayHolds('tcp', externalPort), 'the gateway holds the mapping')
+
+      const second = await cli.event('renewed', 2)
+      assert.equal(second.renewals, 2)
+      assert.equal(second.port, externalPort, 'renewals keep the port')
+      const reach = await reachableFromWan('tcp', WAN, externalPort)
+      assert.ok(reach.ok, `the WAN host reaches the LAN service: ${reach.output}`)
+
+      cli.signal('SIGINT')
+      assert.equal(await cli.exit(), 0, cli.transcript())
+      const events = cli.events
+      assert.equal(events.filter((e) => e.event === 'changed' || e.event === 'lost' || e.event === 'failed').length, 0, cli.transcript())
+      assert.deepEqual(events.at(-2), { event: 'closing', signal: 'SIGINT', time: events.at(-2)?.time })
+      assert.equal(events.at(-1)?.event, 'closed')
+      assert.equal(events.at(-1)?.deleted, true)
+      assert.ok(!gatewayHolds('tcp', externalPort), 'the gateway no longer holds the mapping')
+    } finally {
+      cli.kill()
+      service.kill('SIGKILL')
+    }
+  })
+
+  it('map (human, NAT-PMP, UDP), held across renewals: one line per event; SIGTERM deletes the mapping and exits 0', async () => {
+    const port = nextPort++
+    const cli = new Cli(['map', 'udp', String(port), '--duration', '3', '--protocol', 'nat-pmp', '--description', 'cli test'])
+    try {
+      await cli.until('printed "established"', () => cli.stdout.some((line) => line.includes(' established: ')))
+      const established = cli.stdout.find((line) => line.includes(' established: ')) ?? ''
+      const match = new RegExp(`^\\d\\d:\\d\\d:\\d\\d established: udp ${WAN.replaceAll('.', '\\.')}:(\\d+) -> ${lab.lanAddress.replaceAll('.', '\\.')}:${port} \\(lease 3 s, until \\d\\d:\\d\\d:\\d\\d\\)$`).exec(established)
+      assert.ok(match !== null, established)
+      const externalPort = Number(match[1])
+      assert.ok(gatewayHolds('udp', externalPort))
+      await cli.until('printed two renewals', () => cli.stdout.some((line) => / renewed \(2\): lease 3 s/.test(line)))
+
+      cli.signal('SIGTERM')
+      assert.equal(await cli.exit(), 0, cli.transcript())
+      assert.match(cli.stdout.at(-2) ?? '', / SIGTERM: deleting the mapping at the gateway$/)
+      assert.match(cli.stdout.at(-1) ?? '', / deleted at the gateway$/)
+      assert.match(cli.stdout[0] ?? '', new RegExp(`gateway ${GATEWAY.replaceAll('.', '\\.')} speaks nat-pmp`))
+      assert.deepEqual(cli.stderr, [])
+      assert.ok(!gatewayHolds('udp', externalPort), 'the gateway no longer holds the mapping')
+    } finally {
+      cli.kill()
+    }
+  })
+
+  it('map --once leaves the mapping on the gateway; unmap --protocol nat-pmp removes it (human and --json)', async () => {
+    const port = nextPort++
+    const once = await natmapper(['map', 'tcp', String(port), '--once', '--protocol', 'nat-pmp'])
+    assert.equal(once.code, 0, once.cli.transcript())
+    assert.match(once.stdout, / established: tcp \S+ -> /)
+    assert.match(once.cli.stdout.at(-1) ?? '', / left on the gateway, not renewed: the lease runs out at /)
+    assert.ok(gatewayHolds('tcp', port), 'the mapping outlives the process')
+
+    const unmap = await natmapper(['unmap', 'tcp', String(port), '--protocol', 'nat-pmp'])
+    assert.equal(unmap.code, 0, unmap.cli.transcript())
+    assert.equal(unmap.stdout, `the gateway accepted the delete: tcp internal port ${port} on ${GATEWAY} (nat-pmp)`)
+    assert.ok(!gatewayHolds('tcp', port), 'unmap deleted it')
+
+    const jsonPort = nextPort++
+    const onceJson = await natmapper(['map', 'udp', String(jsonPort), '--once', '--json', '--duration', '600', '--protocol', 'nat-pmp'])
+    assert.equal(onceJson.code, 0, onceJson.cli.transcript())
+    assert.deepEqual(onceJson.cli.events.map((e) => e.event), ['discovered', 'established', 'left'])
+    const granted = onceJson.cli.events[1]?.port as number
+    assert.equal(onceJson.cli.events[1]?.lifetimeSeconds, 600)
+    assert.ok(gatewayHolds('udp', granted))
+
+    const unmapJson = await natmapper(['unmap', 'udp', String(jsonPort), '--protocol', 'nat-pmp', '--json'])
+    assert.equal(unmapJson.code, 0, unmapJson.cli.transcript())
+    assert.deepEqual(unmapJson.cli.events, [{ event: 'deleted', protocol: 'udp', internalPort: jsonPort, externalPort: null, type: 'nat-pmp', gateway: GATEWAY }])
+    assert.ok(!gatewayHolds('udp', granted), 'unmap deleted it')
+  })
+
+  it('unmap and list with PCP: the protocol cannot, said in one line and a hint, exit 1', async () => {
+    const unmap = await natmapper(['unmap', 'tcp', '8080'])
+    assert.equal(unmap.code, 1, unmap.cli.transcript())
+    assert.equal(unmap.stdout, '')
+    assert.equal(unmap.cli.stderr[0], 'natmapper: pcp cannot delete a mapping made by another client')
+    assert.match(unmap.cli.stderr[1] ?? '', /^hint: .*--protocol nat-pmp/)
+
+    const list = await natmapper(['list', '--protocol', 'pcp', '--json'])
+    assert.equal(list.code, 1, list.cli.transcript())
+    assert.equal(list.cli.events[0]?.event, 'error')
+    assert.equal((list.cli.events[0]?.error as { code?: string }).code, 'ERR_UNSUPPORTED')
+    assert.equal(list.cli.stderr[0], 'natmapper: pcp gateways cannot list their mappings')
+  })
+
+  it('list: the gateway\'s table over UPnP (human and --json)', async (t) => {
+    const probe = await natmapper(['list', '--protocol', 'upnp', '--json'])
+    if (probe.code === 1 && (probe.cli.events[0]?.error as { code?: string } | undefined)?.code === 'ERR_UNSUPPORTED') {
+      t.skip(`the UPnP client cannot list mappings yet: ${probe.cli.stderr[0] ?? ''}`)
+      return
+    }
+    const port = nextPort++
+    const once = await natmapper(['map', 'tcp', String(port), '--once', '--protocol', 'upnp', '--description', 'natmapper cli test', '--json'])
+    assert.equal(once.code, 0, once.cli.transcript())
+    const externalPort = once.cli.events.find((e) => e.event === 'established')?.port as number
+
+    const human = await natmapper(['list', '--protocol', 'upnp'])
+    assert.equal(human.code, 0, human.cli.transcript())
+    assert.match(human.cli.stdout[0] ?? '', /^PROTO +EXTERNAL +INTERNAL +LEASE +ENABLED +DESCRIPTION$/)
+    assert.ok(human.cli.stdout.some((line) => new RegExp(`^tcp +${externalPort} +${lab.lanAddress.replaceAll('.', '\\.')}:${port} +\\d+ s +yes +natmapper cli test$`).test(line)), human.stdout)
+
+    const json = await natmapper(['list', '--json', '--protocol', 'upnp'])
+    assert.equal(json.code, 0, json.cli.transcript())
+    const table = json.cli.events[0] as { event: string, type: string, mappings: Array<Record<string, unknown>> }
+    assert.equal(table.event, 'mappings')
+    assert.match(table.type, /^upnp-igd/)
+    const row = table.mappings.find((entry) => entry.externalPort === externalPort)
+    assert.deepEqual({ ...row, lifetimeSeconds: 0 }, { protocol: 'tcp', externalPort, internalClient: lab.lanAddress, internalPort: port, description: 'natmapper cli test', lifetimeSeconds: 0, enabled: true })
+
+    const unmap = await natmapper(['unmap', 'tcp', String(port), '--external-port', String(externalPort), '--protocol', 'upnp'])
+    assert.equal(unmap.code, 0, unmap.cli.transcript())
+    assert.ok(!gatewayHolds('tcp', externalPort))
+  })
+
+  it('exit codes: 1 when no gateway answers, 2 for bad usage (one line, then the usage)', async () => {
+    // nm-lan2's host runs no gateway: its closed port answers ICMP port unreachable at once.
+    const none = await natmapper(['ip', '--gateway', labEnv.LAB_LAN2_IP ?? '192.168.77.3', '--protocol', 'pcp,nat-pmp'])
+    assert.equal(none.code, 1, none.cli.transcript())
+    assert.match(none.cli.stderr[0] ?? '', /^natmapper: no NAT gateway found \(pcp: .*nat-pmp: /)
+
+    const usage = await natmapper(['map', 'tcp', '0'])
+    assert.equal(usage.code, 2)
+    assert.equal(usage.stdout, '')
+    assert.equal(usage.cli.stderr[0], 'natmapper: bad internal port "0": expected a whole number from 1 to 65535')
+    assert.match(usage.cli.stderr[1] ?? '', /^Usage: natmapper map </)
+  })
+
+  it('the built executable (dist/cli/main.js) runs', { skip: existsSync(BUILT_CLI) ? false : 'dist/cli/main.js is not built (npm run build)' }, async () => {
+    const result = await natmapper(['ip', '--json'], { script: [BUILT_CLI] })
+    assert.equal(result.code, 0, result.cli.transcript())
+    assert.equal(result.cli.events[0]?.address, WAN)
+  })
+})
