@@ -16,8 +16,8 @@ function summarize (name: string, values: number[]): Row {
   return { name, median, min: sorted[0] ?? 0, max: sorted.at(-1) ?? 0, runs: values.length }
 }
 
-function runAgent (protocols: string[]): Record<string, number[]> {
-  const config = { gateway: lab.gatewayLanAddress, clientAddress: lab.lanAddress, runs: RUNS, protocols }
+function runAgent (protocols: string[], runs = RUNS): Record<string, number[]> {
+  const config = { gateway: lab.gatewayLanAddress, clientAddress: lab.lanAddress, runs, protocols }
   const result = spawnSync('ip', ['netns', 'exec', lab.lanNamespace, process.execPath, '--import', 'tsx', `${ROOT}scripts/bench/agent.ts`, JSON.stringify(config)], { encoding: 'utf8', cwd: ROOT })
   if (result.status !== 0) throw new Error(`bench agent failed: ${result.stderr}`)
   return JSON.parse(result.stdout.trim().split('\n').at(-1) ?? '{}') as Record<string, number[]>
@@ -28,6 +28,8 @@ const rows: Row[] = []
 try {
   runLabScript('up.sh', ['--mode', 'pmp'])
   for (const [name, values] of Object.entries(runAgent(['pcp', 'nat-pmp']))) rows.push(summarize(name, values))
+  runLabScript('up.sh', ['--mode', 'upnp'])
+  for (const [name, values] of Object.entries(runAgent(['upnp']))) rows.push(summarize(name, values))
 } finally {
   runLabScript('down.sh', [])
   releaseLabLock()
@@ -39,10 +41,10 @@ console.log(`${'measurement'.padEnd(48)}${'median'.padStart(9)}${'min'.padStart(
 for (const row of rows.sort((a, b) => a.name.localeCompare(b.name))) {
   console.log(`${row.name.padEnd(48)}${format(row.median)}${format(row.min)}${format(row.max)}`)
 }
-for (const protocol of ['pcp', 'nat-pmp']) {
+for (const [protocol, target] of [['pcp', 1], ['nat-pmp', 1], ['upnp', 5]] as const) {
   const floor = rows.find((row) => row.name === `${protocol} floor discover + map`)
   const ours = rows.find((row) => row.name === `${protocol} natmapper discover + map`)
   if (floor !== undefined && ours !== undefined) {
-    console.log(`${protocol}: natmapper discover + map is ${(ours.median - floor.median).toFixed(2)} ms above the floor (target: within 1 ms)`)
+    console.log(`${protocol}: natmapper discover + map is ${(ours.median - floor.median).toFixed(2)} ms above the floor (target: within ${target} ms)`)
   }
 }

@@ -5,11 +5,11 @@
 import { spawnSync } from 'node:child_process'
 import { discoverNAT, type DiscoverOptions } from '../../src/index.js'
 import { assertInLabNamespace } from '../../test/helpers/netns.js'
-import { natPmpFloor, pcpFloor } from './floor.js'
+import { natPmpFloor, pcpFloor, upnpFloor } from './floor.js'
 
 assertInLabNamespace()
 const { gateway, clientAddress, runs, protocols } = JSON.parse(process.argv[2] ?? '{}') as {
-  gateway: string, clientAddress: string, runs: number, protocols: Array<'pcp' | 'nat-pmp'>
+  gateway: string, clientAddress: string, runs: number, protocols: Array<'pcp' | 'nat-pmp' | 'upnp'>
 }
 const samples: Record<string, number[]> = {}
 const record = (name: string, ms: number): void => { (samples[name] ??= []).push(ms) }
@@ -29,26 +29,25 @@ async function natmapper (label: string, options: DiscoverOptions): Promise<void
   await nat.close()
 }
 
-function natpmpc (args: string[]): number {
+/** Wall time of a reference client's whole process. */
+function timeProcess (command: string, args: string[]): number {
   const started = performance.now()
-  const result = spawnSync('natpmpc', ['-g', gateway, ...args], { encoding: 'utf8' })
+  const result = spawnSync(command, args, { encoding: 'utf8' })
   const ms = performance.now() - started
-  if (result.status !== 0) throw new Error(`natpmpc ${args.join(' ')} failed: ${result.stdout}${result.stderr}`)
+  if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed: ${result.stdout}${result.stderr}`)
   return ms
 }
+const natpmpc = (args: string[]): number => timeProcess('natpmpc', ['-g', gateway, ...args])
 
 // Warm-up rounds first, so that module loading, the JIT and the first sockets are not measured.
 const WARM_UP_ROUNDS = Number(process.env.BENCH_WARMUP ?? 3)
 for (let run = -WARM_UP_ROUNDS; run < runs; run++) {
   const keep = run >= 0
   for (const protocol of protocols) {
-    if (protocol === 'pcp') {
-      const floor = await pcpFloor(gateway, clientAddress, PORT)
-      if (keep) { record('pcp floor discover', floor.discover); record('pcp floor discover + map', floor.map) }
-    } else {
-      const floor = await natPmpFloor(gateway, PORT)
-      if (keep) { record('nat-pmp floor discover', floor.discover); record('nat-pmp floor discover + map', floor.map) }
-    }
+    const floor = protocol === 'pcp'
+      ? await pcpFloor(gateway, clientAddress, PORT)
+      : protocol === 'nat-pmp' ? await natPmpFloor(gateway, PORT) : await upnpFloor(gateway, clientAddress, PORT)
+    if (keep) { record(`${protocol} floor discover`, floor.discover); record(`${protocol} floor discover + map`, floor.map) }
     if (keep) {
       await natmapper(`${protocol} natmapper`, { protocols: [protocol], gateway })
       await natmapper(`${protocol} natmapper (default route)`, { protocols: [protocol] })
@@ -60,6 +59,11 @@ for (let run = -WARM_UP_ROUNDS; run < runs; run++) {
       // natpmpc -a asks for the address, then maps: the same two exchanges as discover + map.
       record('nat-pmp natpmpc discover + map (process)', natpmpc(['-a', String(PORT), String(PORT), 'tcp', '60']))
       natpmpc(['-a', '0', String(PORT), 'tcp', '0'])
+    }
+    if (protocol === 'upnp' && keep) {
+      // upnpc discovers (waiting out its 2 s search window), then maps: discover + map.
+      record('upnp upnpc discover + map (process)', timeProcess('upnpc', ['-e', 'bench', '-a', clientAddress, String(PORT), String(PORT), 'TCP', '60']))
+      timeProcess('upnpc', ['-u', `http://${gateway}:5000/rootDesc.xml`, '-d', String(PORT), 'TCP'])
     }
   }
 }

@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import dgram from 'node:dgram'
+import net from 'node:net'
 
 async function exchange (socket: dgram.Socket, request: Buffer, responseOpcode: number): Promise<Buffer> {
   return await new Promise((resolve) => {
@@ -73,4 +74,55 @@ export async function natPmpFloor (gateway: string, port: number): Promise<{ dis
   await exchange(socket, map, 130)
   socket.close()
   return { discover, map: total }
+}
+
+/** Reads a whole HTTP/1.1 exchange over a fresh TCP connection (the server closes it). */
+async function httpExchange (host: string, port: number, request: string): Promise<string> {
+  return await new Promise((resolve, reject) => {
+    const socket = net.connect({ host, port }, () => { socket.end(request) })
+    let response = ''
+    socket.setEncoding('utf8')
+    socket.on('data', (chunk: string) => { response += chunk })
+    socket.on('end', () => { resolve(response) })
+    socket.on('error', reject)
+  })
+}
+
+function soapRequest (url: URL, serviceType: string, action: string, args: string): string {
+  const body = `<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body><u:${action} xmlns:u="${serviceType}">${args}</u:${action}></s:Body></s:Envelope>`
+  return `POST ${url.pathname} HTTP/1.1\r\nHost: ${url.host}\r\nContent-Type: text/xml; charset="utf-8"\r\nSOAPAction: "${serviceType}#${action}"\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
+}
+
+/**
+ * UPnP: an M-SEARCH (unicast to the gateway and to the multicast group, as natmapper sends), the
+ * description GET, then AddPortMapping; the delete is untimed.
+ */
+export async function upnpFloor (gateway: string, clientAddress: string, port: number): Promise<{ discover: number, map: number }> {
+  const started = performance.now()
+  const socket = dgram.createSocket('udp4')
+  const location = await new Promise<string>((resolve) => {
+    socket.on('message', (message) => {
+      const match = /^location:\s*(\S+)/im.exec(message.toString())
+      if (match?.[1] !== undefined) resolve(match[1])
+    })
+    socket.bind(0, clientAddress, () => {
+      const search = 'M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: "ssdp:discover"\r\nMX: 1\r\nST: urn:schemas-upnp-org:device:InternetGatewayDevice:2\r\n\r\n'
+      socket.send(search, 1900, gateway)
+      socket.send(search, 1900, '239.255.255.250')
+    })
+  })
+  socket.close()
+  const description = new URL(location)
+  const xml = await httpExchange(description.hostname, Number(description.port), `GET ${description.pathname} HTTP/1.1\r\nHost: ${description.host}\r\nConnection: close\r\n\r\n`)
+  const service = /<serviceType>(urn:schemas-upnp-org:service:WANIPConnection:\d)<\/serviceType>[\s\S]*?<controlURL>([^<]+)<\/controlURL>/.exec(xml)
+  if (service?.[1] === undefined || service[2] === undefined) throw new Error('floor: no WANIPConnection in the description')
+  const control = new URL(service[2], description)
+  const discover = performance.now() - started
+  const add = await httpExchange(control.hostname, Number(control.port), soapRequest(control, service[1], 'AddPortMapping',
+    `<NewRemoteHost></NewRemoteHost><NewExternalPort>${port}</NewExternalPort><NewProtocol>TCP</NewProtocol><NewInternalPort>${port}</NewInternalPort><NewInternalClient>${clientAddress}</NewInternalClient><NewEnabled>1</NewEnabled><NewPortMappingDescription>floor</NewPortMappingDescription><NewLeaseDuration>60</NewLeaseDuration>`))
+  if (!add.startsWith('HTTP/1.1 200')) throw new Error(`floor: AddPortMapping failed: ${add.slice(0, 200)}`)
+  const map = performance.now() - started
+  await httpExchange(control.hostname, Number(control.port), soapRequest(control, service[1], 'DeletePortMapping',
+    `<NewRemoteHost></NewRemoteHost><NewExternalPort>${port}</NewExternalPort><NewProtocol>TCP</NewProtocol>`))
+  return { discover, map }
 }

@@ -90,6 +90,16 @@ const COMMAND_OPTIONS: Record<HelpTopic, readonly OptionName[]> = {
 
 const MAX_DESCRIPTION_LENGTH = 256
 
+/** A user's value in a message: quoted, control characters escaped, so the message stays one line. */
+function show (value: string): string {
+  return JSON.stringify(value)
+}
+
+/** An option name as typed, control characters escaped. */
+function printable (value: string): string {
+  return JSON.stringify(value).slice(1, -1)
+}
+
 function isCommandName (value: string): value is CommandName {
   return (COMMAND_NAMES as readonly string[]).includes(value)
 }
@@ -108,7 +118,7 @@ export function parseCommandLine (argv: readonly string[]): Command {
   for (const token of tokens) {
     if (token.kind !== 'option') continue
     const config = (OPTIONS as Record<string, { type: 'string' | 'boolean' } | undefined>)[token.name]
-    if (config === undefined) throw new UsageError(`unknown option ${token.rawName}`, topic)
+    if (config === undefined) throw new UsageError(`unknown option ${printable(token.rawName)}`, topic)
     if (config.type === 'boolean' && token.inlineValue === true) throw new UsageError(`${token.rawName} takes no value`, topic)
     if (config.type === 'string' && (token.value === undefined || (token.inlineValue !== true && token.value.startsWith('-')))) {
       throw new UsageError(`${token.rawName} needs a value`, topic)
@@ -117,13 +127,13 @@ export function parseCommandLine (argv: readonly string[]): Command {
 
   if (values.version === true && first === undefined) return { name: 'version' }
   if (first === undefined) throw new UsageError('no command given')
-  if (command === undefined) throw new UsageError(`unknown command "${first}" (commands: ${COMMAND_NAMES.join(', ')})`)
+  if (command === undefined) throw new UsageError(`unknown command ${show(first)} (commands: ${COMMAND_NAMES.join(', ')})`)
 
   if (command === 'help') {
     const about = positionals[1]
-    if (positionals.length > 2) throw new UsageError(`unexpected argument "${positionals[2] ?? ''}"`)
+    if (positionals.length > 2) throw new UsageError(`unexpected argument ${show(positionals[2] ?? '')}`)
     if (about === undefined) return { name: 'help' }
-    if (!isCommandName(about) || about === 'help') throw new UsageError(`no help for "${about}" (commands: ${COMMAND_NAMES.join(', ')})`)
+    if (!isCommandName(about) || about === 'help') throw new UsageError(`no help for ${show(about)} (commands: ${COMMAND_NAMES.join(', ')})`)
     return { name: 'help', topic: about }
   }
 
@@ -140,7 +150,7 @@ export function parseCommandLine (argv: readonly string[]): Command {
     case 'discover':
     case 'ip':
     case 'list':
-      if (operands.length > 0) throw new UsageError(`unexpected argument "${operands[0] ?? ''}"`, command)
+      if (operands.length > 0) throw new UsageError(`unexpected argument ${show(operands[0] ?? '')}`, command)
       return { name: command, options }
     case 'map':
     case 'unmap': {
@@ -148,7 +158,7 @@ export function parseCommandLine (argv: readonly string[]): Command {
       if (protocolText === undefined) throw new UsageError('missing <tcp|udp>', command)
       const protocol = parseTransport(protocolText, command)
       if (portText === undefined) throw new UsageError('missing <internal-port>', command)
-      if (extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`, command)
+      if (extra !== undefined) throw new UsageError(`unexpected argument ${show(extra)}`, command)
       const internalPort = parsePort(portText, 'internal port', command)
       const externalPort = values['external-port'] === undefined ? undefined : parsePort(stringValue(values['external-port']), '--external-port', command)
       if (command === 'unmap') return { name: 'unmap', options, protocol, internalPort, ...(externalPort === undefined ? {} : { externalPort }) }
@@ -174,7 +184,7 @@ function globalOptions (values: Values, command: HelpTopic): GlobalOptions {
   const options: GlobalOptions = { json: values.json === true, verbose: values.verbose === true }
   if (values.gateway !== undefined) {
     const gateway = stringValue(values.gateway)
-    if (isIP(gateway) === 0) throw new UsageError(`bad --gateway "${gateway}": expected an IP address`, command)
+    if (isIP(gateway) === 0) throw new UsageError(`bad --gateway ${show(gateway)}: expected an IP address`, command)
     options.gateway = gateway
   }
   if (values.protocol !== undefined) options.protocols = parseProtocols(values.protocol, command)
@@ -189,7 +199,7 @@ export function parseProtocols (value: string | boolean | Array<string | boolean
   for (const raw of names) {
     const name = raw.trim().toLowerCase()
     if (!(PROTOCOL_NAMES as readonly string[]).includes(name)) {
-      throw new UsageError(`bad --protocol "${raw}": expected ${PROTOCOL_NAMES.join(', ')}`, command)
+      throw new UsageError(`bad --protocol ${show(raw)}: expected ${PROTOCOL_NAMES.join(', ')}`, command)
     }
     if (!protocols.includes(name as ProtocolName)) protocols.push(name as ProtocolName)
   }
@@ -198,7 +208,7 @@ export function parseProtocols (value: string | boolean | Array<string | boolean
 
 function parseTransport (text: string, command: HelpTopic): TransportName {
   const lower = text.toLowerCase()
-  if (lower !== 'tcp' && lower !== 'udp') throw new UsageError(`bad protocol "${text}": expected tcp or udp`, command)
+  if (lower !== 'tcp' && lower !== 'udp') throw new UsageError(`bad protocol ${show(text)}: expected tcp or udp`, command)
   return lower
 }
 
@@ -213,7 +223,7 @@ function parseDuration (text: string): number {
 function parseInteger (text: string, what: string, min: number, max: number, unit: string | undefined, command: HelpTopic): number {
   const value = /^\d+$/.test(text) ? Number(text) : Number.NaN
   if (!Number.isSafeInteger(value) || value < min || value > max) {
-    throw new UsageError(`bad ${what} "${text}": expected a whole number ${unit === undefined ? '' : `of ${unit} `}from ${min} to ${max}`, command)
+    throw new UsageError(`bad ${what} ${show(text)}: expected a whole number ${unit === undefined ? '' : `of ${unit} `}from ${min} to ${max}`, command)
   }
   return value
 }

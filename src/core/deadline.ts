@@ -1,5 +1,11 @@
 import { AbortError, TimeoutError } from '../errors.js'
 
+/**
+ * The reason a deadline's signal is aborted with once its call has settled: only cleanup listens
+ * to it, so one shared instance spares every request the cost of capturing a stack trace.
+ */
+export const SETTLED = new AbortError('settled')
+
 export interface DeadlineOptions {
   signal?: AbortSignal
   /** Milliseconds; undefined or Infinity for no limit. */
@@ -45,7 +51,7 @@ export async function withDeadline<T> (
   } finally {
     if (timer !== undefined) clearTimeout(timer)
     if (onOuterAbort !== undefined) outer?.removeEventListener('abort', onOuterAbort)
-    if (!controller.signal.aborted) controller.abort(new AbortError(`${what}: settled`))
+    if (!controller.signal.aborted) controller.abort(SETTLED)
   }
 }
 

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events'
 import { isIPv6 } from 'node:net'
 import { AbortError, ClosedError, NoMappingError } from '../errors.js'
 import type { ResolvedMappingOptions } from '../options.js'
-import { reasonOf, withDeadline } from './deadline.js'
+import { reasonOf } from './deadline.js'
 import { addressScope } from '../net/ip-address.js'
 import type { MappingEvents } from './events.js'
 import type { GatewayClient, PortMappingGrant, RequestOptions, TransportProtocol } from './gateway-client.js'
@@ -236,21 +236,17 @@ export class Mapping extends EventEmitter<MappingEvents> {
     const previous = this.#grant
     const wasEstablished = this.established
     try {
-      const grant = await withDeadline(`mapping ${this.protocol}/${this.internalPort}`, {
-        timeout: options.timeout ?? this.#host.requestTimeout,
-        ...(options.signal === undefined ? {} : { signal: options.signal })
-      }, async (signal) => {
-        const both = AbortSignal.any([signal, attempt.signal])
-        return await this.#host.limiter.run(async () => await this.#host.client.map({
-          protocol: this.protocol,
-          internalPort: this.internalPort,
-          // Ask for what we hold (or held) so that a renewal never moves the port (RFC 6887 §11.3).
-          suggestedExternalPort: previous?.externalPort ?? this.#requestedExternalPort,
-          ...(previous?.externalAddress === undefined ? {} : { suggestedExternalAddress: previous.externalAddress }),
-          lifetimeSeconds: Math.ceil(this.#host.mappingDuration / 1000),
-          description: this.description
-        }, previous, { signal: both }), both)
-      })
+      // The client bounds its own request; the attempt's signal lets close() and moves cut it short.
+      const signal = options.signal === undefined ? attempt.signal : AbortSignal.any([options.signal, attempt.signal])
+      const grant = await this.#host.limiter.run(async () => await this.#host.client.map({
+        protocol: this.protocol,
+        internalPort: this.internalPort,
+        // Ask for what we hold (or held) so that a renewal never moves the port (RFC 6887 §11.3).
+        suggestedExternalPort: previous?.externalPort ?? this.#requestedExternalPort,
+        ...(previous?.externalAddress === undefined ? {} : { suggestedExternalAddress: previous.externalAddress }),
+        lifetimeSeconds: Math.ceil(this.#host.mappingDuration / 1000),
+        description: this.description
+      }, previous, { signal, timeout: options.timeout ?? this.#host.requestTimeout }), signal)
       if (this.#closing !== undefined || attempt.signal.aborted) return
       this.#host.reportOutcome(undefined)
       this.#granted(grant, previous, wasEstablished)

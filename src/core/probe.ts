@@ -1,12 +1,12 @@
 import { PCP_SERVER_PORT } from '../constants.js'
 import { AbortError, NoNATFoundError, TimeoutError, type WireProtocol } from '../errors.js'
 import { findDefaultGateway } from '../net/default-gateway.js'
-import { localAddressFacing } from '../net/udp-exchange.js'
+import { localAddressFacing } from '../net/udp-channel.js'
 import { natPmpProbe } from '../natpmp/client.js'
 import { resolveDiscoverOptions, type DiscoverOptions, type ResolvedDiscoverOptions } from '../options.js'
 import { pcpProbe } from '../pcp/client.js'
 import { upnpProbe } from '../upnp/client.js'
-import { withDeadline } from './deadline.js'
+import { SETTLED, withDeadline } from './deadline.js'
 import type { GatewayClient, NatType, ProtocolProbe } from './gateway-client.js'
 
 /** What discovery found: a ready client, and the external address if the probe already asked. */
@@ -99,7 +99,7 @@ export async function raceProbes ({ gateway, localAddress }: GatewayLocation, op
       clearTimeout(timeoutTimer)
       clearTimeout(windowTimer)
       options.signal?.removeEventListener('abort', onAbort)
-      probing.abort(new AbortError('discovery settled'))
+      probing.abort(SETTLED)
       for (const client of answered) if (client !== outcome) void client.close()
       if (outcome instanceof Error) reject(outcome)
       else resolve({ client: outcome, ...externalAddressOf(outcome) })

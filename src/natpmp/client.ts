@@ -1,8 +1,10 @@
 import type { GatewayClient, GatewayEvent, PortMappingGrant, PortMappingRequest, ProbeContext, RequestOptions, TransportProtocol } from '../core/gateway-client.js'
 import { GatewayResultError, MalformedMessageError, UnsupportedError } from '../errors.js'
 import { EpochTracker } from '../net/epoch.js'
-import { exchangeWithGateway } from '../net/gateway-exchange.js'
 import { natPmpSchedule } from '../net/retransmit.js'
+import { UdpChannel } from '../net/udp-channel.js'
+import { PCP_SERVER_PORT } from '../constants.js'
+import { wireTracer } from '../core/trace.js'
 import { PCP_VERSION } from '../pcp/codec.js'
 import {
   decodeResponse,
@@ -16,19 +18,21 @@ import {
 const RESULT_SUCCESS = 0
 const RESULT_UNSUPP_VERSION = 1
 
-/** NAT-PMP (RFC 6886) over a fresh socket per request: replies cannot be confused across requests. */
+/** NAT-PMP (RFC 6886). Replies are told apart by opcode and internal port (RFC 6886 §3.3). */
 export class NatPmpClient implements GatewayClient {
   readonly type = 'nat-pmp'
   readonly gateway: string
   readonly localAddress: string
   onEvent: ((event: GatewayEvent) => void) | undefined
   readonly #epoch = new EpochTracker()
+  readonly #channel: UdpChannel
   /** The external address from the last successful address request (the probe makes one). */
   lastExternalAddress: string | undefined
 
   constructor (gateway: string, localAddress: string) {
     this.gateway = gateway
     this.localAddress = localAddress
+    this.#channel = new UdpChannel(gateway, PCP_SERVER_PORT, wireTracer('nat-pmp', `${gateway}:${PCP_SERVER_PORT}`))
   }
 
   async externalAddress (options: RequestOptions): Promise<string> {
@@ -86,7 +90,7 @@ export class NatPmpClient implements GatewayClient {
   }
 
   async close (): Promise<void> {
-    // Nothing to release: every request owns its socket for its own duration.
+    this.#channel.close()
   }
 
   async #requestMap (protocol: 'tcp' | 'udp', internalPort: number, suggestedExternalPort: number, lifetimeSeconds: number, options: RequestOptions): Promise<NatPmpMapResponse> {
@@ -104,12 +108,16 @@ export class NatPmpClient implements GatewayClient {
 
   /** Sends, waits for the matching reply, records the epoch, turns a failure code into an error. */
   async #request<R extends NatPmpResponse> (request: Uint8Array, match: (response: NatPmpResponse) => R | undefined, options: RequestOptions): Promise<R> {
-    const reply = await exchangeWithGateway('nat-pmp', this.gateway, request, natPmpSchedule, (bytes) => {
-      // RFC 6887 §9: a PCP-only server may refuse a version-0 request in its own (version 2) format.
-      if (bytes[0] === PCP_VERSION && bytes.length >= 4 && bytes[3] === RESULT_UNSUPP_VERSION) {
-        throw new UnsupportedError(`${this.gateway} speaks PCP but not NAT-PMP`)
+    const reply = await this.#channel.exchange(`nat-pmp request to ${this.gateway}`, {
+      request,
+      retransmit: natPmpSchedule,
+      accept: (bytes) => {
+        // RFC 6887 §9: a PCP-only server may refuse a version-0 request in its own (version 2) format.
+        if (bytes[0] === PCP_VERSION && bytes.length >= 4 && bytes[3] === RESULT_UNSUPP_VERSION) {
+          throw new UnsupportedError(`${this.gateway} speaks PCP but not NAT-PMP`)
+        }
+        return match(decodeResponse(bytes))
       }
-      return match(decodeResponse(bytes))
     }, options)
     if (reply.epochSeconds !== undefined) this.#observeEpoch(reply.epochSeconds)
     if (reply.resultCode === RESULT_UNSUPP_VERSION) throw new UnsupportedError(`${this.gateway} does not speak NAT-PMP version 0`, { cause: resultError(reply.resultCode) })

@@ -44,7 +44,8 @@ export function encodeIPv4 (addr: string): Uint8Array {
   if (!isIPv4(addr)) {
     throw new InvalidArgumentError(`not an IPv4 address: ${JSON.stringify(addr)}`)
   }
-  return Uint8Array.from(addr.split('.'), Number)
+  const parts = addr.split('.')
+  return Uint8Array.of(Number(parts[0]), Number(parts[1]), Number(parts[2]), Number(parts[3]))
 }
 
 /** The dotted quad held in the 4 bytes at `offset`. */
@@ -91,6 +92,8 @@ export function isIPv4Mapped (addr: string): boolean {
 
 /** True when both strings name the same address, whatever their spelling (`::ffff:10.0.0.1` and `10.0.0.1` do). */
 export function sameAddress (a: string, b: string): boolean {
+  // The common case (a reply from the address we sent to) costs one comparison.
+  if (a === b) return true
   const left = encodeIPv6Field(a)
   const right = encodeIPv6Field(b)
   return left.every((byte, index) => byte === right[index])

@@ -1,4 +1,4 @@
-import type { RetransmitSchedule } from './udp-exchange.js'
+import type { RetransmitSchedule } from './udp-channel.js'
 
 /**
  * RFC 6886 §3.1: first retransmission after 250 ms, the interval doubling each time, nine sends in

@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import type { GatewayClient, GatewayEvent, PortMappingGrant, PortMappingRequest, ProbeContext, RequestOptions, TransportProtocol } from '../core/gateway-client.js'
 import { GatewayResultError, MalformedMessageError, UnsupportedError } from '../errors.js'
-import { exchangeWithGateway } from '../net/gateway-exchange.js'
 import { EpochTracker } from '../net/epoch.js'
 import { pcpSchedule } from '../net/retransmit.js'
+import { UdpChannel } from '../net/udp-channel.js'
+import { PCP_SERVER_PORT } from '../constants.js'
+import { wireTracer } from '../core/trace.js'
 import { decodeResponse, encodeAnnounceRequest, encodeMapRequest, pcpResultName, type PcpDecoded } from './codec.js'
 
 const RESULT_SUCCESS = 0
@@ -31,10 +33,12 @@ export class PcpClient implements GatewayClient {
   readonly localAddress: string
   onEvent: ((event: GatewayEvent) => void) | undefined
   readonly #epoch = new EpochTracker()
+  readonly #channel: UdpChannel
 
   constructor (gateway: string, localAddress: string) {
     this.gateway = gateway
     this.localAddress = localAddress
+    this.#channel = new UdpChannel(gateway, PCP_SERVER_PORT, wireTracer('pcp', `${gateway}:${PCP_SERVER_PORT}`))
   }
 
   /** ANNOUNCE (RFC 6887 §14.1): a cheap request that any PCP server answers. */
@@ -103,7 +107,7 @@ export class PcpClient implements GatewayClient {
   }
 
   async close (): Promise<void> {
-    // Nothing to release: every request owns its socket for its own duration.
+    this.#channel.close()
   }
 
   async #requestMap (protocol: TransportProtocol, internalPort: number, nonce: Uint8Array, lifetimeSeconds: number,
@@ -132,12 +136,16 @@ export class PcpClient implements GatewayClient {
   }
 
   async #request<R extends PcpResponse> (request: Uint8Array, match: (response: PcpResponse) => R | undefined, options: RequestOptions): Promise<R> {
-    const reply = await exchangeWithGateway('pcp', this.gateway, request, pcpSchedule(), (bytes) => {
-      const decoded = decodeResponse(bytes)
-      if (decoded.kind === 'version-mismatch') {
-        throw new UnsupportedError(`${this.gateway} does not speak PCP version 2 (it answered as version ${decoded.serverVersion})`)
+    const reply = await this.#channel.exchange(`pcp request to ${this.gateway}`, {
+      request,
+      retransmit: pcpSchedule(),
+      accept: (bytes) => {
+        const decoded = decodeResponse(bytes)
+        if (decoded.kind === 'version-mismatch') {
+          throw new UnsupportedError(`${this.gateway} does not speak PCP version 2 (it answered as version ${decoded.serverVersion})`)
+        }
+        return match(decoded)
       }
-      return match(decoded)
     }, options)
     if (this.#epoch.observe(reply.epochSeconds)) this.onEvent?.({ kind: 'reset', reason: `PCP epoch is now ${reply.epochSeconds} s` })
     if (reply.resultCode !== RESULT_SUCCESS) throw new GatewayResultError('pcp', reply.resultCode, pcpResultName(reply.resultCode))

@@ -215,6 +215,25 @@ labSuite('lab: the natmapper CLI', 'all', () => {
     }
   })
 
+  it('map --protocol upnp (IGD), held across a renewal; SIGINT deletes it', async () => {
+    const port = nextPort++
+    const cli = new Cli(['map', 'tcp', String(port), '--duration', '3', '--protocol', 'upnp', '--json'])
+    try {
+      assert.match((await cli.event('discovered')).type as string, /^upnp-igd/)
+      const established = await cli.event('established')
+      assert.equal(established.address, WAN, 'the external address, asked of the IGD')
+      const externalPort = established.port as number
+      assert.ok(gatewayHolds('tcp', externalPort))
+      assert.equal((await cli.event('renewed')).port, externalPort)
+      cli.signal('SIGINT')
+      assert.equal(await cli.exit(), 0, cli.transcript())
+      assert.equal(cli.events.at(-1)?.deleted, true, cli.transcript())
+      assert.ok(!gatewayHolds('tcp', externalPort), 'the gateway no longer holds the mapping')
+    } finally {
+      cli.kill()
+    }
+  })
+
   it('map --once leaves the mapping on the gateway; unmap --protocol nat-pmp removes it (human and --json)', async () => {
     const port = nextPort++
     const once = await natmapper(['map', 'tcp', String(port), '--once', '--protocol', 'nat-pmp'])
