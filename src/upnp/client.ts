@@ -18,6 +18,8 @@ import { DEFAULT_REQUEST_TIMEOUT } from '../constants.js'
 import { withDeadline } from '../core/deadline.js'
 import type {
   GatewayClient,
+  GatewayEvent,
+  GatewayMappingEntry,
   PortMappingGrant,
   PortMappingRequest,
   ProbeContext,
@@ -35,7 +37,7 @@ import {
   TimeoutError,
   UnsupportedError
 } from '../errors.js'
-import { isPubliclyRoutable } from '../net/ip-address.js'
+import { isPubliclyRoutable, sameAddress } from '../net/ip-address.js'
 import {
   DEFAULT_UPNP_CONCURRENCY,
   IGD2_MAX_LEASE_SECONDS,
@@ -266,6 +268,8 @@ const SERVICE_PREFERENCE: Readonly<Record<WanServiceKind, number>> = {
   'WANPPPConnection:1': 2
 }
 
+/** listMappings() stops here: a table this long is a router bug or a loop. */
+const MAX_LISTED_MAPPINGS = 1_024
 const USER_AGENT = `Node.js/${process.versions.node} UPnP/1.1 natmapper/1`
 const REQUEST_HEADERS: ReadonlyArray<readonly [string, string]> = [['User-Agent', USER_AGENT], ['Connection', 'close']]
 
@@ -294,6 +298,7 @@ export class UpnpClient implements GatewayClient {
   readonly firewallControl: FirewallControlService | undefined
   /** The external address last reported by the gateway; the core reads it after discovery. */
   lastExternalAddress: string | undefined
+  onEvent: ((event: GatewayEvent) => void) | undefined
 
   readonly #services: readonly WanService[]
   #service: WanService
@@ -359,6 +364,50 @@ export class UpnpClient implements GatewayClient {
 
   async statusInfo (options: RequestOptions = {}): Promise<StatusInfo> {
     return await this.#run('GetStatusInfo', options, async (signal) => decodeStatusInfo(await this.#soap(SoapActions.getStatusInfo(), signal)))
+  }
+
+  /**
+   * Before a renewal, asks whether the gateway still holds what it granted: a restarted router,
+   * or one whose table overflowed, forgets mappings silently, and AddPortMapping succeeding again
+   * would hide that. A missing entry is reported as a reset, so that the NAT renews every mapping
+   * at once. A gateway that cannot answer the question is not held against it.
+   */
+  async #checkStillHeld (grant: PortMappingGrant, signal: AbortSignal): Promise<void> {
+    const key = { remoteHost: '', externalPort: grant.externalPort, protocol: upnpProtocol(grant.protocol) }
+    let entry: PortMappingEntry | undefined
+    try {
+      entry = decodePortMappingEntry(await this.#soap(SoapActions.getSpecificPortMappingEntry(key), signal), 'GetSpecificPortMappingEntry')
+    } catch (error) {
+      if (!(error instanceof GatewayResultError) || error.resultCode !== UpnpErrorCode.NoSuchEntryInArray) return
+    }
+    if (entry === undefined || entry.internalPort !== grant.internalPort || !sameAddress(entry.internalClient, this.localAddress)) {
+      this.onEvent?.({ kind: 'reset', reason: `the gateway no longer holds ${grant.protocol} port ${grant.externalPort} for us` })
+    }
+  }
+
+  /** The gateway's whole mapping table (GetGenericPortMappingEntry from index 0 until 713), capped. */
+  async listMappings (options: RequestOptions = {}): Promise<GatewayMappingEntry[]> {
+    const entries: GatewayMappingEntry[] = []
+    for (let index = 0; index < MAX_LISTED_MAPPINGS; index++) {
+      const entry = await this.portMappingAt(index, options)
+      if (entry === undefined) break
+      if (entry.protocol === undefined || entry.externalPort === undefined) continue
+      entries.push({
+        protocol: entry.protocol === 'TCP' ? 'tcp' : 'udp',
+        externalPort: entry.externalPort,
+        internalClient: entry.internalClient,
+        internalPort: entry.internalPort,
+        description: entry.description,
+        lifetimeSeconds: entry.leaseDuration,
+        enabled: entry.enabled
+      })
+    }
+    return entries
+  }
+
+  /** UPnP keys a mapping by external port and protocol: anyone on the LAN may delete it (secure mode permitting). */
+  async deleteMapping (protocol: TransportProtocol, internalPort: number, externalPort: number, options: RequestOptions = {}): Promise<void> {
+    await this.unmap({ protocol, internalPort, externalPort, lifetimeSeconds: 0 }, options)
   }
 
   /** The gateway's entry for one external port, or undefined when it has none (714). */
@@ -441,6 +490,7 @@ export class UpnpClient implements GatewayClient {
   }
 
   async #map (request: PortMappingRequest, previous: PortMappingGrant | undefined, signal: AbortSignal): Promise<PortMappingGrant> {
+    if (previous !== undefined) await this.#checkStillHeld(previous, signal)
     const permanent = this.#onlyPermanentLeases || leaseKindOf(previous) === 'permanent'
     let mapping: PortMappingArguments = {
       remoteHost: '',

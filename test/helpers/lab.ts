@@ -54,7 +54,7 @@ export function labUnavailableReason (): string | undefined {
  * A describe() whose tests run against a fresh lab in `mode`. Without root the suite is reported
  * as skipped with the reason, unless NATMAPPER_REQUIRE_LAB=1, under which it fails.
  */
-export function labSuite (name: string, mode: LabMode, body: () => void): void {
+export function labSuite (name: string, mode: LabMode, body: () => void, upArgs: string[] = []): void {
   const reason = labUnavailableReason()
   if (reason !== undefined) {
     if (process.env.NATMAPPER_REQUIRE_LAB === '1') {
@@ -67,7 +67,7 @@ export function labSuite (name: string, mode: LabMode, body: () => void): void {
   describe(name, () => {
     before(async () => {
       await acquireLabLock()
-      runLabScript('up.sh', ['--mode', mode])
+      runLabScript('up.sh', ['--mode', mode, ...upArgs])
     })
     after(() => {
       runLabScript('down.sh', [])
@@ -139,6 +139,19 @@ export function spawnInNamespace (namespace: string, agent: string, args: string
   return spawn('ip', ['netns', 'exec', namespace, process.execPath, '--import', 'tsx', `${ROOT}test/lab/agents/${agent}`, ...args], { cwd: ROOT })
 }
 
+/** Polls until the WAN host reaches address:port, or `limit` ms pass; resolves with how long it took. */
+export async function waitUntilReachable (protocol: 'tcp' | 'udp', address: string, port: () => number, limit: number): Promise<number> {
+  const started = Date.now()
+  let last = ''
+  while (Date.now() - started < limit) {
+    const reach = await reachableFromWan(protocol, address, port())
+    if (reach.ok) return Date.now() - started
+    last = reach.output
+    await new Promise((resolve) => setTimeout(resolve, 250))
+  }
+  throw new Error(`${protocol} ${address}:${port()} not reachable within ${limit} ms: ${last}\ngateway log:\n${gatewayLog().slice(-2000)}`)
+}
+
 /** Proves the LAN service answers at address:port from the WAN host. */
 export async function reachableFromWan (protocol: 'tcp' | 'udp', address: string, port: number): Promise<{ ok: boolean, output: string }> {
   const child = spawnInNamespace(lab.wanNamespace, 'reach.ts', [protocol, address, String(port), '3000'])
@@ -174,6 +187,18 @@ export class Agent {
 
   send (command: string): void {
     this.#child.stdin.write(command + '\n')
+  }
+
+  /** The events after index `from` named `event`. */
+  since (from: number, event: string): AgentEvent[] {
+    return this.events.slice(from).filter((e) => e.event === event)
+  }
+
+  /** Sends a command and waits for its answer. */
+  async ask (command: string, answer: string, timeout = 20_000): Promise<AgentEvent> {
+    const from = this.events.length
+    this.send(command)
+    return await this.next(answer, timeout, from)
   }
 
   /** Waits (generously) for an event that matches. */

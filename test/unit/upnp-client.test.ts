@@ -94,6 +94,31 @@ describe('UPnP probe and client against a fake IGD', () => {
     assert.equal(igd.mappings.size, 1)
   })
 
+  it('before a renewal, a mapping the gateway no longer holds (despite its earlier success) is reported as a reset and re-added', async (t) => {
+    const { igd, client } = await connect(t)
+    const events: unknown[] = []
+    client.onEvent = (event) => events.push(event)
+    const first = await client.map(request({ suggestedExternalPort: 6600 }), undefined, {})
+    await client.map(request(), first, {})
+    assert.deepEqual(events, [], 'a held mapping renews quietly')
+    igd.mappings.clear()
+    const renewed = await client.map(request(), first, {})
+    assert.equal(renewed.externalPort, 6600)
+    assert.deepEqual(events, [{ kind: 'reset', reason: 'the gateway no longer holds tcp port 6600 for us' }])
+    assert.equal(igd.mappings.size, 1, 'the renewal put it back')
+  })
+
+  it('lists the gateway\'s table and deletes a mapping by its external port', async (t) => {
+    const { igd, client } = await connect(t)
+    await client.map(request({ suggestedExternalPort: 6700 }), undefined, {})
+    await client.map(request({ protocol: 'udp', internalPort: 5001, suggestedExternalPort: 6701 }), undefined, {})
+    const table = await client.listMappings()
+    assert.deepEqual(table.map((entry) => [entry.protocol, entry.externalPort, entry.internalClient, entry.internalPort]),
+      [['tcp', 6700, LOCAL, 5000], ['udp', 6701, LOCAL, 5001]])
+    await client.deleteMapping('udp', 5001, 6701)
+    assert.equal(igd.mappings.size, 1)
+  })
+
   it('caps the lease at IGDv2\'s one week', async (t) => {
     const { igd, client } = await connect(t)
     const grant = await client.map(request({ lifetimeSeconds: 10_000_000 }), undefined, {})

@@ -38,7 +38,9 @@ for (const kind of ['established', 'renewed', 'changed', 'failed', 'lost'] as co
     report(kind, { port: event.mapping.externalPort, ...('error' in event && event.error !== undefined ? { error: describeError(event.error) } : {}) })
   })
 }
-nat.on('external-address-changed', ({ address, previous }) => { report('external-address-changed', { address, previous }) })
+nat.on('external-address-changed', (event) => { report('external-address-changed', { ...event }) })
+nat.on('gateway-reset', (event) => { report('gateway-reset', { ...event }) })
+nat.on('gateway-changed', (event) => { report('gateway-changed', { ...event }) })
 
 const mapping = await nat.newMapping(config.transport, config.port, config.mapping)
 try {
@@ -52,6 +54,9 @@ for await (const command of commands) {
   try {
     if (command === 'address') {
       report('address', { ...(await mapping.externalAddr()) })
+    } else if (command === 'status') {
+      report('status', { established: mapping.established, port: mapping.externalPort, type: nat.type, gateway: nat.gateway,
+        externalAddressIsPublic: nat.externalAddressIsPublic, externalAddressScope: nat.externalAddressScope, lastError: describeError(mapping.lastError) })
     } else if (command === 'close-mapping') {
       await mapping.close()
       report('mapping-closed', { established: mapping.established })
