@@ -8,6 +8,12 @@ import { runCli } from './run.js'
 /** After the work is done the process should end by itself; if something still holds it, say so and go. */
 const LINGER_LIMIT_MS = 3_000
 
+// A reader that went away (`natmapper ... | head -1`) is not an error worth a stack trace; `map`
+// also treats it as a signal to delete its mapping and stop (run.ts).
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => { if (error.code !== 'EPIPE') throw error })
+}
+
 try {
   const result = await runCli(process.argv.slice(2))
   if (result.exitNow === true) process.exit(result.code)

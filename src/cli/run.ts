@@ -116,7 +116,7 @@ function hintFor (code: string | undefined, command: Exclude<Command, { name: 'h
     case 'ERR_NO_DEFAULT_GATEWAY':
       return 'give the gateway\'s address with --gateway'
     case 'ERR_UNSUPPORTED':
-      if (command.name === 'unmap') return 'PCP cannot delete another client\'s mapping: try --protocol nat-pmp or --protocol upnp'
+      if (command.name === 'unmap') return 'PCP cannot delete another client\'s mapping; NAT-PMP and UPnP can: --protocol nat-pmp or --protocol upnp'
       if (command.name === 'list') return 'only UPnP IGD gateways can list their mappings: try --protocol upnp'
       return undefined
     default:
@@ -243,7 +243,7 @@ async function map (command: Extract<Command, { name: 'map' }>, output: Output):
   const onSigint = (): void => { onSignal('SIGINT') }
   const onSigterm = (): void => { onSignal('SIGTERM') }
   // The reader of a pipe went away (`natmapper map ... | head -1`): nobody is watching, let go.
-  const onStdoutError = (error: NodeJS.ErrnoException): void => { if (error.code === 'EPIPE') onSignal('SIGPIPE') }
+  const onStdoutError = (error: NodeJS.ErrnoException): void => { if (error.code === 'EPIPE' && stoppedBy === undefined) onSignal('SIGPIPE') }
   process.on('SIGINT', onSigint)
   process.on('SIGTERM', onSigterm)
   process.stdout.on('error', onStdoutError)
@@ -326,7 +326,8 @@ async function holdMapping (command: Extract<Command, { name: 'map' }>, output: 
     if (event.address !== undefined) address = event.address
     print({ event: 'changed', address: event.address ?? address, port: event.port, previousAddress: event.previousAddress, previousPort: event.previousPort })
   })
-  nat.on('mapping-failed', (event) => { print({ event: 'failed', error: event.error, established: event.mapping.established }) })
+  // A failed first attempt is not printed as an event: map then exits 1 with the error.
+  nat.on('mapping-failed', (event) => { if (mapping !== undefined) print({ event: 'failed', error: event.error, established: event.mapping.established }) })
   nat.on('mapping-lost', (event) => { print({ event: 'lost', error: event.error }) })
   nat.on('external-address-changed', (event) => {
     address = event.address
@@ -350,7 +351,7 @@ async function holdMapping (command: Extract<Command, { name: 'map' }>, output: 
   await printing
 
   if (!mapping.established && !stop.aborted) {
-    // The first attempt failed (its 'failed' event is printed): the gateway said no.
+    // The first attempt failed: the gateway said no.
     const reason = mapping.lastError
     await nat.close()
     throw reason ?? new Error('the gateway did not grant the mapping')

@@ -61,7 +61,8 @@ means another NAT is in front of this gateway: double NAT).`,
 mapping: it is renewed before its lease runs out, and a status line follows it
 (established, renewals, changes of port or address, errors). Ctrl-C or SIGTERM deletes
 the mapping at the gateway, then natmapper exits. The gateway may grant another
-external port than the one asked for: the one shown is the one granted.
+external port than the one asked for: the one shown is the one granted. If the gateway
+refuses the first attempt, map exits 1; later failures are shown and retried.
 
 Options:
   --external-port <port>  the external port to ask for (default: the internal port)

@@ -66,7 +66,8 @@ export function wireJson (message: WireMessage, time: Date): Record<string, unkn
 export function wireText (message: WireMessage): string {
   const decoded = decodeWire(message)
   if (decoded.text === undefined) return decoded.summary
-  const body = decoded.text.replace(/\r/g, '').split('\n').map((line) => `    ${line}`).join('\n')
+  // HTTP and SSDP end with a blank line: drop it, and indent the rest under the summary.
+  const body = decoded.text.replace(/\r/g, '').trimEnd().split('\n').map((line) => `    ${line}`).join('\n')
   return `${decoded.summary}\n${body}`
 }
 

@@ -1,5 +1,6 @@
 import type { GatewayClient, GatewayEvent, PortMappingGrant, PortMappingRequest, ProbeContext, RequestOptions, TransportProtocol } from '../core/gateway-client.js'
 import { GatewayResultError, MalformedMessageError, UnsupportedError } from '../errors.js'
+import { readAnnouncement } from '../net/announcements.js'
 import { EpochTracker } from '../net/epoch.js'
 import { natPmpSchedule } from '../net/retransmit.js'
 import { UdpChannel } from '../net/udp-channel.js'
@@ -69,20 +70,20 @@ export class NatPmpClient implements GatewayClient {
     return this.#epoch.epochSeconds
   }
 
-  /** RFC 6886 §3.2.1: after a restart or an address change the gateway multicasts its address. */
+  /**
+   * RFC 6886 §3.2.1: after a boot, a restart or an address change the gateway multicasts its
+   * address, meaning mappings may be lost; a PCP server says the same with ANNOUNCE. We renew on
+   * either rather than trust the epoch alone, which cannot tell a restart from a short uptime.
+   */
   handleAnnouncement (bytes: Uint8Array): void {
-    let announcement: NatPmpResponse
-    try {
-      announcement = decodeResponse(bytes)
-    } catch {
-      return
-    }
-    if (announcement.opcode !== 'external-address' || announcement.resultCode !== RESULT_SUCCESS || announcement.truncated) return
-    this.#observeEpoch(announcement.epochSeconds)
+    const announcement = readAnnouncement(bytes)
+    if (announcement === undefined) return
+    if (announcement.protocol === 'nat-pmp') this.#epoch.observe(announcement.epochSeconds)
     if (announcement.externalAddress !== undefined) {
       this.lastExternalAddress = announcement.externalAddress
       this.onEvent?.({ kind: 'external-address', address: announcement.externalAddress })
     }
+    this.onEvent?.({ kind: 'reset', reason: `${announcement.protocol === 'pcp' ? 'PCP ANNOUNCE' : 'NAT-PMP address announcement'} from the gateway (epoch ${announcement.epochSeconds} s)` })
   }
 
   #observeEpoch (epochSeconds: number): void {

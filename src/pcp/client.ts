@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { GatewayClient, GatewayEvent, PortMappingGrant, PortMappingRequest, ProbeContext, RequestOptions, TransportProtocol } from '../core/gateway-client.js'
 import { GatewayResultError, MalformedMessageError, UnsupportedError } from '../errors.js'
+import { readAnnouncement } from '../net/announcements.js'
 import { EpochTracker } from '../net/epoch.js'
 import { pcpSchedule } from '../net/retransmit.js'
 import { UdpChannel } from '../net/udp-channel.js'
@@ -92,18 +93,14 @@ export class PcpClient implements GatewayClient {
 
   /**
    * RFC 6887 §14.1.3: a server multicasts an unsolicited ANNOUNCE after it lost state or changed
-   * its address, and clients then renew every mapping. We do so whatever its epoch says.
+   * its address, and clients then renew every mapping; a NAT-PMP address announcement (RFC 6886
+   * §3.2.1) from the same gateway means the same. We renew whatever the epoch says.
    */
   handleAnnouncement (bytes: Uint8Array): void {
-    let announcement: PcpDecoded
-    try {
-      announcement = decodeResponse(bytes)
-    } catch {
-      return
-    }
-    if (announcement.kind !== 'response' || announcement.opcode !== 'announce') return
-    this.#epoch.observe(announcement.epochSeconds)
-    this.onEvent?.({ kind: 'reset', reason: `PCP ANNOUNCE from the gateway (epoch ${announcement.epochSeconds} s)` })
+    const announcement = readAnnouncement(bytes)
+    if (announcement === undefined) return
+    if (announcement.protocol === 'pcp') this.#epoch.observe(announcement.epochSeconds)
+    this.onEvent?.({ kind: 'reset', reason: `${announcement.protocol === 'pcp' ? 'PCP ANNOUNCE' : 'NAT-PMP address announcement'} from the gateway (epoch ${announcement.epochSeconds} s)` })
   }
 
   async close (): Promise<void> {

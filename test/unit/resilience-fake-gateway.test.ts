@@ -117,22 +117,29 @@ describe('switching protocols', () => {
 })
 
 describe('announcements (RFC 6886 §3.2.1, RFC 6887 §14.1.3)', () => {
-  it('a NAT-PMP address announcement reports the address, and an epoch reset', () => {
+  it('a NAT-PMP address announcement reports the address and asks for every mapping to be renewed', () => {
     const client = new NatPmpClient('192.0.2.1', '192.0.2.2')
     const events: GatewayEvent[] = []
     client.onEvent = (event) => events.push(event)
-    const announce = (epochSeconds: number, externalAddress: string): void => {
-      client.handleAnnouncement(encodeNatPmpResponse({ opcode: 'external-address', truncated: false, resultCode: 0, epochSeconds, externalAddress }))
-    }
-    announce(1000, '11.77.0.1')
-    announce(2, '11.77.0.2')
+    client.handleAnnouncement(encodeNatPmpResponse({ opcode: 'external-address', truncated: false, resultCode: 0, epochSeconds: 2, externalAddress: '11.77.0.2' }))
     assert.deepEqual(events, [
-      { kind: 'external-address', address: '11.77.0.1' },
-      { kind: 'reset', reason: 'NAT-PMP epoch is now 2 s' },
-      { kind: 'external-address', address: '11.77.0.2' }
+      { kind: 'external-address', address: '11.77.0.2' },
+      { kind: 'reset', reason: 'NAT-PMP address announcement from the gateway (epoch 2 s)' }
     ])
     client.handleAnnouncement(new Uint8Array([1, 2, 3]))
-    assert.equal(events.length, 3, 'garbage is ignored')
+    client.handleAnnouncement(encodeNatPmpResponse({ opcode: 'map', truncated: false, protocol: 'tcp', resultCode: 0, epochSeconds: 2, internalPort: 1, externalPort: 1, lifetimeSeconds: 1 }))
+    assert.equal(events.length, 2, 'garbage and other replies are not announcements')
+  })
+
+  it('either client understands the other protocol\'s announcement from the same gateway', () => {
+    const natPmp = new NatPmpClient('192.0.2.1', '192.0.2.2')
+    const pcp = new PcpClient('192.0.2.1', '192.0.2.2')
+    const events: GatewayEvent[] = []
+    natPmp.onEvent = (event) => events.push(event)
+    pcp.onEvent = (event) => events.push(event)
+    natPmp.handleAnnouncement(encodePcpResponse({ opcode: 'announce', resultCode: 0, lifetimeSeconds: 0, epochSeconds: 0 }))
+    pcp.handleAnnouncement(encodeNatPmpResponse({ opcode: 'external-address', truncated: false, resultCode: 0, epochSeconds: 0, externalAddress: '11.77.0.1' }))
+    assert.deepEqual(events.map((event) => event.kind), ['reset', 'reset'])
   })
 
   it('an unsolicited PCP ANNOUNCE asks for every mapping to be renewed', () => {
