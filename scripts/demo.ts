@@ -17,7 +17,9 @@ const CLI = `${ROOT}dist/cli/main.js`
 const STEP_LIMIT_MS = 30_000
 
 const bold = (text: string): string => process.stdout.isTTY === true ? `\u001b[1m${text}\u001b[0m` : text
-const say = (text = ''): void => { console.log(text) }
+/** Set on Ctrl-C: steps still finishing in the background print nothing more. */
+let interrupted = false
+const say = (text = ''): void => { if (!interrupted) console.log(text) }
 const quote = (text: string): void => { for (const line of text.trimEnd().split('\n')) say(`    | ${line}`) }
 let stepNumber = 0
 const step = (title: string, proving: string): void => {
@@ -96,14 +98,12 @@ async function cleanUp (): Promise<void> {
   await cleaning
 }
 
-let interrupted = false
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.on(signal, () => {
     if (interrupted) return
     interrupted = true
-    say()
-    say(`${signal}: stopping the demo${labUp ? ' and tearing the lab down' : ''}...`)
-    void cleanUp().then(() => { say('stopped: nothing left behind.'); process.exit(130) })
+    console.log(`\n${signal}: stopping the demo${labUp ? ' and tearing the lab down' : ''}...`)
+    void cleanUp().then(() => { console.log('stopped: nothing left behind.'); process.exit(130) })
   })
 }
 
@@ -221,8 +221,9 @@ async function demo (): Promise<void> {
   step('Tear the lab down', 'Stops every process in the lab namespaces and deletes them. ($ lab/down.sh)')
   service.kill('SIGKILL')
   await cleanUp()
+  const labNamespaces = Object.entries(labEnv).filter(([key]) => key.startsWith('LAB_NS_')).map(([, name]) => name)
   const leftovers = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n')
-    .filter((line) => [lab.lanNamespace, lab.lan2Namespace, lab.gatewayNamespace, lab.wanNamespace].includes(line.split(' ')[0] ?? ''))
+    .filter((line) => labNamespaces.includes(line.split(' ')[0] ?? ''))
   if (leftovers.length > 0) throw new Error(`namespaces left behind: ${leftovers.join(', ')}`)
   result('no lab namespace and no demo process left')
   say()

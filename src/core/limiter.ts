@@ -1,11 +1,18 @@
+import { setMaxListeners } from 'node:events'
+
+/** Urgent work (renewing or deleting what the gateway holds) goes ahead of new work. */
+export type RequestPriority = 'urgent' | 'normal'
+
 /**
  * Bounds how many requests are in flight toward one gateway: small routers drop or fail requests
  * that arrive in a burst, and a NAT with a thousand mappings must not send a thousand at once.
+ * Waiting requests are served urgent first, then in arrival order, so that a burst of new
+ * mappings cannot starve the renewals that keep existing ones alive.
  */
 export class RequestLimiter {
   readonly #limit: number
   #active = 0
-  readonly #waiting: Array<() => void> = []
+  readonly #waiting: Record<RequestPriority, Array<() => void>> = { urgent: [], normal: [] }
   /** The most requests ever in flight at once (for benchmarks and tests). */
   peak = 0
 
@@ -17,11 +24,11 @@ export class RequestLimiter {
     return this.#active
   }
 
-  async run<T> (task: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+  async run<T> (task: () => Promise<T>, signal?: AbortSignal, priority: RequestPriority = 'normal'): Promise<T> {
     // A finishing task hands its slot straight to the next waiter, so a newcomer cannot slip in
     // between and push the count over the limit.
     if (this.#active >= this.#limit) {
-      await this.#slot(signal)
+      await this.#slot(signal, this.#waiting[priority])
     } else {
       this.#active++
       this.peak = Math.max(this.peak, this.#active)
@@ -29,17 +36,17 @@ export class RequestLimiter {
     try {
       return await task()
     } finally {
-      const next = this.#waiting.shift()
+      const next = this.#waiting.urgent.shift() ?? this.#waiting.normal.shift()
       if (next !== undefined) next()
       else this.#active--
     }
   }
 
-  async #slot (signal: AbortSignal | undefined): Promise<void> {
+  async #slot (signal: AbortSignal | undefined, queue: Array<() => void>): Promise<void> {
     await new Promise<void>((resolve, reject) => {
       const onAbort = (): void => {
-        const index = this.#waiting.indexOf(wake)
-        if (index !== -1) this.#waiting.splice(index, 1)
+        const index = queue.indexOf(wake)
+        if (index !== -1) queue.splice(index, 1)
         reject(signal?.reason)
       }
       const wake = (): void => {
@@ -48,7 +55,13 @@ export class RequestLimiter {
       }
       if (signal?.aborted === true) { onAbort(); return }
       signal?.addEventListener('abort', onAbort, { once: true })
-      this.#waiting.push(wake)
+      queue.push(wake)
     })
   }
+}
+
+/** A signal shared by many waiting requests (close() deleting a thousand mappings) is not a leak. */
+export function allowManyListeners (signal: AbortSignal): AbortSignal {
+  setMaxListeners(0, signal)
+  return signal
 }

@@ -28,6 +28,8 @@ export interface MappingHost {
   readonly requestTimeout: number
   /** The NAT's cached external address, refreshed from the gateway when older than cacheTime. */
   externalAddress: (options: RequestOptions) => Promise<string>
+  /** The NAT's last known external address, however old, without asking the gateway. */
+  readonly knownExternalAddress: string | undefined
   /** Tells the NAT what a grant said the external address is. */
   noteExternalAddress: (address: string) => void
   /** Tells the NAT how a request went (undefined for success), so it can notice a dead gateway. */
@@ -207,7 +209,7 @@ export class Mapping extends EventEmitter<MappingEvents> {
     this.#validUntil = 0
     if (grant === undefined || !held) return
     const options = { timeout: this.#host.requestTimeout, ...(signal === undefined ? {} : { signal }) }
-    await this.#host.limiter.run(async () => { await this.#host.client.unmap(grant, options) }, signal)
+    await this.#host.limiter.run(async () => { await this.#host.client.unmap(grant, options) }, signal, 'urgent')
   }
 
   /** Runs an attempt now, or joins the one in flight. */
@@ -246,7 +248,7 @@ export class Mapping extends EventEmitter<MappingEvents> {
         ...(previous?.externalAddress === undefined ? {} : { suggestedExternalAddress: previous.externalAddress }),
         lifetimeSeconds: Math.ceil(this.#host.mappingDuration / 1000),
         description: this.description
-      }, previous, { signal, timeout: options.timeout ?? this.#host.requestTimeout }), signal)
+      }, previous, { signal, timeout: options.timeout ?? this.#host.requestTimeout }), signal, wasEstablished ? 'urgent' : 'normal')
       if (this.#closing !== undefined || attempt.signal.aborted) return
       this.#host.reportOutcome(undefined)
       this.#granted(grant, previous, wasEstablished)
@@ -268,8 +270,9 @@ export class Mapping extends EventEmitter<MappingEvents> {
     this.#validUntil = grant.lifetimeSeconds === 0 ? Infinity : now + grant.lifetimeSeconds * 1000
     this.#lastError = undefined
     this.#failures = 0
-    const previousAddress = previous?.externalAddress
-    const address = grant.externalAddress
+    const previousAddress = previous?.externalAddress ?? this.#host.knownExternalAddress
+    // PCP reports the address per mapping; otherwise the NAT's last known one is the mapping's.
+    const address = grant.externalAddress ?? this.#host.knownExternalAddress
 
     if (!wasEstablished) {
       this.#renewals = 0
@@ -283,7 +286,7 @@ export class Mapping extends EventEmitter<MappingEvents> {
     }
 
     // After the events: the NAT may renew every mapping when the address moved.
-    if (address !== undefined) this.#host.noteExternalAddress(address)
+    if (grant.externalAddress !== undefined) this.#host.noteExternalAddress(grant.externalAddress)
 
     // Renew at a third of the duration we asked for, or at half of a shorter lease the gateway granted.
     const leaseMs = grant.lifetimeSeconds === 0 ? Infinity : grant.lifetimeSeconds * 1000

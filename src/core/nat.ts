@@ -8,7 +8,7 @@ import { resolveMappingOptions, type MappingOptions, type ResolvedDiscoverOption
 import { withDeadline } from './deadline.js'
 import type { MappingEvents, NatEvents } from './events.js'
 import type { GatewayClient, GatewayEvent, GatewayMappingEntry, NatType, RequestOptions, TransportProtocol } from './gateway-client.js'
-import { RequestLimiter } from './limiter.js'
+import { allowManyListeners, RequestLimiter } from './limiter.js'
 import { Mapping, type MappingHost } from './mapping.js'
 import { locateGateway, raceProbes, type DiscoveredGateway } from './probe.js'
 
@@ -49,9 +49,11 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
     this.#attach(discovered.client)
     if (discovered.externalAddress !== undefined) this.#address = { value: discovered.externalAddress, at: Date.now() }
     const currentClient = (): GatewayClient => this.#client
+    const knownAddress = (): string | undefined => this.#address?.value
     this.#host = {
       nat: this,
       get client () { return currentClient() },
+      get knownExternalAddress () { return knownAddress() },
       limiter: this.#limiter,
       mappingDuration: options.mappingDuration,
       cacheTime: options.cacheTime,
@@ -170,6 +172,7 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
     this.#stopWatching()
     this.#announcements?.close()
     const deadline = new AbortController()
+    allowManyListeners(deadline.signal)
     const timer = setTimeout(() => { deadline.abort(new TimeoutError(`close: mappings not deleted within ${this.#options.closeTimeout} ms`)) }, this.#options.closeTimeout)
     try {
       await Promise.allSettled([...this.#mappings].map(async (mapping) => { await mapping.release(deadline.signal) }))

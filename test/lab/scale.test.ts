@@ -1,0 +1,33 @@
+import assert from 'node:assert/strict'
+import { it } from 'node:test'
+import { Agent, lab, labSuite, runLabScript } from '../helpers/lab.js'
+
+// One NAT holding a thousand mappings on the real gateway through three renewal periods.
+const COUNT = 1_000
+const MAPPING_DURATION = 30_000
+
+labSuite('lab: scale', 'pmp', () => {
+  it(`${COUNT} PCP mappings on one NAT survive three renewal periods, then close cleanly`, async (t) => {
+    const agent = new Agent(lab.lanNamespace, 'scale-agent.ts', { count: COUNT, firstPort: 40_000, mappingDuration: MAPPING_DURATION, periods: 3, protocol: 'pcp' })
+    try {
+      const mapped = await agent.next('mapped', 300_000)
+      assert.equal(mapped.established, COUNT)
+      t.diagnostic(`${COUNT} mappings created in ${String(mapped.ms)} ms`)
+      const held = await agent.next('held', 300_000)
+      t.diagnostic(`after three periods: ${JSON.stringify(held)}`)
+      assert.equal(held.established, COUNT, 'none lost')
+      assert.equal(held.lost, 0)
+      assert.equal(held.distinctPorts, COUNT)
+      assert.ok((held.renewed as number) >= 2 * COUNT, 'each mapping was renewed at least twice')
+      assert.ok((held.peakInFlight as number) <= 8, 'requests in flight stayed bounded')
+      const rules = runLabScript('gateway.sh', ['mappings']).split('\n').filter((line) => line.startsWith('udp ')).length
+      assert.equal(rules, COUNT, 'the gateway holds every rule')
+      await agent.next('closed', 120_000)
+      assert.equal(await agent.exit(), 0)
+      const left = runLabScript('gateway.sh', ['mappings']).split('\n').filter((line) => line.startsWith('udp ')).length
+      assert.equal(left, 0, 'close() deleted every mapping')
+    } finally {
+      agent.kill()
+    }
+  })
+})
