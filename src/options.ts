@@ -1,4 +1,4 @@
-import { isIP } from 'node:net'
+import { isIP } from './net/ip-address.js'
 import {
   CACHE_TIME,
   DEFAULT_CLOSE_TIMEOUT,

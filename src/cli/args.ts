@@ -2,7 +2,7 @@
  * The command line, parsed into a typed command: pure (no I/O), so every rule is unit-tested.
  * A bad argument becomes a UsageError whose message is the one line the user sees (exit code 2).
  */
-import { isIP } from 'node:net'
+import { isIP } from '../net/ip-address.js'
 import { parseArgs } from 'node:util'
 
 /** The protocols discovery can use, as the user names them. */

@@ -1,7 +1,4 @@
-import { execFile } from 'node:child_process'
-import { readFile } from 'node:fs/promises'
-import { isIPv4 } from 'node:net'
-import { endianness } from 'node:os'
+import { isIPv4 } from './ip-address.js'
 import { NoDefaultGatewayError } from '../errors.js'
 
 export interface DefaultRoute {
@@ -26,13 +23,20 @@ const MAX_ROUTE_TABLE_CHARS = 1_000_000
 
 const systemSources: RouteSources = {
   platform: process.platform,
-  readFile: async (path) => await readFile(path, 'utf8'),
-  run: async (command, args) => await new Promise((resolve, reject) => {
-    execFile(command, args, { timeout: 2_000, maxBuffer: MAX_ROUTE_TABLE_CHARS, windowsHide: true }, (error, stdout) => {
-      if (error !== null) reject(error)
-      else resolve(stdout)
+  readFile: async (path) => {
+    const { readFile } = await import('node:fs/promises')
+    return await readFile(path, 'utf8')
+  },
+  run: async (command, args) => {
+    // Only macOS, the BSDs and Windows run a command; Linux reads /proc, so load this on demand.
+    const { execFile } = await import('node:child_process')
+    return await new Promise((resolve, reject) => {
+      execFile(command, args, { timeout: 2_000, maxBuffer: MAX_ROUTE_TABLE_CHARS, windowsHide: true }, (error, stdout) => {
+        if (error !== null) reject(error)
+        else resolve(stdout)
+      })
     })
-  })
+  }
 }
 
 /** Finds the IPv4 default gateway, preferring the route with the lowest metric. */
@@ -64,6 +68,9 @@ async function readDefaultRoutes (sources: RouteSources): Promise<DefaultRoute[]
   }
 }
 
+/** The host's byte order, without loading node:os for it. */
+const HOST_BYTE_ORDER: 'LE' | 'BE' = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1 ? 'LE' : 'BE'
+
 const RTF_UP = 0x1
 const RTF_GATEWAY = 0x2
 
@@ -71,7 +78,7 @@ const RTF_GATEWAY = 0x2
  * /proc/net/route: one route per line, addresses as 32-bit hex in host byte order
  * (so "0101A8C0" is 192.168.1.1 on a little-endian host).
  */
-export function parseLinuxRouteTable (text: string, byteOrder: 'LE' | 'BE' = endianness()): DefaultRoute[] {
+export function parseLinuxRouteTable (text: string, byteOrder: 'LE' | 'BE' = HOST_BYTE_ORDER): DefaultRoute[] {
   const routes: DefaultRoute[] = []
   for (const line of text.slice(0, MAX_ROUTE_TABLE_CHARS).split('\n').slice(1)) {
     const [interfaceName, destination, gatewayHex, flagsHex, , , metric, mask] = line.trim().split(/\s+/)

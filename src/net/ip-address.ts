@@ -5,7 +5,6 @@
  * Pure functions over strings and `Uint8Array`; invalid input throws `InvalidArgumentError`.
  */
 
-import { isIPv4, isIPv6 } from 'node:net'
 import { InvalidArgumentError } from '../errors.js'
 
 /**
@@ -35,6 +34,31 @@ export type AddressScope =
 
 export const IPV4_SIZE = 4
 export const IPV6_SIZE = 16
+
+/** A dotted quad of decimal octets, no leading zeros (the form node's isIPv4 accepts). */
+const IPV4_TEXT = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/
+/** An IPv6 zone index (`%eth0`, `%3`). */
+const ZONE_TEXT = /^%[0-9A-Za-z.:-]+$/
+
+/*
+ * Address validation of our own instead of node:net's isIP family: importing node:net costs a
+ * program ~5 ms at start-up, and only the UPnP HTTP client needs sockets from it.
+ */
+
+/** True for an IPv4 address in dotted-quad form. */
+export function isIPv4 (addr: string): boolean {
+  return typeof addr === 'string' && IPV4_TEXT.test(addr)
+}
+
+/** True for an IPv6 address in any RFC 4291 §2.2 text form, with an optional zone. */
+export function isIPv6 (addr: string): boolean {
+  return typeof addr === 'string' && tryParseIPv6(addr) !== undefined
+}
+
+/** 4 or 6 for an IP address of that family, 0 for anything else (as node's isIP). */
+export function isIP (addr: string): 0 | 4 | 6 {
+  return isIPv4(addr) ? 4 : isIPv6(addr) ? 6 : 0
+}
 
 /** RFC 4291 §2.5.5.2: the first 12 bytes of an IPv4-mapped IPv6 address. */
 const IPV4_MAPPED_PREFIX = Uint8Array.of(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff)
@@ -103,7 +127,7 @@ export function sameAddress (a: string, b: string): boolean {
 export function addressScope (addr: string): AddressScope {
   const field = encodeIPv6Field(addr)
   let best: SpecialPurposeBlock | undefined
-  for (const block of SPECIAL_PURPOSE_BLOCKS) {
+  for (const block of specialPurposeBlocks()) {
     if ((best === undefined || block.prefixLength > best.prefixLength) && inBlock(field, block)) {
       best = block
     }
@@ -129,16 +153,22 @@ function hasIPv4MappedPrefix (field: Uint8Array): boolean {
 
 /** RFC 4291 §2.2 text forms, validated by node's `isIPv6` first; the checks here are a second line. */
 function parseIPv6 (addr: string): Uint8Array {
-  if (!isIPv6(addr)) {
-    throw new InvalidArgumentError(`not an IP address: ${JSON.stringify(addr)}`)
-  }
+  const field = tryParseIPv6(addr)
+  if (field === undefined) throw new InvalidArgumentError(`not an IP address: ${JSON.stringify(addr)}`)
+  return field
+}
+
+function tryParseIPv6 (addr: string): Uint8Array | undefined {
+  if (addr.length > 64 || !addr.includes(':')) return undefined
   const zoneStart = addr.indexOf('%')
+  if (zoneStart !== -1 && !ZONE_TEXT.test(addr.slice(zoneStart))) return undefined
   let text = zoneStart === -1 ? addr : addr.slice(0, zoneStart)
 
   // A trailing dotted quad (`::ffff:1.2.3.4`) is the last 32 bits: two zero groups stand in for
   // it while the groups are counted, and its bytes are written over them at the end.
   const lastColon = text.lastIndexOf(':')
   const dottedQuad = text.slice(lastColon + 1)
+  if (dottedQuad.includes('.') && !isIPv4(dottedQuad)) return undefined
   const embeddedIPv4 = dottedQuad.includes('.') ? encodeIPv4(dottedQuad) : undefined
   if (embeddedIPv4 !== undefined) {
     text = `${text.slice(0, lastColon + 1)}0:0`
@@ -149,17 +179,15 @@ function parseIPv6 (addr: string): Uint8Array {
   const rest = splitGroups(halves[1])
   const elided = 8 - head.length - rest.length
   if (halves.length > 2 || (halves.length === 1 && elided !== 0) || (halves.length === 2 && elided < 1)) {
-    throw new InvalidArgumentError(`not an IP address: ${JSON.stringify(addr)}`)
+    return undefined
   }
   const groups = [...head, ...Array<string>(elided).fill('0'), ...rest]
   const field = new Uint8Array(IPV6_SIZE)
   const view = new DataView(field.buffer)
-  groups.forEach((group, index) => {
-    if (!/^[0-9a-f]{1,4}$/i.test(group)) {
-      throw new InvalidArgumentError(`not an IP address: ${JSON.stringify(addr)}`)
-    }
+  for (const [index, group] of groups.entries()) {
+    if (!/^[0-9a-f]{1,4}$/i.test(group)) return undefined
     view.setUint16(index * 2, Number.parseInt(group, 16))
-  })
+  }
   if (embeddedIPv4 !== undefined) {
     field.set(embeddedIPv4, IPV6_SIZE - IPV4_SIZE)
   }
@@ -213,7 +241,14 @@ interface SpecialPurposeBlock {
  * (globally reachable anycast addresses inside the IETF protocol assignment blocks) simply
  * appear as longer prefixes.
  */
-const SPECIAL_PURPOSE_BLOCKS: readonly SpecialPurposeBlock[] = ([
+/** Parsed on first use, not at import: most programs classify an address or two, if any. */
+let parsedBlocks: readonly SpecialPurposeBlock[] | undefined
+function specialPurposeBlocks (): readonly SpecialPurposeBlock[] {
+  parsedBlocks ??= SPECIAL_PURPOSE_BLOCK_TEXT.map(([cidr, scope]) => parseBlock(cidr, scope))
+  return parsedBlocks
+}
+
+const SPECIAL_PURPOSE_BLOCK_TEXT: ReadonlyArray<readonly [string, AddressScope]> = [
   // IPv4 (as IPv4-mapped). 0.0.0.0/0 makes every IPv4 address not listed below public.
   ['0.0.0.0/0', 'public'],
   ['0.0.0.0/8', 'reserved'], // "this network", RFC 791
@@ -255,7 +290,7 @@ const SPECIAL_PURPOSE_BLOCKS: readonly SpecialPurposeBlock[] = ([
   ['fe80::/10', 'link-local'], // RFC 4291
   ['fec0::/10', 'reserved'], // deprecated site-local, RFC 3879
   ['ff00::/8', 'multicast'] // RFC 4291
-] as const).map(([cidr, scope]) => parseBlock(cidr, scope))
+]
 
 function parseBlock (cidr: string, scope: AddressScope): SpecialPurposeBlock {
   const [address = '', length = ''] = cidr.split('/')

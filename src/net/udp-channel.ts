@@ -1,10 +1,9 @@
 import dgram from 'node:dgram'
-import { isIPv6 } from 'node:net'
 import { DEFAULT_REQUEST_TIMEOUT } from '../constants.js'
 import type { RequestOptions } from '../core/gateway-client.js'
 import { reasonOf, withDeadline } from '../core/deadline.js'
 import { ClosedError, NetworkError, PortUnreachableError, TimeoutError } from '../errors.js'
-import { sameAddress } from './ip-address.js'
+import { isIPv6, sameAddress } from './ip-address.js'
 
 /** Produces the wait before each retransmission; when it ends, sending stops but listening goes on. */
 export type RetransmitSchedule = () => Iterator<number>

@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto'
 import type { GatewayClient, GatewayEvent, PortMappingGrant, PortMappingRequest, ProbeContext, RequestOptions, TransportProtocol } from '../core/gateway-client.js'
 import { GatewayResultError, MalformedMessageError, UnsupportedError } from '../errors.js'
 import { readAnnouncement } from '../net/announcements.js'
+import { randomBytes } from '../net/random.js'
 import { EpochTracker } from '../net/epoch.js'
 import { pcpSchedule } from '../net/retransmit.js'
 import { UdpChannel } from '../net/udp-channel.js'

@@ -8,13 +8,12 @@
  * `MalformedMessageError('pcp', reason)` for anything else.
  */
 
-import { isIP, isIPv4 } from 'node:net'
+import { decodeIPv6Field, encodeIPv6Field, IPV6_SIZE, isIP, isIPv4 } from '../net/ip-address.js'
 import type { TransportProtocol } from '../core/gateway-client.js'
 import { InvalidArgumentError, MalformedMessageError } from '../errors.js'
 import { NATPMP_RESULT_CODES, NATPMP_VERSION } from '../natpmp/codec.js'
 import { ByteReader } from '../net/byte-reader.js'
 import { ByteWriter, checkUnsigned } from '../net/byte-writer.js'
-import { decodeIPv6Field, encodeIPv6Field, IPV6_SIZE } from '../net/ip-address.js'
 import { resultCodeNamer } from '../net/result-codes.js'
 
 /** RFC 6887 §7: this PCP. Version 0 is NAT-PMP, version 1 was used by pre-RFC drafts (§9). */

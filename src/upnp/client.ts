@@ -12,8 +12,7 @@
  * ```
  */
 import { Buffer } from 'node:buffer'
-import { randomInt } from 'node:crypto'
-import { isIP } from 'node:net'
+import { isIP, isPubliclyRoutable, sameAddress } from '../net/ip-address.js'
 import { DEFAULT_REQUEST_TIMEOUT } from '../constants.js'
 import { withDeadline } from '../core/deadline.js'
 import type {
@@ -37,7 +36,7 @@ import {
   TimeoutError,
   UnsupportedError
 } from '../errors.js'
-import { isPubliclyRoutable, sameAddress } from '../net/ip-address.js'
+import { randomInt } from '../net/random.js'
 import {
   DEFAULT_UPNP_CONCURRENCY,
   IGD2_MAX_LEASE_SECONDS,
@@ -49,7 +48,7 @@ import {
   SSDP_SEARCH_SCHEDULE
 } from './constants.js'
 import { decodeDeviceDescription, type DeviceDescription, type FirewallControlService, type WanService, type WanServiceKind } from './description.js'
-import { expectSuccess, httpExchange } from './http.js'
+import { expectSuccess, httpExchange, loadTcp } from './http.js'
 import {
   decodeExternalIPAddress,
   decodePortMappingEntry,
@@ -67,6 +66,7 @@ import {
   type UpnpProtocol
 } from './soap.js'
 import { startSsdpSearch } from './ssdp-search.js'
+import { loadXmlParser } from './xml.js'
 import { hostOf, trustedControlUrl } from './trust.js'
 
 /** Internal knobs of the UPnP probe; tests use them to stay on loopback and be quick. */
@@ -188,6 +188,11 @@ async function probeUpnp (context: ProbeContext, options: ResolvedUpnpProbeOptio
       }, timeout)
     }
 
+    // Load the XML parser while SSDP answers are on their way (miniupnpd waits ~50 ms to answer).
+    setImmediate(() => {
+      loadXmlParser()
+      loadTcp().catch(() => {})
+    }).unref()
     startSsdpSearch({
       gateway: context.gateway,
       localAddress: context.localAddress,

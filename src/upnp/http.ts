@@ -5,7 +5,6 @@
  * pooled socket, no timer. The caller bounds the exchange with `signal`, whose reason (a
  * TimeoutError, AbortError or ClosedError from the caller) is what the request rejects with.
  */
-import net from 'node:net'
 import { reasonOf } from '../core/deadline.js'
 import { wireTracer } from '../core/trace.js'
 import { HttpStatusError, NetworkError, UnsupportedError } from '../errors.js'
@@ -25,6 +24,17 @@ export interface HttpExchange {
   localAddress: string | undefined
 }
 
+let net: typeof import('node:net') | undefined
+
+/**
+ * node:net costs ~5 ms to load: only programs that talk to a UPnP gateway pay it, and the probe
+ * loads it while it waits for SSDP answers.
+ */
+export async function loadTcp (): Promise<typeof import('node:net')> {
+  net ??= await import('node:net')
+  return net
+}
+
 /** Sends one request and reads one response. Rejects only with NatMapperError subclasses. */
 export async function httpExchange (options: HttpExchangeOptions): Promise<HttpExchange> {
   const { url, signal } = options
@@ -35,7 +45,9 @@ export async function httpExchange (options: HttpExchangeOptions): Promise<HttpE
   const trace = wireTracer('upnp', url.host)
   const what = `${options.method} ${url.href}`
 
-  const socket = net.connect({ host: normalizeAddress(url.hostname), port: url.port === '' ? 80 : Number(url.port), noDelay: true })
+  const tcp = net ?? await loadTcp()
+  if (signal.aborted) throw reasonOf(signal)
+  const socket = tcp.connect({ host: normalizeAddress(url.hostname), port: url.port === '' ? 80 : Number(url.port), noDelay: true })
   let onAbort: (() => void) | undefined
   try {
     return await new Promise<HttpExchange>((resolve, reject) => {

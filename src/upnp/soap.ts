@@ -5,7 +5,7 @@
  * by local name, whatever namespace prefixes the router chose; a fault becomes a
  * GatewayResultError carrying the UPnP error code and its name.
  */
-import { isIP } from 'node:net'
+import { isIP } from '../net/ip-address.js'
 import { GatewayResultError, MalformedMessageError } from '../errors.js'
 import { childNamed, childText, escapeXml, parseXml, type XmlElement } from './xml.js'
 

@@ -4,9 +4,8 @@
  * trusted description URL the moment its answer arrives. There is no fixed listening window:
  * the caller stops the search (through `signal`) as soon as it has what it needs.
  */
-import { addressScope } from '../net/ip-address.js'
+import { addressScope, isIP } from '../net/ip-address.js'
 import dgram from 'node:dgram'
-import { isIP } from 'node:net'
 import { wireTracer } from '../core/trace.js'
 import { NetworkError } from '../errors.js'
 import {

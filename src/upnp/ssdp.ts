@@ -5,7 +5,7 @@
  * anything we cannot use is a MalformedMessageError, never another exception.
  */
 import { Buffer } from 'node:buffer'
-import { isIP } from 'node:net'
+import { isIP } from '../net/ip-address.js'
 import { MalformedMessageError } from '../errors.js'
 import {
   MAX_SSDP_DATAGRAM_BYTES,

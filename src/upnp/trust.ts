@@ -10,7 +10,7 @@
  * - Control URLs must point at the gateway, or at the host the gateway announced for itself
  *   (then re-pointed likewise); a control URL naming any other host is refused.
  */
-import { isIP } from 'node:net'
+import { isIP } from '../net/ip-address.js'
 
 /** An address in one canonical spelling: no brackets, no zone, no IPv4-mapped prefix, lower case. */
 export function normalizeAddress (address: string): string {

@@ -14,7 +14,8 @@
  * under the sun) and enforces limits on depth, element count and text length, so a hostile
  * document costs at most linear time in its (already capped) size.
  */
-import { SaxesParser } from 'saxes'
+import { createRequire } from 'node:module'
+import type { SaxesParser } from 'saxes'
 import { MalformedMessageError } from '../errors.js'
 
 export interface XmlElement {
@@ -78,10 +79,22 @@ export function escapeBareAmpersands (text: string): string {
   return out + text.slice(position)
 }
 
+let saxes: { SaxesParser: typeof SaxesParser } | undefined
+
+/**
+ * Loads saxes on first use rather than at import: programs whose gateway speaks PCP or NAT-PMP
+ * never parse XML, and loading it costs about 10 ms. The UPnP probe calls this while it waits
+ * for SSDP answers, so that the first description does not wait for it either.
+ */
+export function loadXmlParser (): { SaxesParser: typeof SaxesParser } {
+  saxes ??= createRequire(import.meta.url)('saxes') as { SaxesParser: typeof SaxesParser }
+  return saxes
+}
+
 /** Parses `text` into an element tree, or throws MalformedMessageError naming `what`. */
 export function parseXml (text: string, what: string, limits: Readonly<XmlLimits> = DEFAULT_XML_LIMITS): XmlElement {
   const fail = (reason: string): MalformedMessageError => new MalformedMessageError('upnp', `${what}: ${reason}`)
-  const parser = new SaxesParser({ xmlns: false, position: false })
+  const parser = new (loadXmlParser().SaxesParser)({ xmlns: false, position: false })
   const stack: XmlElement[] = []
   let root: XmlElement | undefined
   let rootClosed = false
