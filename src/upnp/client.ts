@@ -200,6 +200,7 @@ async function probeUpnp (context: ProbeContext, options: ResolvedUpnpProbeOptio
       multicast: options.multicast,
       schedule: options.searchSchedule,
       signal: probing.signal,
+      onRefused: (error) => { settle(error) },
       onLocation: (location, announced) => {
         connectToGateway({ location, announced, context, options, signal: probing.signal }).then(settle, (error: Error) => {
           descriptionProblem = error

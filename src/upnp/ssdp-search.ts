@@ -7,7 +7,7 @@
 import { addressScope, isIP } from '../net/ip-address.js'
 import dgram from 'node:dgram'
 import { wireTracer } from '../core/trace.js'
-import { NetworkError } from '../errors.js'
+import { NetworkError, PortUnreachableError } from '../errors.js'
 import {
   IGD_SEARCH_TARGETS,
   MAX_SSDP_LOCATIONS,
@@ -44,6 +44,8 @@ export interface SsdpSearchOptions {
   onLocation: (location: URL, announced: URL, response: SearchResponse) => void
   /** A datagram from the gateway that was not a usable answer, or a socket failure. */
   onProblem?: (error: Error) => void
+  /** The gateway answered a unicast search with ICMP port unreachable: nothing listens on its SSDP port. */
+  onRefused?: (error: PortUnreachableError) => void
 }
 
 /** Starts a search that runs until `options.signal` aborts. Never throws: failures go to `onProblem`. */
@@ -66,12 +68,20 @@ export function startSsdpSearch (options: SsdpSearchOptions): void {
   let timer: NodeJS.Timeout | undefined
   let closed = false
 
+  // The search socket is unconnected (answers may come from any port of the gateway), so the
+  // kernel keeps ICMP errors from it. One extra search over a connected socket learns whether the
+  // gateway refuses: every SSDP server we know of (miniupnpd, libupnp) binds the port on all
+  // addresses, so a refused unicast search means no UPnP here, known in a round trip instead of
+  // at discovery's timeout.
+  const refusalProbe = options.onRefused === undefined ? undefined : dgram.createSocket(gatewayFamily === 6 ? 'udp6' : 'udp4')
+
   const close = (): void => {
     if (closed) return
     closed = true
     if (timer !== undefined) clearTimeout(timer)
     signal.removeEventListener('abort', close)
     try { socket.close() } catch { /* closed by an error already */ }
+    try { refusalProbe?.close() } catch { /* closed by an error already */ }
   }
   signal.addEventListener('abort', close, { once: true })
 
@@ -99,7 +109,7 @@ export function startSsdpSearch (options: SsdpSearchOptions): void {
     options.onProblem?.(new NetworkError(`SSDP socket failed: ${error.message}`, { cause: error }))
     close()
   })
-  socket.on('message', (datagram, remote) => {
+  const onAnswer = (datagram: Buffer, remote: dgram.RemoteInfo): void => {
     // Only the gateway is trusted; other hosts' answers are dropped unread, which costs nothing.
     if (closed || !sameAddress(remote.address, options.gateway)) return
     // A gateway that keeps talking cannot keep us parsing: past the cap, stop listening.
@@ -117,7 +127,24 @@ export function startSsdpSearch (options: SsdpSearchOptions): void {
     if (seen.has(location.href) || seen.size >= MAX_SSDP_LOCATIONS) return
     seen.add(location.href)
     options.onLocation(location, announced, response)
-  })
+  }
+  socket.on('message', onAnswer)
+  if (refusalProbe !== undefined) {
+    refusalProbe.on('message', onAnswer)
+    refusalProbe.on('error', (error: NodeJS.ErrnoException) => {
+      if (closed) return
+      if (error.code === 'ECONNREFUSED') {
+        options.onRefused?.(new PortUnreachableError(`${options.gateway}:${options.port} is not listening for SSDP (ICMP port unreachable)`, { cause: error }))
+      }
+      try { refusalProbe.close() } catch { /* already closed */ }
+    })
+    const first = requests[0]?.datagrams[0]
+    refusalProbe.connect(options.port, options.gateway, () => {
+      if (closed || first === undefined) return
+      trace('send', first)
+      refusalProbe.send(first)
+    })
+  }
   socket.bind(0, () => {
     if (closed) return
     if (requests.some((request) => request.multicast)) {
