@@ -18,6 +18,8 @@ import {
 
 const RESULT_SUCCESS = 0
 const RESULT_UNSUPP_VERSION = 1
+const RESULT_NETWORK_FAILURE = 3
+const UNSPECIFIED_ADDRESS = '0.0.0.0'
 
 /** NAT-PMP (RFC 6886). Replies are told apart by opcode and internal port (RFC 6886 §3.3). */
 export class NatPmpClient implements GatewayClient {
@@ -37,8 +39,17 @@ export class NatPmpClient implements GatewayClient {
   }
 
   async externalAddress (options: RequestOptions): Promise<string> {
-    const reply = await this.#request(encodeExternalAddressRequest(), (response) =>
-      response.opcode === 'external-address' ? response : undefined, options)
+    let reply
+    try {
+      reply = await this.#request(encodeExternalAddressRequest(), (response) =>
+        response.opcode === 'external-address' ? response : undefined, options)
+    } catch (error) {
+      // RFC 6886 §3.5: NETWORK_FAILURE means the gateway has no usable external address (no
+      // DHCP lease yet, or, on miniupnpd, one that is private or shared). That is an answer,
+      // "unspecified", which the NAT reports as not publicly routable.
+      if (error instanceof GatewayResultError && error.resultCode === RESULT_NETWORK_FAILURE) return UNSPECIFIED_ADDRESS
+      throw error
+    }
     if (reply.truncated || reply.externalAddress === undefined) throw new GatewayResultError('nat-pmp', reply.resultCode, natPmpResultName(reply.resultCode), 'no external address in reply')
     this.lastExternalAddress = reply.externalAddress
     return reply.externalAddress

@@ -217,10 +217,12 @@ function sanitize (text: string | undefined): string {
 
 /** GetExternalIPAddress → NewExternalIPAddress, which must be an IP address that is not unspecified. */
 export function decodeExternalIPAddress (values: ReadonlyMap<string, string>): string {
-  const address = values.get('NewExternalIPAddress') ?? ''
+  const address = (values.get('NewExternalIPAddress') ?? '').trim()
+  // Routers without a usable WAN address answer '' or 0.0.0.0 (a FRITZ!Box with its link down,
+  // gethomepage/homepage#4778; miniupnpd when its WAN address is private or shared). That is an
+  // answer, "unspecified", which the NAT reports as not publicly routable; it is not garbage.
+  if (address === '') return '0.0.0.0'
   if (isIP(address) === 0) throw malformed('GetExternalIPAddress', `NewExternalIPAddress is not an IP address: ${JSON.stringify(address.slice(0, 60))}`)
-  // Routers without a WAN link answer '' or 0.0.0.0 (seen on FRITZ!Box, gethomepage/homepage#4778).
-  if (address === '0.0.0.0' || address === '::') throw malformed('GetExternalIPAddress', `the gateway has no external address (${address}); its WAN link may be down`)
   return address
 }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { it } from 'node:test'
-import { Agent, lab, labSuite, runLabScript, waitUntilReachable } from '../helpers/lab.js'
+import { Agent, lab, labEnv, labSuite, runLabScript, waitUntilReachable } from '../helpers/lab.js'
 
 // Faults on the real gateway, each checked from the WAN host. Short lifetimes make renewals
 // frequent: mappingDuration 6 s renews every 2 s; cacheTime 3 s re-checks the address as often.
@@ -60,5 +60,107 @@ labSuite('lab: faults (gateway restart, address change, silence, lost rules)', '
       }
     })
   }
+
+  for (const protocol of ['pcp', 'nat-pmp', 'upnp'] as const) {
+    it(`${protocol}: the gateway silent past the lease: NoMappingError, then back by itself`, async (t) => {
+      const port = nextPort++
+      const agent = new Agent(lab.lanNamespace, 'map-agent.ts', { transport: 'tcp', port, discover: { protocols: [protocol], ...FAST, requestTimeout: 1_000 } })
+      try {
+        await agent.next('mapped')
+        const from = agent.events.length
+        runLabScript('gateway.sh', ['block'])
+        await agent.next('lost', 60_000, from)
+        const refused = await agent.ask('address', 'command-failed')
+        assert.equal((refused.error as { code: string }).code, 'ERR_NO_MAPPING')
+        const unblocked = Date.now()
+        runLabScript('gateway.sh', ['unblock'])
+        await agent.next('established', 60_000, from)
+        t.diagnostic(`${protocol}: re-established ${Date.now() - unblocked} ms after the gateway answered again`)
+        const address = await agent.ask('address', 'address')
+        await waitUntilReachable('tcp', lab.gatewayWanAddress, () => address.port as number, 30_000)
+        agent.send('exit')
+        await agent.next('closed')
+        assert.equal(await agent.exit(), 0)
+      } finally {
+        agent.kill()
+        runLabScript('gateway.sh', ['unblock'])
+      }
+    })
+  }
+
+  for (const protocol of ['pcp', 'nat-pmp', 'upnp'] as const) {
+    it(`${protocol}: a mapping rule deleted by hand on the gateway is restored`, async (t) => {
+      const port = nextPort++
+      const agent = new Agent(lab.lanNamespace, 'map-agent.ts', { transport: 'tcp', port, discover: { protocols: [protocol], ...FAST } })
+      try {
+        const mapped = await agent.next('mapped')
+        runLabScript('gateway.sh', ['drop-mapping', 'tcp', String(mapped.port)])
+        const ms = await waitUntilReachable('tcp', lab.gatewayWanAddress, () => mapped.port as number, 60_000)
+        t.diagnostic(`${protocol}: rule restored and reachable ${ms} ms after it was deleted (target: one renewal period, ${RENEWAL_MS} ms)`)
+        agent.send('exit')
+        await agent.next('closed')
+        assert.equal(await agent.exit(), 0)
+      } finally {
+        agent.kill()
+      }
+    })
+  }
+
+  // miniupnpd stops answering with an address once its own is private or shared: UPnP says '' and
+  // NAT-PMP NETWORK_FAILURE, both "unspecified" to natmapper. (PCP has no address request.)
+  for (const protocol of ['nat-pmp', 'upnp'] as const) it(`${protocol}: the WAN address moves into shared address space (CGNAT): the NAT says it is not public`, async () => {
+    const port = nextPort++
+    const agent = new Agent(lab.lanNamespace, 'map-agent.ts', { transport: 'tcp', port, discover: { protocols: [protocol], ...FAST } })
+    try {
+      await agent.next('mapped')
+      runLabScript('gateway.sh', ['set-wan-ip', '100.64.0.1/24'])
+      const deadline = Date.now() + 60_000
+      let status = await agent.ask('status', 'status')
+      while (status.externalAddressIsPublic !== false && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 500))
+        status = await agent.ask('status', 'status')
+      }
+      assert.equal(status.externalAddressIsPublic, false, JSON.stringify(status))
+      agent.send('exit')
+      await agent.next('closed')
+      assert.equal(await agent.exit(), 0)
+    } finally {
+      agent.kill()
+      runLabScript('gateway.sh', ['set-wan-ip', `${lab.gatewayWanAddress}/24`])
+    }
+  })
+
+  it('a second gateway replaces the first as the default route: the mapping moves', async (t) => {
+    const port = nextPort++
+    runLabScript('gateway2.sh', ['up'])
+    const agent = new Agent(lab.lanNamespace, 'map-agent.ts', { transport: 'tcp', port, discover: { ...FAST } })
+    try {
+      const discovered = await agent.next('discovered')
+      assert.equal(discovered.gateway, lab.gatewayLanAddress)
+      await agent.next('mapped')
+      const moved = Date.now()
+      runLabScript('lan-route.sh', ['gw2'])
+      const changed = await agent.next('gateway-changed', 60_000)
+      assert.equal(changed.gateway, labEnv.LAB_GW2_LAN_IP)
+      const address = await (async () => {
+        const deadline = Date.now() + 60_000
+        while (true) {
+          const answer = await agent.ask('address', 'address').catch(() => undefined)
+          if (answer !== undefined && answer.address === labEnv.LAB_GW2_WAN_IP) return answer
+          if (Date.now() > deadline) throw new Error(`address never moved: ${JSON.stringify(answer)}`)
+          await new Promise((resolve) => setTimeout(resolve, 500))
+        }
+      })()
+      await waitUntilReachable('tcp', labEnv.LAB_GW2_WAN_IP ?? '', () => address.port as number, 30_000)
+      t.diagnostic(`moved to ${String(changed.gateway)} (${String(changed.type)}) and reachable at ${String(address.address)}:${String(address.port)} ${Date.now() - moved} ms after the route changed`)
+      agent.send('exit')
+      await agent.next('closed')
+      assert.equal(await agent.exit(), 0)
+    } finally {
+      agent.kill()
+      runLabScript('lan-route.sh', ['gw'])
+      runLabScript('gateway2.sh', ['down'])
+    }
+  })
 }, ['--uptime', 'daemon'])
 

@@ -81,6 +81,16 @@ for (const protocol of ['pcp', 'nat-pmp'] as const) {
       await nat.close()
     })
 
+    if (protocol === 'nat-pmp') it('a gateway that answers NETWORK_FAILURE to the address request has no public address', async () => {
+      const gateway = await fakeGateway()
+      const nat = await discoverNAT({ gateway: gateway.address, protocols: ['nat-pmp'], cacheTime: 0 })
+      gateway.externalAddress = '0.0.0.0'
+      assert.equal(await nat.externalAddress(), '0.0.0.0')
+      assert.equal(nat.externalAddressIsPublic, false)
+      assert.equal(nat.externalAddressScope, 'unspecified')
+      await nat.close()
+    })
+
     it('loses the mapping when the gateway is silent past the lease, and gets it back when it answers', async () => {
       const gateway = await fakeGateway()
       gateway.behaviour = { grantLifetime: () => 2 }

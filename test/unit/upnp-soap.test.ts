@@ -170,9 +170,10 @@ describe('SOAP response decoding', () => {
   it('checks the values it decodes', () => {
     const values = (entries: Record<string, string>): Map<string, string> => new Map(Object.entries(entries))
     assert.equal(decodeExternalIPAddress(values({ NewExternalIPAddress: '2001:db8::1' })), '2001:db8::1')
-    // A FRITZ!Box without WAN answers an empty address (gethomepage/homepage#4778).
-    assert.throws(() => decodeExternalIPAddress(values({ NewExternalIPAddress: '' })), MalformedMessageError)
-    assert.throws(() => decodeExternalIPAddress(values({ NewExternalIPAddress: '0.0.0.0' })), MalformedMessageError)
+    // A FRITZ!Box without WAN answers an empty address (gethomepage/homepage#4778): unspecified,
+    // which the NAT then reports as not publicly routable.
+    assert.equal(decodeExternalIPAddress(values({ NewExternalIPAddress: '' })), '0.0.0.0')
+    assert.equal(decodeExternalIPAddress(values({ NewExternalIPAddress: '0.0.0.0' })), '0.0.0.0')
     assert.throws(() => decodeExternalIPAddress(values({ NewExternalIPAddress: '<script>' })), MalformedMessageError)
     assert.equal(decodeReservedPort(values({ NewReservedPort: '40123' })), 40123)
     for (const bad of ['0', '65536', '-1', 'x', '']) assert.throws(() => decodeReservedPort(values({ NewReservedPort: bad })), MalformedMessageError)

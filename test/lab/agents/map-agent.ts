@@ -16,7 +16,7 @@ interface AgentConfig {
 assertInLabNamespace()
 const config = JSON.parse(process.argv[2] ?? '{}') as AgentConfig
 const report = (event: string, fields: Record<string, unknown> = {}): void => {
-  process.stdout.write(JSON.stringify({ event, ...fields }) + '\n')
+  process.stdout.write(JSON.stringify({ event, t: Math.round(performance.now()), ...fields }) + '\n')
 }
 const describeError = (error: unknown): Record<string, unknown> =>
   error instanceof Error ? { name: error.name, code: (error as { code?: string }).code, message: error.message } : { message: String(error) }
