@@ -11,10 +11,23 @@
 #   lab/gateway.sh leases             miniupnpd lease file (PROTO:EPORT:IADDR:IPORT:EXPIRY:DESC)
 #   lab/gateway.sh log [-n N|-f]      miniupnpd log (whole file by default)
 #   lab/gateway.sh set-wan-ip A/PLEN  replace the WAN address of nm-gw (address-change tests)
+#   lab/gateway.sh block              drop LAN->gateway UDP 5351, UDP 1900, TCP 5000 (miniupnpd
+#                                     keeps running, mapped traffic keeps flowing); idempotent
+#   lab/gateway.sh unblock            remove exactly that; idempotent
+#   lab/gateway.sh drop-mapping tcp|udp EPORT
+#                                     delete the nft rules of that mapping behind miniupnpd's
+#                                     back (it still believes it exists); exit 1 if none matched
+#   lab/gateway.sh --gw2 CMD ...      same commands for the second gateway (= lab/gateway2.sh)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 lab_require_root
 
+gwname=$LAB_NS_GW upcmd=lab/up.sh
+if [[ ${1:-} == --gw2 ]]; then
+  lab_use_gw2
+  gwname=$LAB_NS_GW2 upcmd="lab/gateway2.sh up"
+  shift
+fi
 cmd=${1:-}
 shift || true
 flush=0
@@ -24,7 +37,7 @@ parse_flush() {
     shift
   done
 }
-need_lab() { lab_ns_exists "$LAB_NS_GW" || lab_die "lab is not up (run lab/up.sh)"; }
+need_lab() { lab_ns_exists "$LAB_NS_GW" || lab_die "$gwname is not up (run $upcmd)"; }
 
 # Forget all mappings: rules in nft and the lease file it would reload them from.
 do_flush() { lab_flush_rules; rm -f "$LAB_LEASES"; }
@@ -85,6 +98,11 @@ case $cmd in
     addr=${1:?usage: $0 set-wan-ip ADDR/PLEN}
     [[ $addr == */* ]] || lab_die "give ADDR/PLEN, e.g. 11.77.0.9/24"
     lab_lock; need_lab
+    # Drop the WAN host's /32 route to the old address (added below by an
+    # earlier set-wan-ip), so old addresses do not pile up there.
+    for old in $(gw ip -4 -o addr show dev "$LAB_GW_WAN_IF" | awk '{print $4}'); do
+      ip -n "$LAB_NS_WAN" route del "${old%/*}/32" dev "$LAB_WAN_IF" 2>/dev/null || true
+    done
     # Replace (not add): miniupnpd reads the first IPv4 address of ext_ifname
     # and notices the change through its netlink RTM_DELADDR/NEWADDR watch
     # (it multicasts NAT-PMP/PCP announcements to 224.0.0.1:5350 on the LAN).
@@ -96,8 +114,22 @@ case $cmd in
     gw ip route replace "$LAB_WAN_IP/32" dev "$LAB_GW_WAN_IF"
     ip -n "$LAB_NS_WAN" route replace "${addr%/*}/32" dev "$LAB_WAN_IF"
     ;;
+  block)
+    lab_lock; need_lab
+    lab_block_on
+    ;;
+  unblock)
+    lab_lock; need_lab
+    lab_block_off
+    ;;
+  drop-mapping)
+    proto=${1:-} eport=${2:-}
+    [[ $proto =~ ^(tcp|udp)$ && $eport =~ ^[0-9]+$ ]] || lab_die "usage: $0 drop-mapping tcp|udp EPORT"
+    lab_lock; need_lab
+    lab_drop_mapping "$proto" "$eport" || lab_die "no nft rule for $proto/$eport in $gwname"
+    ;;
   *)
-    sed -n '2,14p' "$0" >&2
+    sed -n '2,21p' "$0" >&2
     exit 2
     ;;
 esac

@@ -17,6 +17,30 @@ LAB_LOG="$LAB_RUN_DIR/miniupnpd.log"
 LAB_LEASES="$LAB_RUN_DIR/miniupnpd.leases"
 LAB_MODE_FILE="$LAB_RUN_DIR/mode"
 LAB_MODES="all pmp upnp upnp-igd1 silent closed"
+LAB_FRIENDLY_NAME="natmapper lab gateway"
+# Second gateway (gateway2.sh): not built by up.sh, but torn down with the lab.
+LAB_GW2_RUN_DIR="$LAB_RUN_DIR/gw2"
+
+# Point the gateway helpers below (gw, lab_*miniupnpd*, lab_build_nft,
+# lab_write_config, lab_flush_rules, lab_block_*, lab_drop_mapping) at the
+# second gateway nm-gw2 instead of nm-gw: they all read these variables, so
+# both gateways share one implementation. Safe to call twice.
+lab_use_gw2() {
+  LAB_NS_GW=$LAB_NS_GW2
+  LAB_GW_LAN_IF=$LAB_GW2_LAN_IF
+  LAB_GW_LAN_IP=$LAB_GW2_LAN_IP
+  LAB_GW_WAN_IF=$LAB_GW2_WAN_IF
+  LAB_GW_WAN_IP=$LAB_GW2_WAN_IP
+  LAB_WAN_IF=$LAB_WAN2_IF
+  LAB_WAN_IP=$LAB_WAN_IP2
+  LAB_UUID=$LAB_GW2_UUID
+  LAB_FRIENDLY_NAME="natmapper lab gateway 2"
+  LAB_CONF="$LAB_GW2_RUN_DIR/miniupnpd.conf"
+  LAB_PIDFILE="$LAB_GW2_RUN_DIR/miniupnpd.pid"
+  LAB_LOG="$LAB_GW2_RUN_DIR/miniupnpd.log"
+  LAB_LEASES="$LAB_GW2_RUN_DIR/miniupnpd.leases"
+  LAB_MODE_FILE="$LAB_GW2_RUN_DIR/mode"
+}
 
 lab_err() { echo "lab: $*" >&2; }
 lab_die() { lab_err "$@"; exit 1; }
@@ -99,19 +123,137 @@ lab_flush_rules() {
   gw nft flush chain "$LAB_NFT_FAMILY" "$LAB_NFT_TABLE" "$LAB_NFT_FORWARD_CHAIN" 2>/dev/null || true
 }
 
+# ---------------------------------------------------------------- faults
+# Gateway silent to the LAN for the mapping protocols while miniupnpd keeps
+# running: drop (no ICMP/RST, so clients see timeouts) NAT-PMP/PCP, SSDP and
+# the UPnP HTTP port arriving from the LAN. A table of our own, so unblock
+# removes exactly this and never touches miniupnpd's chains. Input hook
+# only: DNAT'ed/forwarded traffic of existing mappings is unaffected.
+# "table X; delete table X; table X {...}" in one transaction is atomic and
+# idempotent (create if missing, then replace).
+lab_block_on() {
+  gw nft -f - <<EOF
+table inet $LAB_NFT_BLOCK_TABLE
+delete table inet $LAB_NFT_BLOCK_TABLE
+table inet $LAB_NFT_BLOCK_TABLE {
+  chain input {
+    type filter hook input priority -10; policy accept;
+    iifname "$LAB_GW_LAN_IF" udp dport { $LAB_PMP_PORT, $LAB_SSDP_PORT } drop
+    iifname "$LAB_GW_LAN_IF" tcp dport $LAB_HTTP_PORT drop
+  }
+}
+EOF
+}
+
+lab_block_off() {
+  printf 'table inet %s\ndelete table inet %s\n' "$LAB_NFT_BLOCK_TABLE" "$LAB_NFT_BLOCK_TABLE" | gw nft -f -
+}
+
+# miniupnpd's nft backend keeps a cache of the rules it reads back from the
+# kernel, and re-reads only after a rule change of its own. Make it read now,
+# with a read-only request sent from the gateway itself (over lo, so
+# `block`/silent mode do not drop it): after we then delete rules behind its
+# back, its view is stale in a known way (it still "has" the mapping until its
+# next own rule change), instead of depending on whatever request came last.
+lab_prime_rule_cache() {
+  local proto=$1 eport=$2 upnp pmp p
+  [[ -n "$(lab_miniupnpd_pid)" ]] || return 0
+  upnp=$(sed -n 's/^enable_upnp=//p' "$LAB_CONF")
+  pmp=$(sed -n 's/^enable_natpmp=//p' "$LAB_CONF")
+  if [[ $pmp == yes ]]; then
+    # NAT-PMP "delete the TCP mapping of internal port 9" for the gateway's
+    # own address: it matches nothing, but miniupnpd lists its rules for it.
+    # shellcheck disable=SC2016
+    gw python3 -c '
+import socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)
+s.bind((sys.argv[1], 0)); s.connect((sys.argv[1], int(sys.argv[2])))
+s.send(struct.pack("!BBHHHI", 0, 2, 0, 9, 0, 0)); s.recv(16)' "$LAB_GW_LAN_IP" "$LAB_PMP_PORT" ||
+      lab_die "miniupnpd did not answer the NAT-PMP request that refreshes its rule cache"
+  elif [[ $upnp == yes ]]; then
+    # GetSpecificPortMappingEntry reads the rules (answer: the entry or 714).
+    p=${proto^^}
+    gw curl -sS -m 2 -o /dev/null -H 'Content-Type: text/xml; charset="utf-8"' \
+      -H 'SOAPAction: "urn:schemas-upnp-org:service:WANIPConnection:1#GetSpecificPortMappingEntry"' \
+      --data "<?xml version=\"1.0\"?><s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\"><s:Body><u:GetSpecificPortMappingEntry xmlns:u=\"urn:schemas-upnp-org:service:WANIPConnection:1\"><NewRemoteHost></NewRemoteHost><NewExternalPort>$eport</NewExternalPort><NewProtocol>$p</NewProtocol></u:GetSpecificPortMappingEntry></s:Body></s:Envelope>" \
+      "http://$LAB_GW_LAN_IP:$LAB_HTTP_PORT/ctl/IPConn" ||
+      lab_die "miniupnpd did not answer the SOAP request that refreshes its rule cache"
+  fi
+}
+
+# lab_drop_mapping PROTO EPORT: delete, behind miniupnpd's back, the rules it
+# installed for external port EPORT/PROTO: the DNAT rule(s) in the nat chain,
+# for each one the first matching forward accept (daddr=iaddr, dport=iport),
+# and PCP PEER SNAT rules whose "to ...:EPORT" matches. The lease file and
+# miniupnpd's own state are left alone. Deletes by handle, in one nft
+# transaction. Returns 1 if nothing matched.
+lab_drop_mapping() {
+  local proto=$1 eport=$2 cmds
+  lab_prime_rule_cache "$proto" "$eport"
+  # (nat and filter chains live in one table, see lab_build_nft)
+  cmds=$(gw nft -a -n list table "$LAB_NFT_FAMILY" "$LAB_NFT_TABLE" | perl -e '
+    my ($proto, $eport, $fam, $tbl, $nat, $fwd, $post) = @ARGV;
+    my %num = (tcp => 6, udp => 17);
+    my ($chain, @nat, @fwd, @post, @del, %used);
+    sub ip2n { my @o = split /\./, shift; ($o[0] << 24) | ($o[1] << 16) | ($o[2] << 8) | $o[3] }
+    sub num { my $v = shift; $v =~ /^0x/ ? hex($v) : $v }
+    while (<STDIN>) {
+      if (/^\s*chain (\S+) \{/) { $chain = $1; next }
+      my ($h) = /# handle (\d+)\s*$/ or next;
+      # IPv4 protocol: raw payload match @nh,72,8 (what 2.3.1 writes) or readable forms
+      my $p = /\@nh,72,8 (0x[0-9a-f]+|\d+)/ ? num($1)
+            : /\b(?:ip protocol|meta l4proto) (tcp|udp)\b/ ? $num{$1}
+            : /\b(tcp|udp) [sd]port\b/ ? $num{$1} : -1;
+      next unless $p == $num{$proto};
+      my %r = (h => $h);
+      ($r{dport}) = /dport (\d+)/;
+      # IPv4 destination address: @nh,128,32 or "ip daddr"
+      $r{daddr} = /\@nh,128,32 (0x[0-9a-f]+|\d+)/ ? num($1) : /ip daddr ([\d.]+)/ ? ip2n($1) : undef;
+      @r{qw(to_ip to_port)} = /[ds]nat (?:ip )?to ([\d.]+):(\d+)/;
+      push @nat, \%r if $chain eq $nat && /dnat/;
+      push @fwd, \%r if $chain eq $fwd;
+      push @post, \%r if $chain eq $post && /snat/;
+    }
+    for my $d (grep { defined $_->{dport} && $_->{dport} == $eport } @nat) {
+      push @del, [$nat, $d->{h}];
+      next unless defined $d->{to_ip};
+      my ($f) = grep { !$used{$_->{h}} && defined $_->{dport} && $_->{dport} == $d->{to_port}
+                       && defined $_->{daddr} && $_->{daddr} == ip2n($d->{to_ip}) } @fwd;
+      if ($f) { $used{$f->{h}} = 1; push @del, [$fwd, $f->{h}] }
+    }
+    push @del, map { [$post, $_->{h}] } grep { defined $_->{to_port} && $_->{to_port} == $eport } @post;
+    print "delete rule $fam $tbl $_->[0] handle $_->[1]\n" for @del;
+  ' "$proto" "$eport" "$LAB_NFT_FAMILY" "$LAB_NFT_TABLE" "$LAB_NFT_NAT_CHAIN" "$LAB_NFT_FORWARD_CHAIN" "$LAB_NFT_POSTROUTING_CHAIN")
+  [[ -n $cmds ]] || return 1
+  gw nft -f - <<<"$cmds"
+}
+
 # ---------------------------------------------------------------- teardown
+# Anything still running inside a namespace (listeners started by tests, a
+# stray upnpc ...) would keep it alive after `ip netns del`, so end those
+# processes by pid first.
+lab_del_ns() {
+  local pids
+  lab_ns_exists "$1" || return 0
+  mapfile -t pids < <(ip netns pids "$1" 2>/dev/null)
+  lab_kill_pids 2000 "${pids[@]}"
+  ip netns del "$1" 2>/dev/null || true
+}
+
+# Second gateway only. Its miniupnpd gets SIGKILL first (SIGTERM would cost
+# ~1.5 s and the namespace goes anyway). Deleting nm-gw2 also deletes the
+# peers of its veths (br-lan port gw-lan3 in nm-gw, wan1 in nm-wan).
+lab_teardown_gw2() {
+  (lab_use_gw2 && lab_stop_miniupnpd kill)
+  lab_del_ns "$LAB_NS_GW2"
+  rm -rf "$LAB_GW2_RUN_DIR"
+}
+
 lab_teardown() {
-  local ns pids
+  local ns
+  lab_teardown_gw2
   lab_stop_miniupnpd kill
-  # Anything else still running inside a lab namespace (listeners started by
-  # tests, a stray upnpc ...) would keep the namespace alive after `ip netns
-  # del`, so end those processes by pid first.
-  for ns in "${LAB_NAMESPACES[@]}"; do
-    lab_ns_exists "$ns" || continue
-    mapfile -t pids < <(ip netns pids "$ns" 2>/dev/null)
-    lab_kill_pids 2000 "${pids[@]}"
-    ip netns del "$ns" 2>/dev/null || true
-  done
+  for ns in "${LAB_NAMESPACES[@]}"; do lab_del_ns "$ns"; done
   rm -rf "$LAB_RUN_DIR"
 }
 
@@ -164,6 +306,27 @@ lab_build_topology() {
   for k in iptables ip6tables arptables; do
     [[ -e /proc/sys/net/bridge/bridge-nf-call-$k ]] && gw sysctl -qw "net.bridge.bridge-nf-call-$k=0" || true
   done
+}
+
+# Second gateway nm-gw2, plugged into the existing lab (run with the nm-gw
+# variables, i.e. before lab_use_gw2): its LAN veth is a new port of br-lan
+# in nm-gw, its WAN veth goes to nm-wan on LAB_GW2_WAN_SUBNET.
+lab_build_gw2() {
+  ip netns add "$LAB_NS_GW2"
+  ip -n "$LAB_NS_GW2" link set lo up
+  ip -n "$LAB_NS_GW" link add "$LAB_GW_LAN_PORT3" type veth peer name "$LAB_GW2_LAN_IF" netns "$LAB_NS_GW2"
+  ip -n "$LAB_NS_GW" link set "$LAB_GW_LAN_PORT3" master "$LAB_GW_LAN_IF" up
+  ip -n "$LAB_NS_GW2" addr add "$LAB_GW2_LAN_IP/$LAB_LAN_PREFIX" dev "$LAB_GW2_LAN_IF"
+  ip -n "$LAB_NS_GW2" link set "$LAB_GW2_LAN_IF" up
+  # SSDP NOTIFYs must leave on the LAN side (no default route), as in nm-gw.
+  ip -n "$LAB_NS_GW2" route add 239.0.0.0/8 dev "$LAB_GW2_LAN_IF"
+  ip -n "$LAB_NS_GW2" link add "$LAB_GW2_WAN_IF" type veth peer name "$LAB_WAN2_IF" netns "$LAB_NS_WAN"
+  ip -n "$LAB_NS_GW2" addr add "$LAB_GW2_WAN_IP/$LAB_GW2_WAN_PREFIX" dev "$LAB_GW2_WAN_IF"
+  ip -n "$LAB_NS_GW2" link set "$LAB_GW2_WAN_IF" up
+  ip -n "$LAB_NS_WAN" addr add "$LAB_WAN_IP2/$LAB_GW2_WAN_PREFIX" dev "$LAB_WAN2_IF"
+  ip -n "$LAB_NS_WAN" link set "$LAB_WAN2_IF" up
+  # Same reasons as in nm-gw: NAT forwarding, no ICMP rate limit.
+  ip netns exec "$LAB_NS_GW2" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.icmp_ratelimit=0 net.ipv4.icmp_msgs_per_sec=100000
 }
 
 # nftables skeleton miniupnpd expects (same layout as miniupnpd's
@@ -221,9 +384,9 @@ lab_write_config() {
     upnp-igd1) pmp=no igd1=yes ;;
     *) lab_die "unknown mode '$mode' (one of: $LAB_MODES)" ;;
   esac
-  mkdir -p "$LAB_RUN_DIR"
+  mkdir -p "$(dirname "$LAB_CONF")"
   cat >"$LAB_CONF" <<EOF
-# generated by lab/up.sh --mode $mode ($(date -u +%FT%TZ))
+# generated by lab/$(basename "$0") (mode $mode, $(date -u +%FT%TZ))
 ext_ifname=$LAB_GW_WAN_IF
 listening_ip=$LAB_GW_LAN_IF
 # ext_ip deliberately unset: read from ext_ifname (tests change it).
@@ -236,7 +399,7 @@ force_igd_desc_v1=$igd1
 secure_mode=yes
 system_uptime=${LAB_SYSTEM_UPTIME:-yes}
 uuid=$LAB_UUID
-friendly_name=natmapper lab gateway
+friendly_name=$LAB_FRIENDLY_NAME
 notify_interval=60
 # 0 = never garbage-collect idle mappings behind the tests' back
 clean_ruleset_interval=0

@@ -79,22 +79,84 @@ upnp_checks() {
   check "WAN host no longer reaches TCP 8081" wan_http_fails 8081
 }
 
-port_5351() { # expected: reply|refused|timeout
+port_5351() { # expected: reply|refused|timeout [gateway ip]
   local r
-  r=$(lan python3 "$T/udp_probe.py" "$LAB_GW_LAN_IP" "$LAB_PMP_PORT" 1 || true)
+  r=$(lan python3 "$T/udp_probe.py" "${2:-$LAB_GW_LAN_IP}" "$LAB_PMP_PORT" 1 || true)
   [[ $r == "$1"* ]] || { echo "got: $r"; return 1; }
 }
-tcp_http_port() { # expected: open|refused|timeout
+tcp_http_port() { # expected: open|refused|timeout [gateway ip]
   local r
   r=$(lan python3 -c "
 import socket,sys
 s=socket.socket(); s.settimeout(1)
-try: s.connect(('$LAB_GW_LAN_IP',$LAB_HTTP_PORT)); print('open')
+try: s.connect(('${2:-$LAB_GW_LAN_IP}',$LAB_HTTP_PORT)); print('open')
 except ConnectionRefusedError: print('refused')
 except socket.timeout: print('timeout')")
   [[ $r == "$1" ]] || { echo "got: $r"; return 1; }
 }
 no_ssdp_reply() { lan python3 "$T/ssdp_search.py" --mx 1 | grep -qx '0 replies'; }
+# soap ACTION [ARGS_XML]: raw WANIPConnection:2 call from nm-lan, prints the body
+soap() {
+  lan curl -sS -m 3 -H 'Content-Type: text/xml; charset="utf-8"' \
+    -H "SOAPAction: \"urn:schemas-upnp-org:service:WANIPConnection:2#$1\"" \
+    --data "<?xml version=\"1.0\"?><s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\"><s:Body><u:$1 xmlns:u=\"urn:schemas-upnp-org:service:WANIPConnection:2\">${2:-}</u:$1></s:Body></s:Envelope>" \
+    "http://$LAB_GW_LAN_IP:$LAB_HTTP_PORT/ctl/IPConn"
+}
+ssdp_replies() { lan python3 "$T/ssdp_search.py" --mx 1 | grep -qx "$1 replies"; }
+
+block_checks() {
+  lan natpmpc -g "$LAB_GW_LAN_IP" -a 8080 8080 tcp 600 >/dev/null 2>&1
+  check "gateway.sh block (twice: idempotent)" bash -c "$LAB/gateway.sh block && $LAB/gateway.sh block"
+  check "blocked: UDP 5351 -> timeout" port_5351 timeout
+  check "blocked: TCP $LAB_HTTP_PORT -> timeout" tcp_http_port timeout
+  check "blocked: no SSDP reply" no_ssdp_reply
+  check "blocked: miniupnpd still running" "$LAB/gateway.sh" status
+  check "blocked: WAN host still reaches mapped 8080" wan_http 8080
+  check "gateway.sh unblock (twice: idempotent)" bash -c "$LAB/gateway.sh unblock && $LAB/gateway.sh unblock"
+  check "unblocked: UDP 5351 answers" port_5351 reply
+  check "unblocked: TCP $LAB_HTTP_PORT open" tcp_http_port open
+  check "unblocked: SSDP answers" ssdp_replies 1
+  check "unblocked: lab_block table gone" bash -c "! ip netns exec $LAB_NS_GW nft list table inet $LAB_NFT_BLOCK_TABLE >/dev/null 2>&1"
+}
+
+# drop-mapping removes the nft rules behind miniupnpd's back (after making it
+# cache its view of the rules). NAT-PMP and PCP renewals delete + re-add, so
+# they re-install the rules; an UPnP AddPortMapping renewal only updates the
+# lease of what miniupnpd's cache still shows, until miniupnpd itself changes
+# a rule (which makes it re-read the ruleset).
+fwd_rule() { ip netns exec "$LAB_NS_GW" nft -n list chain "$LAB_NFT_FAMILY" "$LAB_NFT_TABLE" "$LAB_NFT_FORWARD_CHAIN" | grep -q "dport $1 "; }
+soap_has_entry() { soap GetSpecificPortMappingEntry "<NewRemoteHost></NewRemoteHost><NewExternalPort>$2</NewExternalPort><NewProtocol>$1</NewProtocol>" | grep -q '<NewInternalClient>'; }
+rules_gone() { no_map "$1" "$2" && ! fwd_rule "$2"; }
+rules_back() { has_map "$1 $2 $LAB_LAN_IP $2" && fwd_rule "$2"; }
+dropmap_checks() {
+  local nonce=6c61622d6e6f6e63652d3031
+  lan natpmpc -g "$LAB_GW_LAN_IP" -a 8080 8080 tcp 600 >/dev/null 2>&1
+  check "drop-mapping tcp 8080" "$LAB/gateway.sh" drop-mapping tcp 8080
+  check "DNAT and forward rule for 8080 gone" rules_gone tcp 8080
+  check "WAN host no longer reaches 8080" wan_http_fails 8080
+  check "lease for 8080 still listed" bash -c "$LAB/gateway.sh leases | grep -q '^TCP:8080:'"
+  check "drop-mapping tcp 8080 again -> exit 1" bash -c "! $LAB/gateway.sh drop-mapping tcp 8080 2>/dev/null"
+  lan natpmpc -g "$LAB_GW_LAN_IP" -a 8080 8080 tcp 600 >/dev/null 2>&1
+  check "NAT-PMP renewal re-installs DNAT + forward rule" rules_back tcp 8080
+  check "WAN host reaches 8080 again" wan_http 8080
+  lan python3 "$T/pcp_map.py" --proto udp --iport 8082 --lifetime 600 --nonce $nonce >/dev/null
+  check "drop-mapping udp 8082 (PCP MAP)" bash -c "$LAB/gateway.sh drop-mapping udp 8082"
+  check "DNAT and forward rule for udp 8082 gone" rules_gone udp 8082
+  lan python3 "$T/pcp_map.py" --proto udp --iport 8082 --lifetime 600 --nonce $nonce >/dev/null
+  check "PCP renewal (same nonce) re-installs DNAT + forward rule" rules_back udp 8082
+  lan upnpc -e d -a "$LAB_LAN_IP" 8081 8081 TCP >/dev/null 2>&1
+  check "drop-mapping tcp 8081 (UPnP)" "$LAB/gateway.sh" drop-mapping tcp 8081
+  check "DNAT and forward rule for 8081 gone" rules_gone tcp 8081
+  check "UPnP GetSpecificPortMappingEntry 8081 still answers (stale view)" soap_has_entry TCP 8081
+  lan upnpc -e d -a "$LAB_LAN_IP" 8081 8081 TCP >/dev/null 2>&1
+  check "UPnP AddPortMapping renewal does NOT re-install" rules_gone tcp 8081
+  lan natpmpc -g "$LAB_GW_LAN_IP" -a 8083 8083 tcp 60 >/dev/null 2>&1 # any rule change by miniupnpd
+  lan upnpc -e d -a "$LAB_LAN_IP" 8081 8081 TCP >/dev/null 2>&1
+  check "... but does after miniupnpd changed another rule" rules_back tcp 8081
+  check "PCP PEER -> SNAT rule; drop-mapping tcp 8090 removes it" bash -c "ip netns exec $LAB_NS_LAN python3 $T/pcp_map.py --peer $LAB_WAN_IP:7000 --iport 8090 | grep -q 'opcode=0x82 result=0' && $LAB/gateway.sh rules | grep -q 'snat ip to $LAB_GW_WAN_IP:8090' && $LAB/gateway.sh drop-mapping tcp 8090 && ! $LAB/gateway.sh rules | grep -q snat"
+  lan upnpc -d 8081 TCP >/dev/null 2>&1 || true
+  lan natpmpc -g "$LAB_GW_LAN_IP" -a 0 8083 tcp 0 >/dev/null 2>&1 || true
+}
 flush_checks() {
   lan natpmpc -g "$LAB_GW_LAN_IP" -a 8080 8080 tcp 600 >/dev/null 2>&1 || lan upnpc -e f -a "$LAB_LAN_IP" 8080 8080 TCP >/dev/null 2>&1
   check "mapping present before restart" has_map "tcp 8080 $LAB_LAN_IP 8080"
@@ -112,6 +174,41 @@ wanip_checks() {
   check "set-wan-ip back to $LAB_GW_WAN_IP/$LAB_WAN_PREFIX" "$LAB/gateway.sh" set-wan-ip "$LAB_GW_WAN_IP/$LAB_WAN_PREFIX"
 }
 
+soap_ext_ip_is() { local r; r=$(soap GetExternalIPAddress); grep -q "<NewExternalIPAddress>$1</NewExternalIPAddress>" <<<"$r" || { echo "$r"; return 1; }; }
+# Shared/CGN WAN address (RFC 6598): miniupnpd refuses to map on it.
+cgn_checks() {
+  check "gateway.sh set-wan-ip 100.64.0.1/24 (CGN)" "$LAB/gateway.sh" set-wan-ip 100.64.0.1/24
+  check "CGN: natpmpc -g -> network failure (result 3)" bash -c "for i in {1..50}; do ip netns exec $LAB_NS_LAN natpmpc -g $LAB_GW_LAN_IP 2>&1 | grep -q 'failed : network failure' && exit 0; sleep 0.1; done; exit 1"
+  check "CGN: PCP MAP -> NO_RESOURCES" bash -c "ip netns exec $LAB_NS_LAN python3 $T/pcp_map.py --iport 9001 | grep -q 'result=8(NO_RESOURCES)'"
+  check "CGN: SOAP GetExternalIPAddress -> empty NewExternalIPAddress" soap_ext_ip_is ""
+  check "CGN: upnpc AddPortMapping -> 501" bash -c "ip netns exec $LAB_NS_LAN upnpc -u $LAB_ROOTDESC_URL -a $LAB_LAN_IP 9002 9002 TCP 2>&1 | grep -q 'failed with code 501'"
+  check "set-wan-ip back to $LAB_GW_WAN_IP/$LAB_WAN_PREFIX; natpmpc -g works" bash -c "$LAB/gateway.sh set-wan-ip $LAB_GW_WAN_IP/$LAB_WAN_PREFIX && for i in {1..50}; do ip netns exec $LAB_NS_LAN natpmpc -g $LAB_GW_LAN_IP | grep -qx 'Public IP address : $LAB_GW_WAN_IP' && exit 0; sleep 0.1; done; exit 1"
+}
+
+lan_default_via() { [[ "$(ip -n "$LAB_NS_LAN" -4 route show default)" == "default via $1 "* ]]; }
+gw2_checks() {
+  local t0 out
+  t0=$(date +%s%3N)
+  if ! out=$("$LAB/gateway2.sh" up 2>&1); then ko "gateway2.sh up" "$out"; return; fi
+  ok "gateway2.sh up ($(($(date +%s%3N) - t0)) ms): $out"
+  setsid ip netns exec "$LAB_NS_WAN" python3 "$T/tcp_whoami.py" "$LAB_WAN_IP2" 7000 </dev/null >/dev/null 2>&1 &
+  check "natpmpc -g $LAB_GW2_LAN_IP: public IP $LAB_GW2_WAN_IP (epoch < 5)" bash -c "o=\$(ip netns exec $LAB_NS_LAN natpmpc -g $LAB_GW2_LAN_IP); grep -qx 'Public IP address : $LAB_GW2_WAN_IP' <<<\"\$o\" && [[ \$(sed -n 's/^epoch = //p' <<<\"\$o\") -lt 5 ]]"
+  check "SSDP: both gateways answer" ssdp_replies 2
+  check "lan-route.sh gw2 (twice)" bash -c "$LAB/lan-route.sh $LAB_GW2_LAN_IP && $LAB/lan-route.sh gw2"
+  check "nm-lan default via $LAB_GW2_LAN_IP" lan_default_via "$LAB_GW2_LAN_IP"
+  check "natpmpc -g $LAB_GW2_LAN_IP map tcp 8080" bash -c "ip netns exec $LAB_NS_LAN natpmpc -g $LAB_GW2_LAN_IP -a 8080 8080 tcp 60 | grep 'Mapped public port 8080 protocol TCP to local port 8080'"
+  check "gateway2.sh mappings: tcp 8080" bash -c "$LAB/gateway2.sh mappings | grep -x 'tcp 8080 $LAB_LAN_IP 8080'"
+  check "WAN host reaches LAN:8080 via $LAB_GW2_WAN_IP:8080" bash -c "[[ \$(ip netns exec $LAB_NS_WAN curl -sS -m 3 http://$LAB_GW2_WAN_IP:8080/) == hello-from-lan ]]"
+  check "LAN->WAN via gw2 (WAN host $LAB_WAN_IP2 sees $LAB_GW2_WAN_IP)" bash -c "r=\$(ip netns exec $LAB_NS_LAN python3 -c \"import socket; s=socket.create_connection(('$LAB_WAN_IP2',7000),2); print(s.recv(100).decode().split(':')[0])\"); [[ \$r == $LAB_GW2_WAN_IP ]]"
+  check "upnpc -u gw2 rootDesc: ExternalIPAddress $LAB_GW2_WAN_IP" bash -c "ip netns exec $LAB_NS_LAN upnpc -u $LAB_GW2_ROOTDESC_URL -s | grep -x 'ExternalIPAddress = $LAB_GW2_WAN_IP'"
+  check "gateway2.sh block: gw2 5351 silent, gw 5351 still answers" bash -c "$LAB/gateway2.sh block && ip netns exec $LAB_NS_LAN python3 $T/udp_probe.py $LAB_GW2_LAN_IP $LAB_PMP_PORT 1 | grep -qx timeout && ip netns exec $LAB_NS_LAN python3 $T/udp_probe.py $LAB_GW_LAN_IP $LAB_PMP_PORT 1 | grep -q '^reply' && $LAB/gateway2.sh unblock"
+  check "gateway2.sh down (twice) removes $LAB_NS_GW2, its veths and miniupnpd" bash -c "$LAB/gateway2.sh down && $LAB/gateway2.sh down && [[ ! -e /run/netns/$LAB_NS_GW2 ]] && ! ip -n $LAB_NS_GW link show $LAB_GW_LAN_PORT3 2>/dev/null && ! ip -n $LAB_NS_WAN link show $LAB_WAN2_IF 2>/dev/null && ! $LAB/gateway2.sh status >/dev/null"
+  check "gateway2.sh down put nm-lan back on $LAB_GW_LAN_IP" lan_default_via "$LAB_GW_LAN_IP"
+  check "LAN->WAN via gw again" masq "$LAB_GW_WAN_IP"
+  # leave gw2 up so the teardown checks cover its removal by down.sh
+  check "gateway2.sh up again (for the teardown check)" bash -c "$LAB/gateway2.sh up >/dev/null"
+}
+
 root_state() { { ip -br link; ip route; ip -6 route; nft list ruleset; sysctl net.ipv4.ip_forward net.ipv4.icmp_ratelimit; } 2>&1 | grep -v '^$'; }
 root_before=$(root_state)
 
@@ -126,8 +223,12 @@ for mode in "${modes[@]}"; do
     all)
       pmp_checks; upnp_checks 2
       check "UDP 5351 answers" port_5351 reply
+      block_checks
+      dropmap_checks
       flush_checks
-      wanip_checks ;;
+      wanip_checks
+      cgn_checks
+      gw2_checks ;;
     pmp)
       pmp_checks
       check "no UPnP: TCP $LAB_HTTP_PORT refused" tcp_http_port refused

@@ -194,11 +194,17 @@ export class Agent {
     return this.events.slice(from).filter((e) => e.event === event)
   }
 
-  /** Sends a command and waits for its answer. */
+  /** Sends a command and waits for its answer, or for the agent to report that it failed. */
   async ask (command: string, answer: string, timeout = 20_000): Promise<AgentEvent> {
     const from = this.events.length
     this.send(command)
-    return await this.next(answer, timeout, from)
+    const deadline = Date.now() + timeout
+    while (true) {
+      const reply = this.events.slice(from).find((e) => e.event === answer || (e.event === 'command-failed' && e.command === command))
+      if (reply !== undefined) return reply
+      if (Date.now() > deadline || this.#child.exitCode !== null) throw new Error(`agent never answered "${command}"; events: ${JSON.stringify(this.events.slice(from))}`)
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
   }
 
   /** Waits (generously) for an event that matches. */

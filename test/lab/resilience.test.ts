@@ -145,8 +145,8 @@ labSuite('lab: faults (gateway restart, address change, silence, lost rules)', '
       const address = await (async () => {
         const deadline = Date.now() + 60_000
         while (true) {
-          const answer = await agent.ask('address', 'address').catch(() => undefined)
-          if (answer !== undefined && answer.address === labEnv.LAB_GW2_WAN_IP) return answer
+          const answer = await agent.ask('address', 'address')
+          if (answer.event === 'address' && answer.address === labEnv.LAB_GW2_WAN_IP) return answer
           if (Date.now() > deadline) throw new Error(`address never moved: ${JSON.stringify(answer)}`)
           await new Promise((resolve) => setTimeout(resolve, 500))
         }
