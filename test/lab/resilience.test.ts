@@ -88,7 +88,11 @@ labSuite('lab: faults (gateway restart, address change, silence, lost rules)', '
     })
   }
 
-  for (const protocol of ['pcp', 'nat-pmp', 'upnp'] as const) {
+  // Not UPnP: miniupnpd 2.3.1's nftables backend answers UPnP from a rule cache that only its own
+  // changes refresh, so a rule deleted behind its back still looks held to GetSpecificPortMapping-
+  // Entry and AddPortMapping alike; no UPnP client can see the loss (its PCP and NAT-PMP paths do
+  // re-install the rule). See the closing note of the fault-recovery issue.
+  for (const protocol of ['pcp', 'nat-pmp'] as const) {
     it(`${protocol}: a mapping rule deleted by hand on the gateway is restored`, async (t) => {
       const port = nextPort++
       const agent = new Agent(lab.lanNamespace, 'map-agent.ts', { transport: 'tcp', port, discover: { protocols: [protocol], ...FAST } })
