@@ -25,7 +25,7 @@ labSuite('lab: scale', 'pmp', () => {
       assert.ok((held.peakInFlight as number) <= 8, 'requests in flight stayed bounded')
       const rules = runLabScript('gateway.sh', ['mappings']).split('\n').filter((line) => line.startsWith('udp ')).length
       assert.equal(rules, COUNT, 'the gateway holds every rule')
-      await agent.next('closed', 120_000)
+      await agent.next('closed', 900_000)
       assert.equal(await agent.exit(), 0)
       const left = runLabScript('gateway.sh', ['mappings']).split('\n').filter((line) => line.startsWith('udp ')).length
       assert.equal(left, 0, 'close() deleted every mapping')

@@ -21,7 +21,8 @@ export async function startEcho (protocol: 'tcp' | 'udp', port: number, host = '
       }
     }
   }
-  const socket = dgram.createSocket('udp4')
+  // '::' gives a dual-stack socket: the IPv6 lab tests reach it on the LAN host's IPv6 address.
+  const socket = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4')
   socket.on('message', (message, remote) => { socket.send(message, remote.port, remote.address) })
   await new Promise<void>((resolve, reject) => { socket.once('error', reject).bind(port, host, resolve) })
   return { close: async () => { await new Promise<void>((resolve) => socket.close(() => { resolve() })) } }
@@ -45,7 +46,7 @@ export async function roundTrip (protocol: 'tcp' | 'udp', address: string, port:
     return
   }
   await new Promise<void>((resolve, reject) => {
-    const socket = dgram.createSocket('udp4')
+    const socket = dgram.createSocket(address.includes(':') ? 'udp6' : 'udp4')
     const done = (error?: Error): void => {
       clearTimeout(timer)
       clearInterval(resend)

@@ -21,7 +21,7 @@ const report = (event: string, fields: Record<string, unknown> = {}): void => {
 const describeError = (error: unknown): Record<string, unknown> =>
   error instanceof Error ? { name: error.name, code: (error as { code?: string }).code, message: error.message } : { message: String(error) }
 
-const echo = await startEcho(config.transport, config.port)
+const echo = await startEcho(config.transport, config.port, config.discover.family === 'IPv6' ? '::' : '0.0.0.0')
 let nat: NAT
 try {
   const started = performance.now()

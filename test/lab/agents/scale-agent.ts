@@ -9,7 +9,8 @@ const { count, firstPort, mappingDuration, periods, protocol } = JSON.parse(proc
 }
 const report = (event: string, fields: Record<string, unknown> = {}): void => { process.stdout.write(JSON.stringify({ event, ...fields }) + '\n') }
 
-const nat = await discoverNAT({ protocols: [protocol], mappingDuration, requestTimeout: 10_000 })
+// closeTimeout: deleting a thousand mappings one by one takes miniupnpd a minute or more.
+const nat = await discoverNAT({ protocols: [protocol], mappingDuration, requestTimeout: 10_000, closeTimeout: 600_000 })
 let lost = 0
 let failed = 0
 let renewed = 0
