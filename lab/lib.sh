@@ -18,6 +18,10 @@ LAB_LEASES="$LAB_RUN_DIR/miniupnpd.leases"
 LAB_MODE_FILE="$LAB_RUN_DIR/mode"
 LAB_MODES="all pmp upnp upnp-igd1 silent closed"
 LAB_FRIENDLY_NAME="natmapper lab gateway"
+# For the few python one-liners here: a pyenv shim first on PATH costs
+# ~0.2 s per call, the system python3 ~10 ms.
+LAB_PYTHON=python3
+[[ -x /usr/bin/python3 ]] && LAB_PYTHON=/usr/bin/python3
 # Second gateway (gateway2.sh): not built by up.sh, but torn down with the lab.
 LAB_GW2_RUN_DIR="$LAB_RUN_DIR/gw2"
 
@@ -164,7 +168,7 @@ lab_prime_rule_cache() {
     # NAT-PMP "delete the TCP mapping of internal port 9" for the gateway's
     # own address: it matches nothing, but miniupnpd lists its rules for it.
     # shellcheck disable=SC2016
-    gw python3 -c '
+    gw "$LAB_PYTHON" -c '
 import socket, struct, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)
 s.bind((sys.argv[1], 0)); s.connect((sys.argv[1], int(sys.argv[2])))
@@ -295,6 +299,19 @@ lab_build_topology() {
     ip -n "$ns" route add 239.0.0.0/8 dev "$dev"
   done
 
+  # IPv6, no translation. nodad: usable at once (no 1-2 s tentative state).
+  # Routes are explicit (no radvd): LAN hosts default via the gateway, the
+  # WAN host reaches the LAN prefix via the gateway's WAN address.
+  ip -n "$LAB_NS_GW" addr add "$LAB_GW_LAN_IP6/$LAB_LAN_PREFIX6" dev "$LAB_GW_LAN_IF" nodad
+  ip -n "$LAB_NS_GW" addr add "$LAB_GW_WAN_IP6/$LAB_WAN_PREFIX6" dev "$LAB_GW_WAN_IF" nodad
+  ip -n "$LAB_NS_WAN" addr add "$LAB_WAN_IP6/$LAB_WAN_PREFIX6" dev "$LAB_WAN_IF" nodad
+  ip -n "$LAB_NS_WAN" route add "$LAB_LAN_SUBNET6" via "$LAB_GW_WAN_IP6" dev "$LAB_WAN_IF"
+  for pair in "$LAB_NS_LAN $LAB_LAN_IF $LAB_LAN_IP6" "$LAB_NS_LAN2 $LAB_LAN2_IF $LAB_LAN2_IP6"; do
+    read -r ns dev ip <<<"$pair"
+    ip -n "$ns" addr add "$ip/$LAB_LAN_PREFIX6" dev "$dev" nodad
+    ip -n "$ns" -6 route add default via "$LAB_GW_LAN_IP6" dev "$dev"
+  done
+
   # Per-namespace sysctls (these never affect the root namespace):
   # - forwarding for the NAT gateway;
   # - no ICMP rate limiting, otherwise after a burst of ~6 probes to a closed
@@ -302,6 +319,7 @@ lab_build_topology() {
   #   like "silent";
   # - bridged LAN<->LAN frames must not traverse the inet forward hook.
   gw sysctl -qw net.ipv4.ip_forward=1 net.ipv4.icmp_ratelimit=0 net.ipv4.icmp_msgs_per_sec=100000
+  gw sysctl -qw net.ipv6.conf.all.forwarding=1 net.ipv6.icmp.ratelimit=0
   local k
   for k in iptables ip6tables arptables; do
     [[ -e /proc/sys/net/bridge/bridge-nf-call-$k ]] && gw sysctl -qw "net.bridge.bridge-nf-call-$k=0" || true
@@ -314,6 +332,13 @@ lab_build_topology() {
 lab_build_gw2() {
   ip netns add "$LAB_NS_GW2"
   ip -n "$LAB_NS_GW2" link set lo up
+  # A bridge whose MAC was never set takes the lowest MAC of its ports, so
+  # adding/removing gw-lan3 could change br-lan's MAC, and the LAN hosts'
+  # ARP entries for the gateway would point at a dead MAC for up to ~30 s.
+  # Setting it explicitly (to its current value) pins it.
+  local mac
+  mac=$(ip -n "$LAB_NS_GW" -br link show "$LAB_GW_LAN_IF" | awk '{print $3}')
+  ip -n "$LAB_NS_GW" link set "$LAB_GW_LAN_IF" address "$mac"
   ip -n "$LAB_NS_GW" link add "$LAB_GW_LAN_PORT3" type veth peer name "$LAB_GW2_LAN_IF" netns "$LAB_NS_GW2"
   ip -n "$LAB_NS_GW" link set "$LAB_GW_LAN_PORT3" master "$LAB_GW_LAN_IF" up
   ip -n "$LAB_NS_GW2" addr add "$LAB_GW2_LAN_IP/$LAB_LAN_PREFIX" dev "$LAB_GW2_LAN_IF"
@@ -390,7 +415,9 @@ lab_write_config() {
 ext_ifname=$LAB_GW_WAN_IF
 listening_ip=$LAB_GW_LAN_IF
 # ext_ip deliberately unset: read from ext_ifname (tests change it).
-ipv6_disable=yes
+# IPv6: PCP on the LAN IPv6 address, WANIPv6FirewallControl pinholes (the
+# nft backend writes them into upnp_forward_chain, like the IPv4 accepts).
+ext_ifname6=$LAB_GW_WAN_IF
 http_port=$LAB_HTTP_PORT
 enable_upnp=$upnp
 # One switch for both NAT-PMP and PCP in 2.3.1 (no separate PCP option).

@@ -14,6 +14,7 @@
  */
 export { MAPPING_DURATION, CACHE_TIME, DEFAULT_DISCOVERY_TIMEOUT } from './constants.js'
 export { discoverNAT } from './core/discover.js'
+export { mapEveryFamily, type EveryFamilyMapping } from './core/every-family.js'
 export { probeGateway, type ProbeReport } from './core/probe.js'
 export { NAT } from './core/nat.js'
 export { Mapping, type MappingAddress } from './core/mapping.js'

@@ -20,6 +20,17 @@ export interface DiscoverOptions {
   timeout?: number
   /** The gateway's address. Default: the next hop of the host's default route. */
   gateway?: string
+  /**
+   * Which address family this NAT serves. 'IPv6' finds the IPv6 default gateway and opens inbound
+   * pinholes to this host's own global address (no translation); run one NAT per family, or use
+   * mapEveryFamily(). NAT-PMP is IPv4-only and is skipped for IPv6. Default 'IPv4'.
+   */
+  family?: 'IPv4' | 'IPv6'
+  /**
+   * IPv6 only: allow a temporary (privacy, RFC 8981) source address when no stable global one
+   * exists. Default false: a pinhole to an address that rotates away would soon be useless.
+   */
+  allowTemporaryAddress?: boolean
   /** Which protocols to probe. Default: all of them. */
   protocols?: WireProtocol[]
   /** Lifetime asked for each mapping, in ms; renewed every third of it. Default MAPPING_DURATION (60 000). */
@@ -45,6 +56,8 @@ export interface ResolvedDiscoverOptions {
   signal: AbortSignal | undefined
   timeout: number
   gateway: string | undefined
+  family: 'IPv4' | 'IPv6'
+  allowTemporaryAddress: boolean
   protocols: WireProtocol[]
   mappingDuration: number
   cacheTime: number
@@ -70,8 +83,21 @@ export function resolveDiscoverOptions (options: DiscoverOptions = {}): Resolved
   if (options.gateway !== undefined && (typeof options.gateway !== 'string' || isIP(options.gateway) === 0)) {
     throw new InvalidArgumentError(`options.gateway must be an IP address, got ${JSON.stringify(options.gateway)}`)
   }
+  // An IPv6 gateway given without a family means IPv6.
+  const family = options.family ?? (typeof options.gateway === 'string' && isIP(options.gateway) === 6 ? 'IPv6' : 'IPv4')
+  if (family !== 'IPv4' && family !== 'IPv6') {
+    throw new InvalidArgumentError(`options.family must be 'IPv4' or 'IPv6', got ${JSON.stringify(family)}`)
+  }
+  if (options.gateway !== undefined && isIP(options.gateway) !== (family === 'IPv6' ? 6 : 4)) {
+    throw new InvalidArgumentError(`options.gateway must be an ${family} address when options.family is ${family}, got ${JSON.stringify(options.gateway)}`)
+  }
+  if (options.allowTemporaryAddress !== undefined && typeof options.allowTemporaryAddress !== 'boolean') {
+    throw new InvalidArgumentError('options.allowTemporaryAddress must be a boolean')
+  }
   return {
     signal: checkSignal(options.signal, 'options.signal'),
+    family,
+    allowTemporaryAddress: options.allowTemporaryAddress ?? false,
     timeout: checkMilliseconds(options.timeout, 'options.timeout', DEFAULT_DISCOVERY_TIMEOUT, 1),
     gateway: options.gateway,
     protocols: [...new Set(protocols)],

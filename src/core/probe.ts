@@ -1,11 +1,14 @@
 import { PCP_SERVER_PORT } from '../constants.js'
-import { AbortError, NoNATFoundError, TimeoutError, type WireProtocol } from '../errors.js'
+import { AbortError, NoDefaultGatewayError, NoNATFoundError, TimeoutError, type WireProtocol } from '../errors.js'
 import { findDefaultGateway } from '../net/default-gateway.js'
+import { chooseSourceAddress6, findDefaultGateway6, readInterfaceAddresses6 } from '../net/default-gateway6.js'
+import { sameAddress } from '../net/ip-address.js'
 import { localAddressFacing } from '../net/udp-channel.js'
 import { natPmpProbe } from '../natpmp/client.js'
 import { resolveDiscoverOptions, type DiscoverOptions, type ResolvedDiscoverOptions } from '../options.js'
 import { pcpProbe } from '../pcp/client.js'
 import { upnpProbe } from '../upnp/client.js'
+import { upnpPinholeProbe } from '../upnp/pinhole-client.js'
 import { SETTLED, withDeadline } from './deadline.js'
 import type { GatewayClient, NatType, ProtocolProbe } from './gateway-client.js'
 
@@ -67,8 +70,32 @@ export interface GatewayLocation {
 
 /** The gateway from the options, or the default route's next hop; and our address facing it. */
 export async function locateGateway (options: ResolvedDiscoverOptions): Promise<GatewayLocation> {
+  if (options.family === 'IPv6') return await locateGateway6(options)
   const gateway = options.gateway ?? (await findDefaultGateway()).gateway
   return { gateway, localAddress: await localAddressFacing(gateway, PCP_SERVER_PORT) }
+}
+
+/**
+ * IPv6: the default route's next hop, and the host's stable global address (what a pinhole opens
+ * to). The kernel's choice toward the gateway is kept when it is global and not temporary (with a
+ * link-local gateway it is link-local; with privacy extensions it may be temporary): otherwise a
+ * stable global address on the route's interface is chosen from /proc/net/if_inet6.
+ */
+async function locateGateway6 (options: ResolvedDiscoverOptions): Promise<GatewayLocation> {
+  const route = options.gateway === undefined ? await findDefaultGateway6() : undefined
+  const gateway = options.gateway ?? route?.gateway ?? ''
+  const facing = await localAddressFacing(gateway, PCP_SERVER_PORT)
+  const addresses = await readInterfaceAddresses6()
+  const entry = addresses?.find((a) => sameAddress(a.address, facing))
+  if (addresses === undefined || (entry !== undefined && entry.global && !entry.unusable && (!entry.temporary || options.allowTemporaryAddress))) {
+    if (/^fe[89ab]/i.test(facing)) throw new NoDefaultGatewayError(`no global IPv6 address faces ${gateway}`)
+    return { gateway, localAddress: facing }
+  }
+  const chosen = chooseSourceAddress6(addresses, route?.interfaceName ?? entry?.interfaceName, options.allowTemporaryAddress)
+  if (chosen === undefined) {
+    throw new NoDefaultGatewayError(`no ${options.allowTemporaryAddress ? '' : 'stable '}global IPv6 address faces ${gateway}`)
+  }
+  return { gateway, localAddress: chosen }
 }
 
 /**
@@ -78,6 +105,8 @@ export async function locateGateway (options: ResolvedDiscoverOptions): Promise<
  * timeout when the answer is already known.
  */
 export async function raceProbes ({ gateway, localAddress }: GatewayLocation, options: ResolvedDiscoverOptions): Promise<DiscoveredGateway> {
+  // NAT-PMP (RFC 6886) carries IPv4 only.
+  const protocols = options.family === 'IPv6' ? options.protocols.filter((protocol) => protocol !== 'nat-pmp') : options.protocols
   const probing = new AbortController()
   const context = { gateway, localAddress, signal: probing.signal }
   const pending = new Set<WireProtocol>()
@@ -119,8 +148,8 @@ export async function raceProbes ({ gateway, localAddress }: GatewayLocation, op
     }
 
     options.signal?.addEventListener('abort', onAbort, { once: true })
-    for (const protocol of options.protocols) {
-      const probe = PROBES[protocol]
+    for (const protocol of protocols) {
+      const probe = options.family === 'IPv6' && protocol === 'upnp' ? upnpPinholeProbe : PROBES[protocol]
       pending.add(protocol)
       probe(context).then((client) => {
         if (settled) { void client.close(); return }

@@ -42,11 +42,17 @@ export class UdpChannel {
   readonly #pending = new Set<Pending>()
   #socket: Promise<dgram.Socket> | undefined
   #closed = false
+  readonly #bindAddress: string | undefined
 
-  constructor (address: string, port: number, trace?: (direction: 'send' | 'receive', bytes: Uint8Array) => void) {
+  /**
+   * `bindAddress`: send from this address instead of the kernel's choice (IPv6: the stable global
+   * address a pinhole is for, where the kernel would pick a temporary or link-local one).
+   */
+  constructor (address: string, port: number, trace?: (direction: 'send' | 'receive', bytes: Uint8Array) => void, bindAddress?: string) {
     this.address = address
     this.port = port
     this.#trace = trace
+    this.#bindAddress = bindAddress
   }
 
   /** Our address as the kernel chose it for this peer. */
@@ -112,12 +118,16 @@ export class UdpChannel {
         if (remote.port === this.port && sameAddress(remote.address, this.address)) this.#dispatch(message)
       })
       socket.once('error', reject)
-      socket.connect(this.port, this.address, () => {
-        socket.off('error', reject)
-        socket.on('error', (error) => { this.#fail(error) })
-        socket.unref()
-        resolve(socket)
-      })
+      const connect = (): void => {
+        socket.connect(this.port, this.address, () => {
+          socket.off('error', reject)
+          socket.on('error', (error) => { this.#fail(error) })
+          socket.unref()
+          resolve(socket)
+        })
+      }
+      if (this.#bindAddress === undefined) connect()
+      else socket.bind({ address: this.#bindAddress, port: 0 }, connect)
     })
     try {
       return await this.#socket

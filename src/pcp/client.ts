@@ -5,6 +5,7 @@ import { randomBytes } from '../net/random.js'
 import { EpochTracker } from '../net/epoch.js'
 import { pcpSchedule } from '../net/retransmit.js'
 import { UdpChannel } from '../net/udp-channel.js'
+import { isIPv4Mapped, isIPv6 } from '../net/ip-address.js'
 import { PCP_SERVER_PORT } from '../constants.js'
 import { wireTracer } from '../core/trace.js'
 import { decodeResponse, encodeAnnounceRequest, encodeMapRequest, pcpResultName, type PcpDecoded } from './codec.js'
@@ -39,7 +40,10 @@ export class PcpClient implements GatewayClient {
   constructor (gateway: string, localAddress: string) {
     this.gateway = gateway
     this.localAddress = localAddress
-    this.#channel = new UdpChannel(gateway, PCP_SERVER_PORT, wireTracer('pcp', `${gateway}:${PCP_SERVER_PORT}`))
+    // IPv6: send from the address discovery chose (stable, global), which the request's client
+    // address field names; the server answers ADDRESS_MISMATCH if the two differ (RFC 6887 §8.1).
+    this.#channel = new UdpChannel(gateway, PCP_SERVER_PORT, wireTracer('pcp', `${gateway}:${PCP_SERVER_PORT}`),
+      isIPv6(localAddress) && !isIPv4Mapped(localAddress) ? localAddress : undefined)
   }
 
   /** ANNOUNCE (RFC 6887 §14.1): a cheap request that any PCP server answers. */

@@ -78,6 +78,16 @@ export const UPNP_ERROR_NAMES: ReadonlyMap<number, string> = new Map([
   [610, 'InvalidSequence'],
   [611, 'InvalidControlURL'],
   [612, 'NoSuchSession'],
+  // WANIPv6FirewallControl:1 §2.5 (701-709; miniupnpd 2.3.1 uses these numbers and names).
+  [701, 'PinholeSpaceExhausted'],
+  [702, 'FirewallDisabled'],
+  [703, 'InboundPinholeNotAllowed'],
+  [704, 'NoSuchEntry'],
+  [705, 'ProtocolNotSupported'],
+  [706, 'InternalPortWildcardingNotAllowed'],
+  [707, 'ProtocolWildcardingNotAllowed'],
+  [708, 'WildCardNotPermittedInSrcIP'],
+  [709, 'NoPacketSent'],
   [713, 'SpecifiedArrayIndexInvalid'],
   [714, 'NoSuchEntryInArray'],
   [715, 'WildCardNotPermittedInSrcIP'],
@@ -106,7 +116,11 @@ export const UpnpErrorCode = {
   SamePortValuesRequired: 724,
   OnlyPermanentLeasesSupported: 725,
   NoPortMapsAvailable: 728,
-  ConflictWithOtherMechanisms: 729
+  ConflictWithOtherMechanisms: 729,
+  PinholeSpaceExhausted: 701,
+  FirewallDisabled: 702,
+  InboundPinholeNotAllowed: 703,
+  NoSuchEntry: 704
 } as const
 
 const SOAP_ENVELOPE_NS = 'http://schemas.xmlsoap.org/soap/envelope/'
@@ -152,7 +166,51 @@ export const SoapActions = {
   },
   getStatusInfo (): SoapRequest {
     return { action: 'GetStatusInfo', arguments: [] }
+  },
+  // WANIPv6FirewallControl:1 (IGDv2): inbound pinholes, no translation.
+  getFirewallStatus (): SoapRequest {
+    return { action: 'GetFirewallStatus', arguments: [] }
+  },
+  /** RemoteHost '' and RemotePort 0 are the wildcards: any peer may connect. */
+  addPinhole (pinhole: PinholeArguments): SoapRequest {
+    return {
+      action: 'AddPinhole',
+      arguments: [
+        ['RemoteHost', pinhole.remoteHost ?? ''],
+        ['RemotePort', String(pinhole.remotePort ?? 0)],
+        ['InternalClient', pinhole.internalClient],
+        ['InternalPort', String(pinhole.internalPort)],
+        ['Protocol', String(PINHOLE_PROTOCOL_NUMBER[pinhole.protocol])],
+        ['LeaseTime', String(pinhole.leaseTime)]
+      ]
+    }
+  },
+  updatePinhole (uniqueId: number, leaseTime: number): SoapRequest {
+    return { action: 'UpdatePinhole', arguments: [['UniqueID', String(uniqueId)], ['NewLeaseTime', String(leaseTime)]] }
+  },
+  deletePinhole (uniqueId: number): SoapRequest {
+    return { action: 'DeletePinhole', arguments: [['UniqueID', String(uniqueId)]] }
   }
+}
+
+/** IANA protocol numbers, as WANIPv6FirewallControl's Protocol argument carries them. */
+const PINHOLE_PROTOCOL_NUMBER = { TCP: 6, UDP: 17 } as const
+
+export interface PinholeArguments {
+  /** '' (the default) for any remote host. */
+  remoteHost?: string
+  /** 0 (the default) for any remote port. */
+  remotePort?: number
+  internalClient: string
+  internalPort: number
+  protocol: UpnpProtocol
+  /** Seconds, 1 to 86 400 (WANIPv6FirewallControl:1 §2.3.x). */
+  leaseTime: number
+}
+
+export interface FirewallStatus {
+  firewallEnabled: boolean
+  inboundPinholeAllowed: boolean
 }
 
 function keyArguments (key: PortMappingKey): SoapArgument[] {
@@ -216,6 +274,29 @@ function sanitize (text: string | undefined): string {
 }
 
 /** GetExternalIPAddress → NewExternalIPAddress, which must be an IP address that is not unspecified. */
+/** GetFirewallStatus: two booleans ("0"/"1"). */
+export function decodeFirewallStatus (values: ReadonlyMap<string, string>): FirewallStatus {
+  return {
+    firewallEnabled: decodeBoolean(values.get('FirewallEnabled'), 'GetFirewallStatus', 'FirewallEnabled'),
+    inboundPinholeAllowed: decodeBoolean(values.get('InboundPinholeAllowed'), 'GetFirewallStatus', 'InboundPinholeAllowed')
+  }
+}
+
+/** AddPinhole: the UniqueID (ui2) that UpdatePinhole and DeletePinhole take. */
+export function decodePinholeId (values: ReadonlyMap<string, string>): number {
+  const text = values.get('UniqueID')
+  const id = Number(text)
+  if (text === undefined || !/^\d+$/.test(text) || id > 0xffff) throw malformed('AddPinhole', `bad UniqueID ${JSON.stringify(sanitize(text))}`)
+  return id
+}
+
+function decodeBoolean (text: string | undefined, action: string, field: string): boolean {
+  const value = text?.trim().toLowerCase()
+  if (value === '1' || value === 'true' || value === 'yes') return true
+  if (value === '0' || value === 'false' || value === 'no') return false
+  throw malformed(action, `bad ${field} ${JSON.stringify(sanitize(text))}`)
+}
+
 export function decodeExternalIPAddress (values: ReadonlyMap<string, string>): string {
   const address = (values.get('NewExternalIPAddress') ?? '').trim()
   // Routers without a usable WAN address answer '' or 0.0.0.0 (a FRITZ!Box with its link down,

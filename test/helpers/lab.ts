@@ -37,7 +37,11 @@ export const lab = {
   get gatewayLanAddress (): string { return env('LAB_GW_LAN_IP') },
   get gatewayWanAddress (): string { return env('LAB_GW_WAN_IP') },
   get lanAddress (): string { return env('LAB_LAN_IP') },
-  get lan2Address (): string { return env('LAB_LAN2_IP') }
+  get lan2Address (): string { return env('LAB_LAN2_IP') },
+  get gatewayLanAddress6 (): string { return env('LAB_GW_LAN_IP6') },
+  get gatewayWanAddress6 (): string { return env('LAB_GW_WAN_IP6') },
+  get lanAddress6 (): string { return env('LAB_LAN_IP6') },
+  get wanAddress6 (): string { return env('LAB_WAN_IP6') }
 }
 
 /** Why the lab cannot run here, or undefined when it can. */
@@ -132,6 +136,27 @@ export function gatewayHolds (protocol: 'tcp' | 'udp', port: number): boolean {
     const [ruleProtocol, externalPort] = line.trim().split(/\s+/)
     return ruleProtocol === protocol && Number(externalPort) === port
   })
+}
+
+/**
+ * Whether the gateway's nftables hold an IPv6 pinhole to `address` port `port`/`protocol`.
+ * miniupnpd 2.3.1's nft backend writes pinholes (UPnP and PCP alike) into its forward chain as
+ * raw payload matches: `iif "gw-wan" th dport 8080 @nh,192,128 0x2001...0002 @nh,48,8 0x6 accept`
+ * (@nh,192,128 is the IPv6 destination, @nh,48,8 the next header).
+ */
+export function gatewayHoldsPinhole (protocol: 'tcp' | 'udp', address: string, port: number): boolean {
+  const hex = ipv6Hex(address)
+  const next = protocol === 'tcp' ? '0x6' : '0x11'
+  return gatewayRules().split('\n').some((line) =>
+    new RegExp(`dport ${port}\\b`).test(line) && line.includes(`@nh,192,128 0x${hex}`) && line.includes(`@nh,48,8 ${next}`))
+}
+
+function ipv6Hex (address: string): string {
+  const [head = '', tail = ''] = address.split('::')
+  const headGroups = head === '' ? [] : head.split(':')
+  const tailGroups = tail === '' ? [] : tail.split(':')
+  const groups = [...headGroups, ...Array<string>(8 - headGroups.length - tailGroups.length).fill('0'), ...tailGroups]
+  return groups.map((group) => group.padStart(4, '0')).join('').toLowerCase()
 }
 
 /** Runs a test agent (TypeScript, via tsx) inside a lab namespace. */

@@ -7,14 +7,14 @@ import { Agent, gatewayHoldsPinhole, lab, labSuite, reachableFromWan } from '../
 // reachable at the host's own global address after newMapping, unreachable after close.
 labSuite('lab: IPv6 pinholes against miniupnpd', 'all', () => {
   let nextPort = 26_000
-  for (const protocol of ['pcp'] as const) {
+  for (const protocol of ['pcp', 'upnp'] as const) {
     for (const transport of ['tcp', 'udp'] as const) {
       it(`${protocol} ${transport} over IPv6: closed before, open after newMapping, closed after close`, async () => {
         const port = nextPort++
         const agent = new Agent(lab.lanNamespace, 'map-agent.ts', { transport, port, discover: { family: 'IPv6', protocols: [protocol] } })
         try {
           const discovered = await agent.next('discovered')
-          assert.equal(discovered.type, protocol)
+          assert.equal(discovered.type, protocol === 'upnp' ? 'upnp-igd2' : protocol)
           assert.equal(discovered.gateway, lab.gatewayLanAddress6, 'found through the LAN host\'s IPv6 default route')
           assert.equal(discovered.localAddress, lab.lanAddress6)
           const mapped = await agent.next('mapped')
@@ -72,7 +72,12 @@ labSuite('lab: IPv6 pinholes against miniupnpd', 'all', () => {
         agent.send('exit')
         await agent.next('closed')
         assert.equal(await agent.exit(), 0)
-        assert.ok(!gatewayHoldsPinhole('udp', lab.lanAddress6, port), 'nat.close() removed the pinhole')
+        // PCP: miniupnpd 2.3.1 bug: once a PCP IPv6 pinhole has been renewed ("updating pinhole" in its
+        // log), a MAP with lifetime 0 and the same nonce is refused ("Unauthorized to remove PCP
+        // mapping"): the pinhole then closes only when its granted lifetime (3 s here) runs out.
+        const deadline = Date.now() + 15_000
+        while (gatewayHoldsPinhole('udp', lab.lanAddress6, port) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 250))
+        assert.ok(!gatewayHoldsPinhole('udp', lab.lanAddress6, port), 'the pinhole is gone after close (at the latest when its lifetime ran out)')
         assert.ok(!(await reachableFromWan('udp', lab.lanAddress6, port)).ok, 'closed again after nat.close()')
       } finally {
         agent.kill()

@@ -1,0 +1,144 @@
+import { NoDefaultGatewayError } from '../errors.js'
+import type { DefaultRoute, RouteSources } from './default-gateway.js'
+import { decodeIPv6Field, isIPv6 } from './ip-address.js'
+
+/**
+ * IPv6 counterparts of default-gateway.ts: the default route's next hop and the host's own stable
+ * global address, which is what a pinhole opens to (no translation on IPv6).
+ */
+
+const MAX_TABLE_CHARS = 1_000_000
+
+const RTF_UP = 0x1
+const RTF_GATEWAY = 0x2
+
+/** linux/if_addr.h: addresses that must not carry a long-lived pinhole. */
+const IFA_F_TEMPORARY = 0x01
+const IFA_F_DADFAILED = 0x08
+const IFA_F_DEPRECATED = 0x20
+const IFA_F_TENTATIVE = 0x40
+
+/** /proc/net/if_inet6 scope values (IPV6_ADDR_SCOPE_*): 0 global, 0x20 link. */
+const SCOPE_GLOBAL = 0x00
+
+const systemSources: RouteSources = {
+  platform: process.platform,
+  readFile: async (path) => {
+    const { readFile } = await import('node:fs/promises')
+    return await readFile(path, 'utf8')
+  },
+  run: async () => { throw new Error('not used') }
+}
+
+/** 32 hex digits (as /proc writes them, network order) → RFC 5952 text. */
+function hexToIPv6 (hex: string): string | undefined {
+  if (!/^[0-9a-fA-F]{32}$/.test(hex)) return undefined
+  const bytes = new Uint8Array(16)
+  for (let i = 0; i < 16; i++) bytes[i] = Number.parseInt(hex.slice(i * 2, i * 2 + 2), 16)
+  return decodeIPv6Field(bytes)
+}
+
+/**
+ * /proc/net/ipv6_route: "dest destlen src srclen nexthop metric refcnt use flags dev", all hex.
+ * A default route is ::/0 with RTF_GATEWAY. A link-local next hop (the usual case: routers
+ * advertise from fe80::) only means something with its interface, so it gets a `%dev` zone.
+ */
+export function parseLinuxIPv6RouteTable (text: string): DefaultRoute[] {
+  const routes: DefaultRoute[] = []
+  for (const line of text.slice(0, MAX_TABLE_CHARS).split('\n')) {
+    const [destination, destinationLength, , , nextHopHex, metricHex, , , flagsHex, interfaceName] = line.trim().split(/\s+/)
+    if (interfaceName === undefined || interfaceName === 'lo') continue
+    if (destination !== '0'.repeat(32) || destinationLength !== '00') continue
+    const flags = Number.parseInt(flagsHex ?? '', 16)
+    if ((flags & (RTF_UP | RTF_GATEWAY)) !== (RTF_UP | RTF_GATEWAY)) continue
+    const nextHop = hexToIPv6(nextHopHex ?? '')
+    if (nextHop === undefined || nextHop === '::') continue
+    const gateway = nextHop.toLowerCase().startsWith('fe80:') ? `${nextHop}%${interfaceName}` : nextHop
+    routes.push({ gateway, interfaceName, metric: Number.parseInt(metricHex ?? '0', 16) || 0 })
+  }
+  return routes
+}
+
+export interface InterfaceAddress6 {
+  address: string
+  interfaceName: string
+  prefixLength: number
+  /** A privacy (RFC 8981) address: fine for outgoing traffic, wrong for a long-lived pinhole. */
+  temporary: boolean
+  /** Not usable for a new mapping: deprecated, tentative, or failed duplicate address detection. */
+  unusable: boolean
+  global: boolean
+}
+
+/** /proc/net/if_inet6: "address ifindex prefixlen scope flags dev", all hex. */
+export function parseLinuxIfInet6 (text: string): InterfaceAddress6[] {
+  const addresses: InterfaceAddress6[] = []
+  for (const line of text.slice(0, MAX_TABLE_CHARS).split('\n')) {
+    const [hex, , prefixHex, scopeHex, flagsHex, interfaceName] = line.trim().split(/\s+/)
+    if (interfaceName === undefined) continue
+    const address = hexToIPv6(hex ?? '')
+    const flags = Number.parseInt(flagsHex ?? '', 16)
+    const scope = Number.parseInt(scopeHex ?? '', 16)
+    if (address === undefined || Number.isNaN(flags) || Number.isNaN(scope)) continue
+    addresses.push({
+      address,
+      interfaceName,
+      prefixLength: Number.parseInt(prefixHex ?? '0', 16),
+      temporary: (flags & IFA_F_TEMPORARY) !== 0,
+      unusable: (flags & (IFA_F_DEPRECATED | IFA_F_TENTATIVE | IFA_F_DADFAILED)) !== 0,
+      // fc00::/7 (ULA) has global scope in the kernel but is not reachable from the Internet.
+      global: scope === SCOPE_GLOBAL && !/^f[cd]/i.test(address)
+    })
+  }
+  return addresses
+}
+
+/**
+ * The address a pinhole should open to: global, usable, on `interfaceName` when given, and stable
+ * (not temporary) unless `allowTemporary`; stable addresses win over temporary ones. Never
+ * link-local.
+ */
+export function chooseSourceAddress6 (addresses: InterfaceAddress6[], interfaceName: string | undefined, allowTemporary = false): string | undefined {
+  const candidates = addresses.filter((a) => a.global && !a.unusable && (interfaceName === undefined || a.interfaceName === interfaceName) &&
+    (allowTemporary || !a.temporary))
+  return (candidates.find((a) => !a.temporary) ?? candidates[0])?.address
+}
+
+/** Finds the IPv6 default gateway (Linux), preferring the route with the lowest metric. */
+export async function findDefaultGateway6 (sources: RouteSources = systemSources): Promise<DefaultRoute> {
+  if (sources.platform !== 'linux' && sources.platform !== 'android') {
+    throw new NoDefaultGatewayError(`IPv6 default route lookup is not implemented on ${sources.platform}; pass options.gateway`)
+  }
+  let routes: DefaultRoute[]
+  try {
+    routes = parseLinuxIPv6RouteTable(await sources.readFile('/proc/net/ipv6_route'))
+  } catch (error) {
+    throw new NoDefaultGatewayError(`could not read the IPv6 route table: ${(error as Error).message}`, { cause: error })
+  }
+  const best = routes.sort((a, b) => a.metric - b.metric)[0]
+  if (best === undefined) throw new NoDefaultGatewayError(`no IPv6 default route on this host (${sources.platform})`)
+  return best
+}
+
+/** The host's IPv6 addresses (Linux /proc/net/if_inet6), or undefined where they cannot be read. */
+export async function readInterfaceAddresses6 (sources: RouteSources = systemSources): Promise<InterfaceAddress6[] | undefined> {
+  if (sources.platform !== 'linux' && sources.platform !== 'android') return undefined
+  try {
+    return parseLinuxIfInet6(await sources.readFile('/proc/net/if_inet6'))
+  } catch {
+    return undefined
+  }
+}
+
+/** The stable global address on `interfaceName` (Linux), or undefined where it cannot be read. */
+export async function findSourceAddress6 (interfaceName: string | undefined, allowTemporary: boolean, sources: RouteSources = systemSources): Promise<string | undefined> {
+  if (sources.platform !== 'linux' && sources.platform !== 'android') return undefined
+  let text: string
+  try {
+    text = await sources.readFile('/proc/net/if_inet6')
+  } catch {
+    return undefined
+  }
+  const address = chooseSourceAddress6(parseLinuxIfInet6(text), interfaceName, allowTemporary)
+  return address !== undefined && isIPv6(address) ? address : undefined
+}

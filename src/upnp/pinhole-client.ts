@@ -1,0 +1,191 @@
+import { Buffer } from 'node:buffer'
+import { DEFAULT_REQUEST_TIMEOUT } from '../constants.js'
+import { withDeadline } from '../core/deadline.js'
+import type { GatewayClient, GatewayEvent, PortMappingGrant, PortMappingRequest, ProbeContext, RequestOptions } from '../core/gateway-client.js'
+import { ClosedError, GatewayResultError, HttpStatusError, UnsupportedError } from '../errors.js'
+import { UpnpClient, upnpProbe } from './client.js'
+import { httpExchange } from './http.js'
+import {
+  decodeFirewallStatus,
+  decodePinholeId,
+  decodeSoapResponse,
+  encodeSoapRequest,
+  soapActionHeader,
+  SoapActions,
+  UpnpErrorCode,
+  type FirewallStatus,
+  type SoapRequest
+} from './soap.js'
+
+/** What a pinhole keeps across renewals: the gateway's UniqueID (WANIPv6FirewallControl:1 §2.5.4). */
+interface PinholeState {
+  /** Undefined when the firewall is off and no pinhole was needed. */
+  uniqueId: number | undefined
+}
+
+/** WANIPv6FirewallControl:1 §2.3.x: LeaseTime is 1 to 86 400 seconds. */
+const MIN_LEASE_SECONDS = 1
+const MAX_LEASE_SECONDS = 86_400
+const MAX_SOAP_RESPONSE_BYTES = 64 * 1024
+const REQUEST_HEADERS: ReadonlyArray<readonly [string, string]> = [
+  ['User-Agent', `Node.js/${process.versions.node} UPnP/1.1 natmapper/1`],
+  ['Connection', 'close']
+]
+
+export interface UpnpPinholeClientInit {
+  /** The gateway's address as we talk to it (IPv6). */
+  gateway: string
+  /** Our global IPv6 address: the pinhole's InternalClient, and its "external" address. */
+  localAddress: string
+  /** WANIPv6FirewallControl's control URL; reached over IPv6, so that secure-mode routers
+   * (miniupnpd) see the request come from the InternalClient and do not answer 606. */
+  controlUrl: URL
+  serviceType: string
+  requestTimeout?: number
+}
+
+/**
+ * Inbound IPv6 pinholes through an IGDv2's WANIPv6FirewallControl service. There is no
+ * translation: the grant's external address and port are our own. A pinhole is created with
+ * AddPinhole (any remote host and port), renewed with UpdatePinhole on its UniqueID (re-added if
+ * the gateway lost it: 704 NoSuchEntry), and removed with DeletePinhole.
+ */
+export class UpnpPinholeClient implements GatewayClient {
+  readonly type = 'upnp-igd2'
+  readonly gateway: string
+  readonly localAddress: string
+  onEvent: ((event: GatewayEvent) => void) | undefined
+  readonly #controlUrl: URL
+  readonly #serviceType: string
+  readonly #requestTimeout: number
+  readonly #shutdown = new AbortController()
+  #status: FirewallStatus | undefined
+  #closed = false
+
+  constructor (init: UpnpPinholeClientInit) {
+    this.gateway = init.gateway
+    this.localAddress = init.localAddress
+    this.#controlUrl = init.controlUrl
+    this.#serviceType = init.serviceType
+    this.#requestTimeout = init.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT
+  }
+
+  /** GetFirewallStatus, asked once. */
+  async firewallStatus (options: RequestOptions = {}): Promise<FirewallStatus> {
+    if (this.#status !== undefined) return this.#status
+    const status = await this.#run('GetFirewallStatus', options, async (signal) => decodeFirewallStatus(await this.#soap(SoapActions.getFirewallStatus(), signal)))
+    this.#status = status
+    return status
+  }
+
+  /** No translation on IPv6: our own address is the one peers reach. */
+  async externalAddress (): Promise<string> {
+    return this.localAddress
+  }
+
+  async map (request: PortMappingRequest, previous: PortMappingGrant | undefined, options: RequestOptions = {}): Promise<PortMappingGrant> {
+    const status = await this.firewallStatus(options)
+    const leaseTime = Math.min(MAX_LEASE_SECONDS, Math.max(MIN_LEASE_SECONDS, Math.round(request.lifetimeSeconds)))
+    const grant = (uniqueId: number | undefined): PortMappingGrant => ({
+      protocol: request.protocol,
+      internalPort: request.internalPort,
+      externalPort: request.internalPort,
+      externalAddress: this.localAddress,
+      lifetimeSeconds: leaseTime,
+      protocolState: { uniqueId } satisfies PinholeState
+    })
+    // Firewall off: every inbound connection already passes; nothing to open or renew.
+    if (!status.firewallEnabled) return grant(undefined)
+    if (!status.inboundPinholeAllowed) {
+      throw new GatewayResultError('upnp', UpnpErrorCode.InboundPinholeNotAllowed, 'InboundPinholeNotAllowed', 'GetFirewallStatus says the gateway allows no inbound pinholes')
+    }
+    return await this.#run('AddPinhole', options, async (signal) => {
+      const previousId = stateOf(previous)?.uniqueId
+      if (previousId !== undefined) {
+        try {
+          await this.#soap(SoapActions.updatePinhole(previousId, leaseTime), signal)
+          return grant(previousId)
+        } catch (error) {
+          // The gateway lost the pinhole (restart, expiry): open it again.
+          if (!(error instanceof GatewayResultError && error.resultCode === UpnpErrorCode.NoSuchEntry)) throw error
+        }
+      }
+      const values = await this.#soap(SoapActions.addPinhole({
+        internalClient: this.localAddress,
+        internalPort: request.internalPort,
+        protocol: request.protocol === 'tcp' ? 'TCP' : 'UDP',
+        leaseTime
+      }), signal)
+      return grant(decodePinholeId(values))
+    })
+  }
+
+  async unmap (grant: PortMappingGrant, options: RequestOptions = {}): Promise<void> {
+    const uniqueId = stateOf(grant)?.uniqueId
+    if (uniqueId === undefined) return
+    await this.#run('DeletePinhole', options, async (signal) => {
+      try {
+        await this.#soap(SoapActions.deletePinhole(uniqueId), signal)
+      } catch (error) {
+        // Already gone is what we wanted.
+        if (!(error instanceof GatewayResultError && error.resultCode === UpnpErrorCode.NoSuchEntry)) throw error
+      }
+    })
+  }
+
+  async close (): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    this.#shutdown.abort(new ClosedError('upnp pinhole client closed'))
+  }
+
+  async #run<T> (what: string, options: RequestOptions, task: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    if (this.#closed) throw new ClosedError('upnp pinhole client closed')
+    const signal = options.signal === undefined ? this.#shutdown.signal : AbortSignal.any([options.signal, this.#shutdown.signal])
+    return await withDeadline(`upnp ${what}`, { signal, timeout: options.timeout ?? this.#requestTimeout }, task)
+  }
+
+  async #soap (request: SoapRequest, signal: AbortSignal): Promise<Map<string, string>> {
+    const what = `upnp ${request.action} at ${this.#controlUrl.href}`
+    const { response } = await httpExchange({
+      method: 'POST',
+      url: this.#controlUrl,
+      headers: [
+        ['Content-Type', 'text/xml; charset="utf-8"'],
+        ['SOAPAction', soapActionHeader(this.#serviceType, request.action)],
+        ...REQUEST_HEADERS
+      ],
+      body: Buffer.from(encodeSoapRequest(this.#serviceType, request), 'utf8'),
+      maxBodyBytes: MAX_SOAP_RESPONSE_BYTES,
+      signal
+    })
+    const success = response.statusCode >= 200 && response.statusCode <= 299
+    const body = Buffer.from(response.body.buffer, response.body.byteOffset, response.body.byteLength).toString('utf8')
+    let values: Map<string, string>
+    try {
+      values = decodeSoapResponse(body, request.action)
+    } catch (error) {
+      if (error instanceof GatewayResultError || success) throw error
+      throw new HttpStatusError(response.statusCode, `${what} answered HTTP ${response.statusCode}`, { cause: error })
+    }
+    if (!success) throw new HttpStatusError(response.statusCode, `${what} answered HTTP ${response.statusCode} without a fault`)
+    return values
+  }
+}
+
+function stateOf (grant: PortMappingGrant | undefined): PinholeState | undefined {
+  const state = grant?.protocolState as Partial<PinholeState> | undefined
+  return state === undefined || !('uniqueId' in state) ? undefined : { uniqueId: typeof state.uniqueId === 'number' ? state.uniqueId : undefined }
+}
+
+/**
+ * IPv6 discovery: the IGD is found as for IPv4 (SSDP, here unicast to the gateway's IPv6 address),
+ * and must offer WANIPv6FirewallControl; its WAN connection services are not used.
+ */
+export async function upnpPinholeProbe (context: ProbeContext): Promise<GatewayClient> {
+  const igd = await upnpProbe(context)
+  const service = igd instanceof UpnpClient ? igd.firewallControl : undefined
+  await igd.close()
+  if (service === undefined) throw new UnsupportedError(`upnp: the IGD at ${context.gateway} offers no WANIPv6FirewallControl service`)
+  return new UpnpPinholeClient({ gateway: context.gateway, localAddress: context.localAddress, controlUrl: service.controlUrl, serviceType: service.serviceType })
+}

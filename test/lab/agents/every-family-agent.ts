@@ -1,0 +1,26 @@
+// Runs on the LAN host: serves a dual-stack echo port, maps it on every family with
+// mapEveryFamily(), reports each mapping's address as a JSON line, closes everything on "exit".
+import { createInterface } from 'node:readline'
+import { mapEveryFamily } from '../../../src/index.js'
+import { assertInLabNamespace } from '../../helpers/netns.js'
+import { startEcho } from './echo.js'
+
+assertInLabNamespace()
+const config = JSON.parse(process.argv[2] ?? '{}') as { transport: 'tcp' | 'udp', port: number }
+const report = (event: string, fields: Record<string, unknown> = {}): void => {
+  process.stdout.write(JSON.stringify({ event, ...fields }) + '\n')
+}
+const echo = await startEcho(config.transport, config.port, '::')
+const every = await mapEveryFamily(config.transport, config.port)
+const addresses = await Promise.all(every.mappings.map(async (mapping) => await mapping.externalAddr()))
+report('mapped', { addresses, types: every.nats.map((nat) => nat.type), reasons: Object.fromEntries(Object.entries(every.reasons).map(([k, v]) => [k, v.message])) })
+const commands = createInterface({ input: process.stdin })
+for await (const command of commands) {
+  if (command === 'exit') {
+    await every.close()
+    await echo.close()
+    report('closed')
+    break
+  }
+}
+commands.close()
