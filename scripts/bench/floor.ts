@@ -126,3 +126,57 @@ export async function upnpFloor (gateway: string, clientAddress: string, port: n
     `<NewRemoteHost></NewRemoteHost><NewExternalPort>${port}</NewExternalPort><NewProtocol>TCP</NewProtocol>`))
   return { discover, map }
 }
+
+/**
+ * The "no NAT" floor where nothing listens: a PCP ANNOUNCE from a connected UDP socket, until the
+ * kernel reports the gateway's ICMP port unreachable as ECONNREFUSED. Returns ms.
+ */
+export async function refusedFloor (gateway: string, clientAddress: string): Promise<number> {
+  const started = performance.now()
+  const socket = await connected(gateway)
+  await new Promise<void>((resolve, reject) => {
+    socket.on('message', () => { reject(new Error('floor: the gateway answered on 5351; it should refuse')) })
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ECONNREFUSED') resolve()
+      else reject(error)
+    })
+    socket.send(pcpHeader(0, 0, clientAddress, 24))
+  })
+  const elapsed = performance.now() - started
+  socket.close()
+  return elapsed
+}
+
+/**
+ * The CPU floor of a renewal: `count` PCP MAP exchanges for one mapping (the same nonce, as a
+ * renewal sends) over a bare connected socket, each started by its own timer and spread over
+ * `spreadMs`, as renewals are; then the delete. Returns the process CPU time (user + system) per
+ * exchange, in ms, wake-ups included.
+ */
+export async function pcpRenewalFloor (gateway: string, clientAddress: string, port: number, count: number, spreadMs: number): Promise<{ exchanges: number, cpuMsPerExchange: number }> {
+  const socket = await connected(gateway)
+  const map = pcpHeader(1, 600, clientAddress, 60)
+  randomBytes(12).copy(map, 24)
+  map[36] = 6
+  map.writeUInt16BE(port, 40)
+  map.writeUInt16BE(port, 42)
+  map.writeUInt16BE(0xffff, 54)
+  await exchange(socket, map, 0x81) // created: what follows are renewals
+  // Every reply is for this one mapping: each goes to the oldest exchange still waiting.
+  const waiting: Array<() => void> = []
+  socket.on('message', () => { waiting.shift()?.() })
+  const cpu = process.cpuUsage()
+  await Promise.all(Array.from({ length: count }, async (_, i) => {
+    await new Promise((resolve) => setTimeout(resolve, i * spreadMs / count))
+    await new Promise<void>((resolve) => {
+      waiting.push(resolve)
+      socket.send(map)
+    })
+  }))
+  const used = process.cpuUsage(cpu)
+  socket.removeAllListeners('message')
+  map.writeUInt32BE(0, 4)
+  await exchange(socket, map, 0x81)
+  socket.close()
+  return { exchanges: count, cpuMsPerExchange: (used.user + used.system) / 1000 / count }
+}

@@ -1,0 +1,50 @@
+/** Names of the benchmark's tables and rows, shared by the agent that measures and the report. */
+
+export const GROUP = {
+  all: 'All protocols (gateway mode all: PCP + NAT-PMP + UPnP IGDv2)',
+  pcp: 'PCP only (gateway mode pmp)',
+  natPmp: 'NAT-PMP only (gateway mode pmp)',
+  upnp: 'UPnP only (gateway mode upnp: IGDv2, UDP 5351 closed)'
+} as const
+
+export const CLIENT = {
+  pcpFloor: 'floor: bare UDP socket, PCP ANNOUNCE + MAP',
+  natPmpFloor: 'floor: bare UDP socket, NAT-PMP address + map',
+  upnpFloor: 'floor: bare sockets, M-SEARCH + GET description + AddPortMapping',
+  natmapperDefaults: 'natmapper, default options (default route, all protocols)',
+  natmapperAllGateway: 'natmapper, all protocols, gateway given',
+  natmapperPcp: 'natmapper, protocols [pcp], gateway given',
+  natmapperPcpRoute: 'natmapper, protocols [pcp], default route',
+  natmapperNatPmp: 'natmapper, protocols [nat-pmp], gateway given',
+  natmapperNatPmpRoute: 'natmapper, protocols [nat-pmp], default route',
+  natmapperUpnp: 'natmapper, protocols [upnp], gateway given',
+  natmapperUpnpRoute: 'natmapper, protocols [upnp], default route',
+  achingbrainPmp: '@achingbrain/nat-port-mapper pmpNat()',
+  achingbrainUpnp: '@achingbrain/nat-port-mapper upnpNat()',
+  natpmpc: 'natpmpc (whole process)',
+  upnpc: 'upnpc (whole process)'
+} as const
+
+export const NO_NAT = {
+  floor: 'floor: connected UDP socket, PCP ANNOUNCE until ECONNREFUSED',
+  defaults: 'natmapper, default options (all protocols)',
+  binary: 'natmapper, protocols [pcp, nat-pmp]',
+  natpmpc: 'natpmpc (whole process)'
+} as const
+
+export const PROCESS = {
+  nodeFloor: 'node -e 0',
+  cliPcp: 'natmapper map tcp P --once --protocol pcp --gateway GW',
+  cliNatPmp: 'natmapper map tcp P --once --protocol nat-pmp --gateway GW',
+  cliDefaults: 'natmapper map tcp P --once (default route, all protocols)',
+  natpmpc: 'natpmpc -g GW -a P P tcp 60',
+  cliVersion: 'natmapper --version (start-up alone, no network)',
+  importIndex: 'import natmapper (in-process)',
+  importProcess: 'node --input-type=module -e "await import(natmapper)"',
+  emptyModuleProcess: 'node --input-type=module -e ""',
+  rssEmptyModule: 'node --input-type=module -e "" (the ESM loader, no natmapper)',
+  rssBareSockets: 'floor: bare sockets holding one PCP mapping (route read, dgram, crypto nonce)',
+  rssImportOnly: 'import natmapper, nothing else',
+  rssOneMapping: 'one mapping held (default options: PCP)',
+  rssOneUpnpMapping: 'one UPnP mapping held (mode upnp)'
+} as const

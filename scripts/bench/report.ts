@@ -1,0 +1,377 @@
+/**
+ * Turns the benchmark's measurements into BENCHMARKS.md (also printed on stdout): the machine,
+ * the date, every timing beside its floor, the targets and whether each is met, and how each
+ * number is measured. Everything here is computed from the results; nothing is typed in by hand.
+ */
+import type { ClientSamples, DiscoveryResult, MemorySample, NoNatResult, PhaseSamples, ProcessResult, RenewalResult } from './agent.js'
+import { CLIENT, GROUP, NO_NAT, PROCESS } from './labels.js'
+import type { Entry, ProfileSummary } from './profile.js'
+import { mb, ms, spread, summarize } from './stats.js'
+
+export interface Machine {
+  cpu: string
+  cores: number
+  memory: string
+  node: string
+  os: string
+  kernel: string
+  gateway: string
+  references: string[]
+}
+
+export interface RenewalsMeasured extends RenewalResult {
+  /** DNAT rules for our ports in the gateway's nftables while the mappings were held. */
+  rulesHeld: number
+  /** The same count after nat.close(). */
+  rulesLeft: number
+}
+
+export interface BenchResults {
+  date: string
+  durationMs: number
+  machine: Machine
+  runs: number
+  warmUp: number
+  slowRuns: number
+  importRuns: number
+  rssRuns: number
+  discovery: DiscoveryResult
+  /** client → where its discover + map spent its time (wire timestamps). */
+  phases: Record<string, PhaseSamples>
+  /** client → CPU profile of its discover + map, per run. */
+  discoveryProfiles: Record<string, ProfileSummary>
+  noNat: Partial<Record<'closed' | 'silent', NoNatResult>>
+  process?: ProcessResult
+  upnpRss?: ProcessResult
+  renewals?: RenewalsMeasured
+  /** What `import 'dist/index.js'` loads (static import graph). */
+  imports?: { files: number, packages: string[], builtins: string[] }
+}
+
+/** The documented discovery timeout (README: `timeout`, 2 500 ms). */
+const DISCOVERY_TIMEOUT = 2_500
+
+interface Target { what: string, measured: string, met: boolean | undefined }
+
+const median = (values: readonly number[] | undefined): number => values === undefined || values.length === 0 ? Number.NaN : summarize(values).median
+const yes = (met: boolean | undefined): string => met === undefined ? 'not measured' : met ? '**met**' : '**missed**'
+const signed = (value: number): string => Number.isFinite(value) ? `${value >= 0 ? '+' : '−'}${ms(Math.abs(value))}` : 'n/a'
+const table = (header: string[], rows: string[][]): string[] => [
+  `| ${header.join(' | ')} |`,
+  `| ${header.map((_, i) => i === 0 ? '---' : '---:').join(' | ')} |`,
+  ...rows.map((row) => `| ${row.join(' | ')} |`)
+]
+
+function floorOf (clients: Record<string, ClientSamples>): ClientSamples | undefined {
+  return Object.entries(clients).find(([name]) => name.startsWith('floor'))?.[1]
+}
+
+function discoverySection (results: BenchResults): string[] {
+  const lines: string[] = []
+  for (const [group, clients] of Object.entries(results.discovery)) {
+    const floor = floorOf(clients)
+    const floorDiscover = median(floor?.discover)
+    const floorMap = median(floor?.map)
+    lines.push(`### ${group}`, '')
+    lines.push(...table(['client', 'discover, ms', 'above floor', 'discover + map, ms', 'above floor', 'note'],
+      Object.entries(clients).map(([name, samples]) => {
+        const isFloor = samples === floor
+        const discover = samples.discover.length === 0 ? undefined : summarize(samples.discover)
+        const map = summarize(samples.map)
+        return [
+          isFloor ? `*${name}*` : name,
+          spread(discover),
+          isFloor || discover === undefined ? '' : signed(discover.median - floorDiscover),
+          spread(map),
+          isFloor ? '' : signed(map.median - floorMap),
+          samples.note ?? ''
+        ]
+      })))
+    lines.push('')
+  }
+  const phases = Object.entries(results.phases)
+  if (phases.length > 0) {
+    lines.push('### Where natmapper\'s discover + map time goes', '',
+      `Separate runs (${results.runs} each) with the \`natmapper:wire\` diagnostics channel timestamping every message; medians in ms. ` +
+      '"Waiting" is the time some request on the wire had its reply still to come (the union of [request, first reply after it]: the gateway, the kernel and the event loop\'s wake-up); the other columns are natmapper\'s own time, ' +
+      'except that for UPnP each TCP connection\'s set-up falls in "between" (a request is published once the connection is up).', '')
+    lines.push(...table(['client', 'total', 'before the first request', 'waiting for the gateway', 'between a reply and the next request', 'after the last reply'],
+      phases.map(([name, samples]) => [name, ms(median(samples.total)), ms(median(samples.before)), ms(median(samples.waiting)), ms(median(samples.between)), ms(median(samples.after))])))
+    lines.push('')
+  }
+  for (const [name, profile] of Object.entries(results.discoveryProfiles)) {
+    lines.push(`CPU profile of \`${name}\`: ${profile.profiles} discover + map + close runs under the profiler (50 µs sampling, which slows them); ms per run, ${ms(profile.sampledMs)} on the CPU and ${ms(profile.idleMs)} idle:`, '')
+    lines.push(...profileTables(profile))
+  }
+  return lines
+}
+
+function noNatSection (results: BenchResults): string[] {
+  const lines: string[] = []
+  for (const mode of ['closed', 'silent'] as const) {
+    const result = results.noNat[mode]
+    if (result === undefined) continue
+    const floor = result.rows[NO_NAT.floor]
+    const floorMedian = floor === undefined ? Number.NaN : median(floor.ms)
+    lines.push(`### Gateway mode \`${mode}\` (${mode === 'closed' ? 'nothing listens: ICMP port unreachable, TCP RST' : 'everything to the gateway is dropped'})`, '')
+    lines.push(...table(['client', 'verdict', 'time to verdict, ms', mode === 'closed' ? 'above floor' : 'vs. the 2 500 ms timeout', 'runs'],
+      Object.entries(result.rows).map(([name, row]) => {
+        const summary = summarize(row.ms)
+        const isFloor = row === floor
+        const beside = mode === 'closed' ? (isFloor ? '' : signed(summary.median - floorMedian)) : signed(summary.median - DISCOVERY_TIMEOUT)
+        return [isFloor ? `*${name}*` : name, row.outcome, spread(summary), beside, String(summary.runs)]
+      })))
+    lines.push('', `Each probe of \`probeGateway()\` with default options (${result.probes.length} runs; median ms and how it ended):`, '')
+    const protocols = [...new Set(result.probes.flat().map((probe) => probe.protocol))]
+    lines.push(...table(['probe', 'ended after, ms', 'how'], protocols.map((protocol) => {
+      const runs = result.probes.flat().filter((probe) => probe.protocol === protocol)
+      const errors = [...new Set(runs.map((probe) => probe.error ?? 'answered'))]
+      return [protocol, ms(median(runs.map((probe) => probe.ms))), errors.join('; ').replaceAll('|', '\\|')]
+    })))
+    lines.push('')
+  }
+  return lines
+}
+
+function processSection (results: BenchResults): string[] {
+  const times = results.process?.times
+  if (times === undefined) return ['Not measured in this run.', '']
+  const floor = median(times[PROCESS.nodeFloor])
+  const rows = [PROCESS.nodeFloor, PROCESS.cliVersion, PROCESS.cliPcp, PROCESS.cliNatPmp, PROCESS.cliDefaults, PROCESS.natpmpc]
+  return [
+    ...table(['command (run in nm-lan, gateway mode all)', 'start to exit, ms', 'above `node -e 0`'], rows.map((name) => {
+      const summary = times[name] === undefined ? undefined : summarize(times[name])
+      return [name === PROCESS.nodeFloor ? `*${name}* (the runtime's floor)` : `\`${name}\``, spread(summary), name === PROCESS.nodeFloor || summary === undefined ? '' : signed(summary.median - floor)]
+    })),
+    ''
+  ]
+}
+
+function memorySection (results: BenchResults): string[] {
+  const times = results.process?.times ?? {}
+  const lines: string[] = []
+  const importRows: Array<[string, string, string]> = [
+    [PROCESS.importIndex, '', ''],
+    [PROCESS.importProcess, PROCESS.emptyModuleProcess, '']
+  ]
+  lines.push(...table(['measurement', 'median (min–max), ms', 'floor', 'above floor'], importRows.flatMap(([name, floorName]) => {
+    if (times[name] === undefined) return []
+    const summary = summarize(times[name])
+    const floor = floorName === '' ? undefined : summarize(times[floorName] ?? [])
+    return [[name, spread(summary), floor === undefined ? '(in-process: the import alone)' : `${floorName}: ${spread(floor)}`, floor === undefined ? '' : signed(summary.median - floor.median)]]
+  })))
+  lines.push('')
+  const memoryRows: string[][] = []
+  const field = (samples: MemorySample[] | undefined, key: keyof MemorySample): number => median(samples?.map((sample) => sample[key]))
+  const delta = (value: number): string => `${value >= 0 ? '+' : '−'}${mb(Math.abs(value))}`
+  const bare = results.process?.memory[PROCESS.rssBareSockets]
+  for (const result of [results.process, results.upnpRss]) {
+    if (result === undefined) continue
+    const base = result.memory[PROCESS.nodeFloor]
+    for (const [name, samples] of Object.entries(result.memory)) {
+      const isBase = name === PROCESS.nodeFloor
+      const holds = name === PROCESS.rssOneMapping || name === PROCESS.rssOneUpnpMapping
+      memoryRows.push([
+        isBase ? `*${name}* (baseline)` : name === PROCESS.rssBareSockets ? `*${name}*` : name,
+        mb(field(samples, 'maxRSS')),
+        isBase ? '' : delta(field(samples, 'maxRSS') - field(base, 'maxRSS')),
+        holds && bare !== undefined ? delta(field(samples, 'maxRSS') - field(bare, 'maxRSS')) : '',
+        ...(['rss', 'heapTotal', 'heapUsed', 'external'] as const).map((key) => isBase ? mb(field(samples, key)) : delta(field(samples, key) - field(base, key)))
+      ])
+    }
+  }
+  if (memoryRows.length > 0) {
+    lines.push(...table(['process', 'peak RSS (maxrss)', 'above `node -e 0`', 'above the bare-socket floor', 'RSS then', 'heapTotal', 'heapUsed', 'external'], memoryRows))
+    lines.push('', 'The last four columns are `process.memoryUsage()` at the moment of measuring (the mapping held), as differences from the baseline\'s.', '')
+  }
+  const imports = results.imports
+  if (imports !== undefined) {
+    const packages = imports.packages.length === 0 ? 'no package' : imports.packages.map((name) => `\`${name}\``).join(', ')
+    lines.push(`\`import 'natmapper'\` loads ${imports.files} ES module files of natmapper's own, ${packages} and ${imports.builtins.length} Node.js builtins (${imports.builtins.map((name) => name.replace('node:', '')).join(', ')}) statically; anything else on first use.`, '')
+  }
+  const profile = results.process?.importProfile
+  if (profile !== undefined) {
+    lines.push(`Where the import's time goes: CPU profile of \`await import('dist/index.js')\` alone, in a fresh process (mean of ${profile.profiles} profiles: ${ms(profile.sampledMs)} ms on the CPU and ${ms(profile.idleMs)} ms idle, waiting for file reads, each):`, '')
+    lines.push(...profileTables(profile))
+  }
+  return lines
+}
+
+function profileTables (profile: ProfileSummary): string[] {
+  const rows = (entries: Entry[]): string[][] => entries.map((entry) => [`\`${entry.name.replaceAll('|', '\\|')}\``, ms(entry.ms)])
+  return [
+    ...table(['self time, by function', 'ms'], rows(profile.self.slice(0, 8))),
+    '',
+    ...table(['self time, by script', 'ms'], rows(profile.files.slice(0, 8))),
+    '',
+    ...(profile.inclusive.length === 0 ? [] : [...table(['natmapper\'s own code, inclusive', 'ms'], rows(profile.inclusive.slice(0, 8))), '']),
+  ]
+}
+
+/** CPU ms per granted renewal over the measured periods. */
+function cpuPerRenewal (renewals: RenewalsMeasured): number {
+  const cpu = renewals.periods.reduce((sum, period) => sum + period.cpuMs, 0)
+  const renewed = renewals.periods.reduce((sum, period) => sum + period.renewed, 0)
+  return renewed === 0 ? Number.NaN : cpu / renewed
+}
+
+/** % of one core that `count` mappings cost at `mappingDuration`, from the measured CPU per renewal. */
+function impliedPercent (renewals: RenewalsMeasured, mappingDuration: number): number {
+  return 100 * renewals.count * cpuPerRenewal(renewals) / (mappingDuration / 3)
+}
+
+function renewalsSection (renewals: RenewalsMeasured | undefined): string[] {
+  if (renewals === undefined) return ['Not measured in this run.', '']
+  const heapPerMapping = (renewals.heapAfter - renewals.heapBefore) / renewals.count
+  const perRenewal = cpuPerRenewal(renewals)
+  return [
+    `${renewals.count} PCP mappings on one NAT (gateway mode pmp, gateway given), \`mappingDuration\` ${renewals.mappingDuration / 1000} s: each renewed every ${renewals.mappingDuration / 3000} s. ` +
+    `Creating them took ${ms(renewals.setupMs / 1000)} s (${renewals.establishedAfterSetup} established).`,
+    '',
+    ...table(['renewal period', 'CPU, % of one core', 'CPU time, ms (user + system)', 'wall, s', 'renewals granted', 'failed', 'lost', 'established at its end'],
+      renewals.periods.map((period, i) => [String(i + 1), period.cpuPercent.toFixed(2), `${ms(period.cpuMs)} (${ms(period.userMs)} + ${ms(period.systemMs)})`, ms(period.wallMs / 1000), String(period.renewed), String(period.failed), String(period.lost), String(period.established)])),
+    '',
+    ...table(['measurement', 'value'], [
+      ['CPU per renewal (all periods: CPU time / renewals granted)', `${perRenewal.toFixed(3)} ms`],
+      ['*floor*: CPU per PCP MAP exchange, bare connected socket, each from its own timer (50 a second)', `${renewals.floor.cpuMsPerExchange.toFixed(3)} ms (${renewals.floor.exchanges} exchanges)`],
+      ['the same agent process idle, before any NAT exists', `${renewals.idlePercent.toFixed(2)} % of one core`],
+      [`the same CPU per renewal for ${renewals.count} mappings at \`mappingDuration\` 60 s (the default) / 30 s`, `${impliedPercent(renewals, 60_000).toFixed(2)} % / ${impliedPercent(renewals, 30_000).toFixed(2)} % of one core (arithmetic, not measured)`],
+      ['peak requests in flight (`nat.peakRequestsInFlight`)', `${renewals.peakRequestsInFlight} (limit \`maxConcurrentRequests\` ${renewals.maxConcurrentRequests})`],
+      ['heap per mapping (heapUsed after GC, before vs. after creating them)', `${(heapPerMapping / 1000).toFixed(2)} kB`],
+      ['RSS of the process holding them', mb(renewals.rssAfter)],
+      ['established after three periods', `${renewals.established} of ${renewals.count} (${renewals.distinctPorts} distinct external ports)`],
+      ['events over the whole run: renewed / changed / failed / lost', `${renewals.renewed} / ${renewals.changed} / ${renewals.failed} / ${renewals.lost}`],
+      ['DNAT rules for them in the gateway while held (`lab/gateway.sh mappings`)', String(renewals.rulesHeld)],
+      ['`nat.close()`: time, rules left at the gateway after it', `${ms(renewals.closeMs)} ms, ${renewals.rulesLeft} left`]
+    ]),
+    '',
+    `Where the CPU goes: ${ms(renewals.profile.windowMs / 1000)} s of a fourth renewal period under the CPU profiler, not counted above (${renewals.profile.cpuPercent.toFixed(2)} % of one core with the profiler on, ` +
+    `${renewals.profile.renewed} renewals; ${ms(renewals.profile.sampledMs)} ms on the main thread, ${ms(renewals.profile.idleMs)} ms idle):`,
+    '',
+    ...profileTables(renewals.profile)
+  ]
+}
+
+function targets (results: BenchResults): Target[] {
+  const list: Target[] = []
+  const nearFloor = (label: string, group: string, client: string, limit: number): void => {
+    const clients = results.discovery[group]
+    const ours = clients?.[client]
+    const floor = clients === undefined ? undefined : floorOf(clients)
+    if (ours === undefined || floor === undefined) { list.push({ what: label, measured: 'not measured', met: undefined }); return }
+    const above = median(ours.map) - median(floor.map)
+    list.push({ what: label, measured: `${ms(median(ours.map))} ms vs. floor ${ms(median(floor.map))} ms: ${signed(above)} ms`, met: above <= limit })
+  }
+  nearFloor('PCP discover + map within 1 ms of the floor', GROUP.pcp, CLIENT.natmapperPcp, 1)
+  nearFloor('NAT-PMP discover + map within 1 ms of the floor', GROUP.natPmp, CLIENT.natmapperNatPmp, 1)
+  nearFloor('UPnP-only discover + map within 5 ms of the floor', GROUP.upnp, CLIENT.natmapperUpnp, 5)
+
+  const closed = results.noNat.closed?.rows
+  for (const [label, row] of [['default options', NO_NAT.defaults], ['protocols [pcp, nat-pmp]', NO_NAT.binary]] as const) {
+    const value = median(closed?.[row]?.ms)
+    list.push({ what: `"no NAT" verdict ≤ 50 ms when the gateway refuses (mode closed, ${label})`, measured: Number.isFinite(value) ? `${ms(value)} ms` : 'not measured', met: Number.isFinite(value) ? value <= 50 : undefined })
+  }
+  const silent = median(results.noNat.silent?.rows[NO_NAT.defaults]?.ms)
+  list.push({ what: '"no NAT" verdict at the documented 2 500 ms timeout when the gateway is silent (within 50 ms)', measured: Number.isFinite(silent) ? `${ms(silent)} ms` : 'not measured', met: Number.isFinite(silent) ? silent <= DISCOVERY_TIMEOUT + 50 : undefined })
+
+  const importMs = median(results.process?.times[PROCESS.importIndex])
+  list.push({ what: 'import ≤ 15 ms', measured: Number.isFinite(importMs) ? `${ms(importMs)} ms` : 'not measured', met: Number.isFinite(importMs) ? importMs <= 15 : undefined })
+
+  for (const [result, name] of [[results.process, PROCESS.rssOneMapping], [results.upnpRss, PROCESS.rssOneUpnpMapping]] as const) {
+    if (result === undefined) continue
+    const above = median(result.memory[name]?.map((sample) => sample.maxRSS)) - median(result.memory[PROCESS.nodeFloor]?.map((sample) => sample.maxRSS))
+    list.push({ what: `peak RSS, ${name}, ≤ node -e 0 + 5 MB`, measured: `+${mb(above)}`, met: above <= 5_000_000 })
+  }
+
+  const renewals = results.renewals
+  if (renewals === undefined) {
+    list.push({ what: '1 000 mappings renewed with under 2 % of one core', measured: 'not measured', met: undefined })
+  } else {
+    const worst = Math.max(...renewals.periods.map((period) => period.cpuPercent))
+    list.push({ what: `${renewals.count} mappings renewed with under 2 % of one core (worst of three periods, \`mappingDuration\` ${renewals.mappingDuration / 1000} s)`, measured: `${worst.toFixed(2)} %`, met: worst < 2 })
+    const atDefault = impliedPercent(renewals, 60_000)
+    list.push({ what: `the same at the default \`mappingDuration\` (60 s: renewals every 20 s), from the CPU per renewal`, measured: `${atDefault.toFixed(2)} % (${cpuPerRenewal(renewals).toFixed(3)} ms per renewal)`, met: atDefault < 2 })
+    list.push({ what: `none of the ${renewals.count} lost; the gateway holds every rule`, measured: `${renewals.established} established, ${renewals.lost} lost, ${renewals.rulesHeld} rules`, met: renewals.established === renewals.count && renewals.lost === 0 && renewals.rulesHeld === renewals.count })
+  }
+  return list
+}
+
+function notes (results: BenchResults): string[] {
+  const closed = results.noNat.closed
+  const lines = [
+    '- **Where and how.** Every client runs inside the lab\'s LAN namespace (`nm-lan`, started with `ip netns exec`), against miniupnpd in `nm-gw`, never in the machine\'s own network. ' +
+    `The lab is rebuilt (\`lab/up.sh --mode M\`) for each gateway mode and held under the lab lock. In-process rows come from one agent process per mode (\`scripts/bench/agent.ts\`, loading natmapper from \`dist/\`, built by \`npm run build\` at the start of the bench) after ${results.warmUp} warm-up rounds; ` +
+    `each run times every client of its table in turn, so a table's rows share the same minutes. Times are \`performance.now()\` from the call to the resolved promise; medians, with min–max in brackets, of ${results.runs} runs.`,
+    '- **Discover** is `discoverNAT()` resolving; **discover + map** is a second, fresh `discoverNAT()` followed by `newMapping(\'tcp\', 31000)` resolving with the mapping established (each NAT is closed, untimed, before the next run). ' +
+    '"Default route" rows read the route table to find the gateway; "gateway given" rows pass `gateway`, like the floor and the reference clients.',
+    '- **The floor** (`scripts/bench/floor.ts`) makes the same exchanges over bare sockets with hand-built packets and no checks: PCP ANNOUNCE then MAP; NAT-PMP address request then map; for UPnP one M-SEARCH (unicast to the gateway and multicast, as natmapper sends), the description GET, then AddPortMapping on fresh TCP connections. ' +
+    'For "all protocols" the floor is the PCP one, the exchanges of the protocol that wins.',
+    '- **@achingbrain/nat-port-mapper** runs in the same agent: `pmpNat(gateway)` has no discovery, so its "discover" is `externalIp()` and its `map()` asks for the external address once more (three exchanges to natmapper\'s two); ' +
+    '`upnpNat().findGateways()` searches for IGDv2 only, "discover" is the first gateway it yields, and its `map()` is AddAnyPortMapping followed by GetExternalIPAddress. It has no PCP and no way to try several protocols, hence no such rows. Each run uses a fresh client.',
+    '- **natpmpc and upnpc** are timed as whole processes (spawn to exit) from the same agent. `natpmpc -g GW` is its discover, `natpmpc -g GW -a P P tcp 60` its discover + map; `upnpc -a` discovers (it waits out its 2 s SSDP window) and maps in one process. ' +
+    `upnpc is run in mode upnp only (${results.runs} runs × ~2 s).`,
+    `- **"No NAT" verdict**: time until \`discoverNAT()\` rejects with \`NoNATFoundError\`, default route. Rows whose first run takes over 1 s (a timeout) are sampled ${results.slowRuns} times, the others ${results.runs} times. ` +
+    'The per-probe table comes from `probeGateway()`, which runs each probe to its end and reports when and how it ended.'
+  ]
+  if (closed !== undefined) {
+    const probes = closed.probes.flat()
+    const upnp = probes.filter((probe) => probe.protocol === 'upnp')
+    const binary = probes.filter((probe) => probe.protocol !== 'upnp')
+    const defaults = median(closed.rows[NO_NAT.defaults]?.ms)
+    if (Number.isFinite(defaults) && defaults > 50 && upnp.length > 0) {
+      lines.push(`- **Why the default verdict waits in mode closed** (from the probe table above, not a guess): the PCP and NAT-PMP probes end after ${ms(median(binary.map((probe) => probe.ms)))} ms with \`${binary[0]?.error?.split(':')[0] ?? '?'}\` ` +
+        `(their connected socket receives the ICMP port unreachable), but the UPnP probe ends only after ${ms(median(upnp.map((probe) => probe.ms)))} ms (\`${upnp[0]?.error?.split(':')[0] ?? '?'}\`). ` +
+        'A datagram that gets no answer and no refusal leaves nothing to conclude before the timeout; a multicast M-SEARCH can never be refused. ' +
+        `With \`protocols: ['pcp', 'nat-pmp']\` the verdict takes ${ms(median(closed.rows[NO_NAT.binary]?.ms))} ms.`)
+    }
+  }
+  lines.push(
+    '- **Whole process** rows spawn the command from the agent in `nm-lan` (so `ip netns exec` is not counted) and time spawn to exit. `node -e 0` is the runtime\'s own floor; `--once` maps and exits without deleting the mapping (30 s lease, a new port each run). ' +
+    'What the CLI adds above `node -e 0` is its start-up (the `natmapper --version` row: its modules loaded, no network) plus the discover + map exchanges of the tables above.',
+    `- **Import time**: a fresh \`node --input-type=module\` process measures \`performance.now()\` around \`await import('dist/index.js')\`; ${results.importRuns} runs. The whole-process row compares the same import against an empty module.`,
+    `- **Peak RSS**: a fresh process imports \`dist/index.js\`, runs \`discoverNAT()\` and \`newMapping()\` with default options, and reports \`process.resourceUsage().maxRSS\` (getrusage, as \`/usr/bin/time -v\` does) while the mapping is held; the baseline is \`node -e\` reporting the same; ${results.rssRuns} runs each, medians.`,
+    '- **1 000 mappings**: one agent started with `--expose-gc`; the mappings are created at once (`Promise.all` of `newMapping`, the NAT\'s request limiter bounds what is in flight). Heap per mapping is the `heapUsed` difference after two forced GCs, divided by the count. ' +
+    'CPU per period is the `process.cpuUsage()` (user + system) delta across one renewal period, divided by its wall time. The gateway\'s rules are counted with `lab/gateway.sh mappings` while the mappings are held and again after `nat.close()`.'
+  )
+  return lines
+}
+
+export function renderReport (results: BenchResults): string {
+  const { machine } = results
+  const list = targets(results)
+  return [
+    '# natmapper benchmarks',
+    '',
+    `Generated by \`npm run bench\` (\`scripts/bench.ts\`) on ${results.date}, in ${(results.durationMs / 1000).toFixed(0)} s. Do not edit by hand: run the bench again.`,
+    '',
+    `- **Machine:** ${machine.cpu}, ${machine.cores} cores, ${machine.memory} RAM; ${machine.os}, Linux ${machine.kernel}; Node.js ${machine.node}.`,
+    `- **Gateway:** ${machine.gateway} in the namespace lab (\`lab/README.md\`), over veth pairs on this machine.`,
+    `- **References:** ${machine.references.join('; ')}.`,
+    `- **Runs:** ${results.runs} per row (median, with min–max), after ${results.warmUp} warm-up rounds; all times in ms.`,
+    '',
+    '## Targets',
+    '',
+    ...table(['target', 'measured (medians)', ''], list.map((target) => [target.what, target.measured, yes(target.met)])),
+    '',
+    '## Discover, and discover + first mapping (in-process)',
+    '',
+    ...discoverySection(results),
+    '## The "no NAT" verdict',
+    '',
+    ...noNatSection(results),
+    '## Whole process: the CLI from start to mapping',
+    '',
+    ...processSection(results),
+    '## Import time and memory',
+    '',
+    ...memorySection(results),
+    '## 1 000 mappings held for three renewal periods',
+    '',
+    ...renewalsSection(results.renewals),
+    '## How each number is measured',
+    '',
+    ...notes(results),
+    ''
+  ].join('\n')
+}
+
