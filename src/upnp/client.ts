@@ -188,11 +188,16 @@ async function probeUpnp (context: ProbeContext, options: ResolvedUpnpProbeOptio
       }, timeout)
     }
 
-    // Load the XML parser while SSDP answers are on their way (miniupnpd waits ~50 ms to answer).
-    setImmediate(() => {
+    // Load the XML parser and node:net while SSDP answers are on their way (miniupnpd waits
+    // ~50 ms to answer), but not at once: loading blocks the event loop for ~10 ms, and when a PCP
+    // or NAT-PMP gateway answers within a few ms, discovery ends this probe before the preload
+    // starts, so the winning protocol's first mapping is not held up by work it never needs.
+    const preload = setTimeout(() => {
       loadXmlParser()
       loadTcp().catch(() => {})
-    }).unref()
+    }, UPNP_PRELOAD_DELAY)
+    preload.unref()
+    probing.signal.addEventListener('abort', () => { clearTimeout(preload) }, { once: true })
     startSsdpSearch({
       gateway: context.gateway,
       localAddress: context.localAddress,
@@ -274,6 +279,8 @@ const SERVICE_PREFERENCE: Readonly<Record<WanServiceKind, number>> = {
   'WANPPPConnection:1': 2
 }
 
+/** How long the probe waits before loading what a UPnP gateway needs (see createUpnpProbe). */
+const UPNP_PRELOAD_DELAY = 20
 /** listMappings() stops here: a table this long is a router bug or a loop. */
 const MAX_LISTED_MAPPINGS = 1_024
 const USER_AGENT = `Node.js/${process.versions.node} UPnP/1.1 natmapper/1`
