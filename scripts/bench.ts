@@ -180,7 +180,7 @@ async function measure (): Promise<BenchResults> {
   }
   const discovery = (mode: 'all' | 'pmp' | 'upnp'): void => {
     log(`discovery, mode ${mode}: ${RUNS} runs${mode === 'upnp' ? ' (upnpc takes ~2 s a run)' : ''}`)
-    const output = runAgent<DiscoveryOutput>({ task: 'discovery', mode, gateway, clientAddress, root: ROOT, runs: RUNS, warmUp: WARM_UP, upnpc: mode === 'upnp' })
+    const output = runAgent<DiscoveryOutput>({ task: 'discovery', mode, gateway, clientAddress, root: ROOT, runs: RUNS, warmUp: WARM_UP })
     Object.assign(results.discovery, output.tables)
     Object.assign(results.phases, output.phases)
     Object.assign(results.discoveryProfiles, output.profiles)

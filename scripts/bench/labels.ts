@@ -39,6 +39,7 @@ export const PROCESS = {
   cliDefaults: 'natmapper map tcp P --once (default route, all protocols)',
   natpmpc: 'natpmpc -g GW -a P P tcp 60',
   cliVersion: 'natmapper --version (start-up alone, no network)',
+  nonceFloor: 'node -e "crypto.getRandomValues(new Uint8Array(12))" (the runtime\'s floor for a PCP nonce)',
   importIndex: 'import natmapper (in-process)',
   importProcess: 'node --input-type=module -e "await import(natmapper)"',
   emptyModuleProcess: 'node --input-type=module -e ""',

@@ -93,7 +93,8 @@ function discoverySection (results: BenchResults): string[] {
   if (phases.length > 0) {
     lines.push('### Where natmapper\'s discover + map time goes', '',
       `Separate runs (${results.runs} each) with the \`natmapper:wire\` diagnostics channel timestamping every message; medians in ms. ` +
-      '"Waiting" is the time some request on the wire had its reply still to come (the union of [request, first reply after it]: the gateway, the kernel and the event loop\'s wake-up); the other columns are natmapper\'s own time, ' +
+      'Only the messages of the protocol that won count as requests and replies; the other probes\' are part of natmapper\'s own time. ' +
+      '"Waiting" is the time one of its requests had its reply still to come (the union of [request, first reply after it]: the gateway, the kernel and the event loop\'s wake-up); the other columns are natmapper\'s own time, ' +
       'except that for UPnP each TCP connection\'s set-up falls in "between" (a request is published once the connection is up).', '')
     lines.push(...table(['client', 'total', 'before the first request', 'waiting for the gateway', 'between a reply and the next request', 'after the last reply'],
       phases.map(([name, samples]) => [name, ms(median(samples.total)), ms(median(samples.before)), ms(median(samples.waiting)), ms(median(samples.between)), ms(median(samples.after))])))
@@ -121,6 +122,9 @@ function noNatSection (results: BenchResults): string[] {
         const beside = mode === 'closed' ? (isFloor ? '' : signed(summary.median - floorMedian)) : signed(summary.median - DISCOVERY_TIMEOUT)
         return [isFloor ? `*${name}*` : name, row.outcome, spread(summary), beside, String(summary.runs)]
       })))
+    for (const slow of mode === 'closed' ? result.slow : []) {
+      lines.push('', `One run of \`discoverNAT(${slow.options === '{}' ? '' : slow.options})\` took ${ms(slow.ms)} ms; the reasons it carried: ${Object.entries(slow.reasons).map(([protocol, reason]) => `${protocol}: \`${reason}\``).join('; ')}.`)
+    }
     lines.push('', `Each probe of \`probeGateway()\` with default options (${result.probes.length} runs; median ms and how it ended):`, '')
     const protocols = [...new Set(result.probes.flat().map((probe) => probe.protocol))]
     lines.push(...table(['probe', 'ended after, ms', 'how'], protocols.map((protocol) => {
@@ -137,11 +141,12 @@ function processSection (results: BenchResults): string[] {
   const times = results.process?.times
   if (times === undefined) return ['Not measured in this run.', '']
   const floor = median(times[PROCESS.nodeFloor])
-  const rows = [PROCESS.nodeFloor, PROCESS.cliVersion, PROCESS.cliPcp, PROCESS.cliNatPmp, PROCESS.cliDefaults, PROCESS.natpmpc]
+  const rows = [PROCESS.nodeFloor, PROCESS.nonceFloor, PROCESS.cliVersion, PROCESS.cliPcp, PROCESS.cliNatPmp, PROCESS.cliDefaults, PROCESS.natpmpc]
   return [
     ...table(['command (run in nm-lan, gateway mode all)', 'start to exit, ms', 'above `node -e 0`'], rows.map((name) => {
       const summary = times[name] === undefined ? undefined : summarize(times[name])
-      return [name === PROCESS.nodeFloor ? `*${name}* (the runtime's floor)` : `\`${name}\``, spread(summary), name === PROCESS.nodeFloor || summary === undefined ? '' : signed(summary.median - floor)]
+      const label = name === PROCESS.nodeFloor ? `*${name}* (the runtime's floor)` : name === PROCESS.nonceFloor ? `*${name}*` : `\`${name}\``
+      return [label, spread(summary), name === PROCESS.nodeFloor || summary === undefined ? '' : signed(summary.median - floor)]
     })),
     ''
   ]
@@ -226,7 +231,10 @@ function renewalsSection (renewals: RenewalsMeasured | undefined): string[] {
   const perRenewal = cpuPerRenewal(renewals)
   return [
     `${renewals.count} PCP mappings on one NAT (gateway mode pmp, gateway given), \`mappingDuration\` ${renewals.mappingDuration / 1000} s: each renewed every ${renewals.mappingDuration / 3000} s. ` +
-    `Creating them took ${ms(renewals.setupMs / 1000)} s (${renewals.establishedAfterSetup} established).`,
+    `Creating them took ${ms(renewals.setupMs / 1000)} s (${renewals.establishedAfterSetup} established). ` +
+    `miniupnpd answers one request at a time, and its time per request grows with the rules it holds: ms per mapping created, by tenth of the ${renewals.count}: ${renewals.creationPace.map((pace) => ms(pace)).join(', ')}. ` +
+    `Renewing all ${renewals.count} therefore takes it about as long as creating them, which is why \`mappingDuration\` is ${renewals.mappingDuration / 1000} s here (renewals every ${renewals.mappingDuration / 3000} s), not 30 s; ` +
+    'the CPU per renewal below gives the cost at any duration.',
     '',
     ...table(['renewal period', 'CPU, % of one core', 'CPU time, ms (user + system)', 'wall, s', 'renewals granted', 'failed', 'lost', 'established at its end'],
       renewals.periods.map((period, i) => [String(i + 1), period.cpuPercent.toFixed(2), `${ms(period.cpuMs)} (${ms(period.userMs)} + ${ms(period.systemMs)})`, ms(period.wallMs / 1000), String(period.renewed), String(period.failed), String(period.lost), String(period.established)])),
