@@ -5,6 +5,9 @@
  * prints it. Every client runs inside the lab's LAN namespace (scripts/bench/agent.ts); this
  * process only drives the lab and never sends a packet itself.
  *
+ * A whole run takes about 10 minutes, 7 of them the 1 000-mapping phase (see MAPPING_DURATION);
+ * BENCH_MAPPINGS=200 BENCH_MAPPING_DURATION=30000 BENCH_RUNS=5 makes a check of about 2 minutes.
+ *
  * Environment: BENCH_RUNS (default 20) runs per row; BENCH_WARMUP (3); BENCH_SLOW_RUNS (5) for
  * "no NAT" rows that end at the 2.5 s timeout; BENCH_MAPPINGS (1000); BENCH_MAPPING_DURATION
  * (360000 ms: see below); BENCH_PHASES (all,pmp,upnp,closed,silent) to run only some gateway modes;

@@ -47,8 +47,8 @@ export type DiscoveryResult = Record<string, Record<string, ClientSamples>>
 const config = JSON.parse(process.argv[2] ?? '{}') as AgentConfig
 const print = (value: unknown): void => { process.stdout.write(JSON.stringify(value) + '\n') }
 const PORT = 31_000
-/** CPU profiles taken (and averaged) to show where time goes. */
-const PROFILE_RUNS = 5
+/** CPU profiles of the import taken (and averaged) to show where its time goes. */
+const IMPORT_PROFILES = 5
 
 // ------------------------------------------------------------------------------------ discovery
 
@@ -380,7 +380,7 @@ async function processTask (task: Extract<AgentConfig, { task: 'process' }>): Pr
       const { profile } = await session.post('Profiler.stop')
       process.stdout.write(JSON.stringify(profile))`
     const profiles: CpuProfile[] = []
-    for (let run = 0; run < PROFILE_RUNS; run++) profiles.push(JSON.parse(nodeOutput(['--input-type=module', '-e', profileImport, index])) as CpuProfile)
+    for (let run = 0; run < IMPORT_PROFILES; run++) profiles.push(JSON.parse(nodeOutput(['--input-type=module', '-e', profileImport, index])) as CpuProfile)
     result.importProfile = summarizeProfiles(profiles, task.root)
   }
 
