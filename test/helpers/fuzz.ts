@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { MalformedMessageError } from '../../src/errors.js'
+import { MalformedMessageError, type WireProtocol } from '../../src/errors.js'
 
 /** Runs per decoder property; the brief for the codecs asks for at least 10 000. */
 export const FUZZ_RUNS = 10_000
@@ -101,4 +101,17 @@ export function atOffset (bytes: Uint8Array, offset = 5): Uint8Array {
   const backing = new Uint8Array(offset + bytes.length + 3).fill(0xee)
   backing.set(bytes, offset)
   return backing.subarray(offset, offset + bytes.length)
+}
+
+/** An assertion that `decode` throws a MalformedMessageError of `protocol` whose message matches `reason`. */
+export function malformedAsserter (protocol: WireProtocol): (decode: () => unknown, reason: RegExp) => void {
+  return (decode, reason) => {
+    assert.throws(decode, (error: unknown) => {
+      assert.ok(error instanceof MalformedMessageError)
+      assert.equal(error.protocol, protocol)
+      assert.equal(error.code, 'ERR_MALFORMED_MESSAGE')
+      assert.match(error.message, reason)
+      return true
+    })
+  }
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import fc from 'fast-check'
-import { InvalidArgumentError, MalformedMessageError } from '../../src/errors.js'
+import { InvalidArgumentError } from '../../src/errors.js'
 import {
   decodeRequest,
   decodeResponse,
@@ -14,18 +14,9 @@ import {
   natPmpResultName
 } from '../../src/natpmp/codec.js'
 import type { NatPmpRequest, NatPmpResponse } from '../../src/natpmp/codec.js'
-import { atOffset, decodesOrRejects, FUZZ_RUNS, hex, mutated, randomMessages } from '../helpers/fuzz.js'
+import { atOffset, decodesOrRejects, FUZZ_RUNS, hex, malformedAsserter, mutated, randomMessages } from '../helpers/fuzz.js'
 
-/** Asserts a MalformedMessageError for NAT-PMP whose message contains `reason`. */
-function assertMalformed (decode: () => unknown, reason: RegExp): void {
-  assert.throws(decode, (error: unknown) => {
-    assert.ok(error instanceof MalformedMessageError)
-    assert.equal(error.protocol, 'nat-pmp')
-    assert.equal(error.code, 'ERR_MALFORMED_MESSAGE')
-    assert.match(error.message, reason)
-    return true
-  })
-}
+const assertMalformed = malformedAsserter('nat-pmp')
 
 // RFC 6886 §3.2 and §3.3 packet figures, one field per line.
 const EXTERNAL_ADDRESS_REQUEST = hex(`

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import fc from 'fast-check'
-import { InvalidArgumentError, MalformedMessageError } from '../../src/errors.js'
+import { InvalidArgumentError } from '../../src/errors.js'
 import { decodeIPv6Field } from '../../src/net/ip-address.js'
 import {
   decodeRequest,
@@ -15,18 +15,9 @@ import {
   pcpResultName
 } from '../../src/pcp/codec.js'
 import type { PcpAnnounceResponse, PcpMapRequest, PcpMapResponse, PcpOption } from '../../src/pcp/codec.js'
-import { atOffset, decodesOrRejects, FUZZ_RUNS, hex, mutated, randomMessages } from '../helpers/fuzz.js'
+import { atOffset, decodesOrRejects, FUZZ_RUNS, hex, malformedAsserter, mutated, randomMessages } from '../helpers/fuzz.js'
 
-/** Asserts a MalformedMessageError for PCP whose message matches `reason`. */
-function assertMalformed (decode: () => unknown, reason: RegExp): void {
-  assert.throws(decode, (error: unknown) => {
-    assert.ok(error instanceof MalformedMessageError)
-    assert.equal(error.protocol, 'pcp')
-    assert.equal(error.code, 'ERR_MALFORMED_MESSAGE')
-    assert.match(error.message, reason)
-    return true
-  })
-}
+const assertMalformed = malformedAsserter('pcp')
 
 const NONCE = hex('01 02 03 04 05 06 07 08 09 0a 0b 0c')
 
