@@ -9,6 +9,22 @@
 LAB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=lab.env
 source "$LAB_DIR/lab.env"
+lab_apply_instance() {
+  # NATMAPPER_LAB_INSTANCE=x builds a second, independent lab beside the first (parallel work on
+  # one machine): namespace names and runtime paths get a suffix; addresses stay the same, since
+  # they live inside the namespaces. test/helpers/lab-env.ts applies the same rule.
+  local inst=${NATMAPPER_LAB_INSTANCE:-}
+  [[ -n $inst ]] || return 0
+  if [[ ! $inst =~ ^[a-z0-9]{1,4}$ ]]; then
+    echo "lab: NATMAPPER_LAB_INSTANCE must be 1-4 lowercase letters or digits, not '$inst'" >&2
+    exit 2
+  fi
+  local var
+  for var in LAB_NS_LAN LAB_NS_LAN2 LAB_NS_GW LAB_NS_WAN LAB_NS_GW2; do printf -v "$var" '%s-%s' "${!var}" "$inst"; done
+  LAB_RUN_DIR="$LAB_RUN_DIR-$inst"
+  LAB_LOCK_FILE="${LAB_LOCK_FILE%.lock}-$inst.lock"
+}
+lab_apply_instance
 
 LAB_NAMESPACES=("$LAB_NS_LAN" "$LAB_NS_LAN2" "$LAB_NS_GW" "$LAB_NS_WAN")
 LAB_CONF="$LAB_RUN_DIR/miniupnpd.conf"

@@ -7,7 +7,7 @@
 #   LAB_SELFTEST_SLOW=1            also wait for a 2 s PCP lifetime to expire
 set -euo pipefail
 LAB="$(cd "$(dirname "$0")" && pwd)"
-source "$LAB/lab.env"
+source "$LAB/lib.sh"
 T="$LAB/tools"
 modes=("$@")
 ((${#modes[@]})) || modes=(all pmp upnp upnp-igd1 silent closed)

@@ -8,20 +8,16 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { after, before, describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
+import { labInstance, readLabEnv } from './lab-env.js'
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const LAB = `${ROOT}lab/`
-const LOCK = '/run/natmapper-lab-tests.lock'
+const LOCK = `/run/natmapper-lab-tests${labInstance() === '' ? '' : `-${labInstance()}`}.lock`
 
 export type LabMode = 'all' | 'pmp' | 'upnp' | 'upnp-igd1' | 'silent' | 'closed'
 
-/** KEY=VALUE pairs from lab/lab.env: namespace names and addresses. */
-export const labEnv: Record<string, string> = Object.fromEntries(
-  readFileSync(`${LAB}lab.env`, 'utf8').split('\n')
-    .map((line) => /^\s*([A-Z0-9_]+)=["']?([^"'#\s]*)["']?/.exec(line))
-    .filter((match): match is RegExpExecArray => match !== null)
-    .map((match) => [match[1] ?? '', match[2] ?? ''])
-)
+/** KEY=VALUE pairs from lab/lab.env (for this lab instance): namespace names and addresses. */
+export const labEnv: Record<string, string> = readLabEnv()
 
 function env (key: string): string {
   const value = labEnv[key]

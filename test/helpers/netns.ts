@@ -1,13 +1,9 @@
-import { readFileSync, statSync } from 'node:fs'
+import { statSync } from 'node:fs'
+import { readLabEnv } from './lab-env.js'
 
-/** The lab's namespace names, from lab/lab.env (LAB_NS_*). */
+/** The lab's namespace names, from lab/lab.env (LAB_NS_*, for this lab instance). */
 function labNamespaceNames (): string[] {
-  try {
-    const env = readFileSync(new URL('../../lab/lab.env', import.meta.url), 'utf8')
-    return [...env.matchAll(/^LAB_NS_[A-Z0-9]+=(\S+)/gm)].map((match) => match[1] ?? '')
-  } catch {
-    return []
-  }
+  return Object.entries(readLabEnv()).filter(([key]) => key.startsWith('LAB_NS_')).map(([, name]) => name)
 }
 
 /**
