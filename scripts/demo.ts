@@ -141,8 +141,6 @@ function gatewayMappings (): string {
 async function demo (): Promise<void> {
   say(bold('natmapper demo: make a web service on a LAN host reachable from the internet, then close it again'))
 
-  const unavailable = labUnavailableReason()
-  if (unavailable !== undefined) throw new Error(`cannot build the lab: ${unavailable}`)
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" (npm run demo does)`)
 
   step('Build the lab', 'Three network namespaces: a LAN host, a NAT gateway running miniupnpd (UPnP IGD, NAT-PMP, PCP), and a WAN host playing the internet.')
@@ -228,6 +226,19 @@ async function demo (): Promise<void> {
   result('no lab namespace and no demo process left')
   say()
   say(bold('Demo complete: natmapper mapped a LAN service, the WAN host reached it, and Ctrl-C closed it again.'))
+}
+
+// Before anything else: without root or the lab tools, one line that says what to run instead.
+const unavailable = labUnavailableReason()
+if (unavailable !== undefined) {
+  console.error(`natmapper demo: cannot build the lab: ${unavailable}; run on Debian as root: bash lab/install.sh && npm ci && npm run demo`)
+  process.exit(2)
+}
+// Built here rather than in the npm script, so that the check above comes first.
+const build = spawnSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, encoding: 'utf8' })
+if (build.status !== 0) {
+  console.error(`natmapper demo: npm run build failed:\n${build.stdout}${build.stderr}`)
+  process.exit(1)
 }
 
 try {

@@ -43,9 +43,9 @@ export const lab = {
 /** Why the lab cannot run here, or undefined when it can. */
 export function labUnavailableReason (): string | undefined {
   if (process.platform !== 'linux') return 'the lab needs Linux network namespaces'
-  if (process.getuid?.() !== 0) return 'the lab needs root to create network namespaces (run as root, or see .ci/run)'
+  if (process.getuid?.() !== 0) return 'the lab needs root to create network namespaces'
   for (const tool of ['ip', 'nft', 'miniupnpd']) {
-    if (spawnSync('sh', ['-c', `command -v ${tool} || test -x /usr/sbin/${tool}`]).status !== 0) return `${tool} is not installed (apt-get install iproute2 nftables miniupnpd-nftables)`
+    if (spawnSync('sh', ['-c', `command -v ${tool} || test -x /usr/sbin/${tool}`]).status !== 0) return `${tool} is not installed (bash lab/install.sh installs the lab tools)`
   }
   return undefined
 }
@@ -55,16 +55,7 @@ export function labUnavailableReason (): string | undefined {
  * as skipped with the reason, unless NATMAPPER_REQUIRE_LAB=1, under which it fails.
  */
 export function labSuite (name: string, mode: LabMode, body: () => void, upArgs: string[] = []): void {
-  const reason = labUnavailableReason()
-  if (reason !== undefined) {
-    if (process.env.NATMAPPER_REQUIRE_LAB === '1') {
-      describe(name, () => { it('needs the lab', () => { throw new Error(`lab required (NATMAPPER_REQUIRE_LAB=1) but unavailable: ${reason}`) }) })
-    } else {
-      describe(name, { skip: reason }, body)
-    }
-    return
-  }
-  describe(name, () => {
+  labToolsSuite(name, () => {
     before(async () => {
       await acquireLabLock()
       runLabScript('up.sh', ['--mode', mode, ...upArgs])
@@ -75,6 +66,22 @@ export function labSuite (name: string, mode: LabMode, body: () => void, upArgs:
     })
     body()
   })
+}
+
+/**
+ * A describe() that needs what the lab needs (Linux, root, the lab tools) but builds no lab. Without
+ * them the suite is reported as skipped with the reason, unless NATMAPPER_REQUIRE_LAB=1, under which
+ * it fails.
+ */
+export function labToolsSuite (name: string, body: () => void): void {
+  const reason = labUnavailableReason()
+  if (reason === undefined) {
+    describe(name, body)
+  } else if (process.env.NATMAPPER_REQUIRE_LAB === '1') {
+    describe(name, () => { it('needs the lab', () => { throw new Error(`lab required (NATMAPPER_REQUIRE_LAB=1) but unavailable: ${reason}`) }) })
+  } else {
+    describe(name, { skip: reason }, body)
+  }
 }
 
 /** Test files run in parallel processes; only one may own the lab at a time. */
