@@ -37,6 +37,11 @@ export const IPV6_SIZE = 16
 
 /** A dotted quad of decimal octets, no leading zeros (the form node's isIPv4 accepts). */
 const IPV4_TEXT = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/
+/**
+ * The longest address text accepted: 45 characters of IPv6 with a dotted quad, plus a zone (an
+ * interface name is at most 15 characters on Linux, 10 digits as an index). node:net has no bound.
+ */
+export const MAX_IP_TEXT_LENGTH = 64
 /** An IPv6 zone index (`%eth0`, `%3`). */
 const ZONE_TEXT = /^%[0-9A-Za-z.:-]+$/
 
@@ -159,7 +164,7 @@ function parseIPv6 (addr: string): Uint8Array {
 }
 
 function tryParseIPv6 (addr: string): Uint8Array | undefined {
-  if (addr.length > 64 || !addr.includes(':')) return undefined
+  if (addr.length > MAX_IP_TEXT_LENGTH || !addr.includes(':')) return undefined
   const zoneStart = addr.indexOf('%')
   if (zoneStart !== -1 && !ZONE_TEXT.test(addr.slice(zoneStart))) return undefined
   let text = zoneStart === -1 ? addr : addr.slice(0, zoneStart)
