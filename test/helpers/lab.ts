@@ -4,7 +4,7 @@
  * an agent started inside a lab namespace with `ip netns exec`.
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process'
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { after, before, describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
@@ -89,11 +89,17 @@ export function labToolsSuite (name: string, body: () => void): void {
 export async function acquireLabLock (): Promise<void> {
   const deadline = Date.now() + 600_000
   while (true) {
+    // The lock directory appears with its pid file already inside (rename is atomic), so a waiter
+    // never sees an empty owner and takes it for a dead one.
+    const staging = `${LOCK}.${process.pid}`
+    rmSync(staging, { recursive: true, force: true })
+    mkdirSync(staging)
+    writeFileSync(`${staging}/pid`, String(process.pid))
     try {
-      mkdirSync(LOCK)
-      writeFileSync(`${LOCK}/pid`, String(process.pid))
+      renameSync(staging, LOCK)
       return
     } catch {
+      rmSync(staging, { recursive: true, force: true })
       const owner = Number(readFileSafe(`${LOCK}/pid`))
       if (!(owner > 0) || !processAlive(owner)) { rmSync(LOCK, { recursive: true, force: true }); continue }
       if (Date.now() > deadline) throw new Error(`lab is held by process ${owner}`)
