@@ -16,6 +16,21 @@ const LOCK = `/run/natmapper-lab-tests${labInstance() === '' ? '' : `-${labInsta
 
 export type LabMode = 'all' | 'pmp' | 'upnp' | 'upnp-igd1' | 'silent' | 'closed'
 
+/**
+ * How the lab's miniupnpd is configured (lab/README.md, "Gateway profiles"). New tests run against
+ * `stock` unless they need another one: `permissive` allows every port and PCP lifetimes down to
+ * 1 s; `stock` is miniupnpd's sample config (ports >= 1024 only, PCP min_lifetime 120);
+ * `stock-igd1` is stock as UPnP IGDv1 with NAT-PMP/PCP off (mode upnp-igd1).
+ */
+export type LabProfile = 'permissive' | 'stock' | 'stock-igd1'
+
+/** Which gateway a lab suite runs against. */
+export interface LabGateway {
+  /** What miniupnpd speaks. Default 'all' (stock-igd1: 'upnp-igd1'). */
+  mode?: LabMode
+  profile: LabProfile
+}
+
 /** KEY=VALUE pairs from lab/lab.env (for this lab instance): namespace names and addresses. */
 export const labEnv: Record<string, string> = readLabEnv()
 
@@ -51,10 +66,11 @@ export function labUnavailableReason (): string | undefined {
 }
 
 /**
- * A describe() whose tests run against a fresh lab in `mode`. Without root the suite is reported
- * as skipped with the reason, unless NATMAPPER_REQUIRE_LAB=1, under which it fails.
+ * A describe() whose tests run against a fresh lab with `gateway`'s mode and profile. Without root
+ * the suite is reported as skipped with the reason, unless NATMAPPER_REQUIRE_LAB=1, under which it
+ * fails.
  */
-export function labSuite (name: string, mode: LabMode, body: () => void, upArgs: string[] = []): void {
+export function labSuite (name: string, gateway: LabGateway, body: () => void, upArgs: string[] = []): void {
   const reason = labUnavailableReason()
   if (reason !== undefined) {
     if (process.env.NATMAPPER_REQUIRE_LAB === '1') {
@@ -67,7 +83,7 @@ export function labSuite (name: string, mode: LabMode, body: () => void, upArgs:
   describe(name, () => {
     before(async () => {
       await acquireLabLock()
-      runLabScript('up.sh', ['--mode', mode, ...upArgs])
+      runLabScript('up.sh', [...(gateway.mode === undefined ? [] : ['--mode', gateway.mode]), '--profile', gateway.profile, ...upArgs])
     })
     after(() => {
       runLabScript('down.sh', [])
