@@ -7,6 +7,7 @@ import { pcpSchedule } from '../net/retransmit.js'
 import { UdpChannel } from '../net/udp-channel.js'
 import { isIPv4, isIPv4Mapped, isIPv6 } from '../net/ip-address.js'
 import { NatPmpClient } from '../natpmp/client.js'
+import { NATPMP_VERSION } from '../natpmp/codec.js'
 import { PCP_SERVER_PORT } from '../constants.js'
 import { wireTracer } from '../core/trace.js'
 import { decodeResponse, encodeAnnounceRequest, encodeMapRequest, pcpResultName, type PcpDecoded } from './codec.js'
@@ -54,7 +55,10 @@ export class PcpClient implements GatewayClient {
     this.localAddress = localAddress
     // IPv6: send from the address discovery chose (stable, global), which the request's client
     // address field names; the server answers ADDRESS_MISMATCH if the two differ (RFC 6887 §8.1).
-    this.#channel = new UdpChannel(gateway, PCP_SERVER_PORT, wireTracer('pcp', `${gateway}:${PCP_SERVER_PORT}`),
+    // The channel also carries NAT-PMP (the address request below): trace each by its version.
+    const tracePcp = wireTracer('pcp', `${gateway}:${PCP_SERVER_PORT}`)
+    const traceNatPmp = wireTracer('nat-pmp', `${gateway}:${PCP_SERVER_PORT}`)
+    this.#channel = new UdpChannel(gateway, PCP_SERVER_PORT, (direction, bytes) => { (bytes[0] === NATPMP_VERSION ? traceNatPmp : tracePcp)(direction, bytes) },
       isIPv6(localAddress) && !isIPv4Mapped(localAddress) ? localAddress : undefined)
     // NAT-PMP (RFC 6886) carries IPv4 only.
     this.#natPmp = isIPv4(gateway) ? new NatPmpClient(gateway, localAddress, this.#channel) : undefined
