@@ -7,7 +7,7 @@ import { pcpSchedule } from '../net/retransmit.js'
 import { UdpChannel } from '../net/udp-channel.js'
 import { isIPv4, isIPv4Mapped, isIPv6 } from '../net/ip-address.js'
 import { NatPmpClient } from '../natpmp/client.js'
-import { NATPMP_VERSION } from '../natpmp/codec.js'
+import { NATPMP_OPCODE, NATPMP_RESPONSE_BIT, NATPMP_VERSION } from '../natpmp/codec.js'
 import { PCP_SERVER_PORT } from '../constants.js'
 import { wireTracer } from '../core/trace.js'
 import { decodeResponse, encodeAnnounceRequest, encodeMapRequest, pcpResultName, type PcpDecoded } from './codec.js'
@@ -34,6 +34,7 @@ const ADDRESS_QUERY_LIFETIME_SECONDS = 30
  * UNSUPP_VERSION at once (RFC 6887 §9); this bounds the cost of one that stays silent.
  */
 const NATPMP_ADDRESS_PROBE_TIMEOUT = 500
+const NATPMP_ADDRESS_RESPONSE_OPCODE = NATPMP_RESPONSE_BIT | NATPMP_OPCODE.EXTERNAL_ADDRESS
 
 /** PCP (RFC 6887) MAP and ANNOUNCE. */
 export class PcpClient implements GatewayClient {
@@ -47,6 +48,8 @@ export class PcpClient implements GatewayClient {
   readonly #natPmp: NatPmpClient | undefined
   /** Whether the gateway answers NAT-PMP address requests; undefined until we asked. */
   #speaksNatPmp: boolean | undefined
+  /** NAT-PMP address requests in flight on our channel (see #request: whose refusal a reply is). */
+  #natPmpInFlight = 0
   /** Our mappings the gateway holds, by nonce (kept across renewals): the address each last reported, and until when. */
   readonly #held = new Map<Uint8Array, { externalAddress: string, until: number }>()
 
@@ -112,6 +115,7 @@ export class PcpClient implements GatewayClient {
   async #externalAddressOverNatPmp (options: RequestOptions): Promise<string | undefined> {
     if (this.#natPmp === undefined || this.#speaksNatPmp === false) return undefined
     const firstTime = this.#speaksNatPmp === undefined
+    this.#natPmpInFlight++
     try {
       const address = await this.#natPmp.externalAddress(firstTime
         ? { ...options, timeout: Math.min(options.timeout ?? NATPMP_ADDRESS_PROBE_TIMEOUT, NATPMP_ADDRESS_PROBE_TIMEOUT) }
@@ -123,6 +127,8 @@ export class PcpClient implements GatewayClient {
       if (!firstTime || options.signal?.aborted === true || error instanceof ClosedError) throw error
       this.#speaksNatPmp = false
       return undefined
+    } finally {
+      this.#natPmpInFlight--
     }
   }
 
@@ -207,6 +213,9 @@ export class PcpClient implements GatewayClient {
       accept: (bytes) => {
         const decoded = decodeResponse(bytes)
         if (decoded.kind === 'version-mismatch') {
+          // A NAT-PMP-format refusal of opcode 0 answers our NAT-PMP address request as well as
+          // an ANNOUNCE: while one is in flight, it is that request's to take.
+          if (decoded.serverVersion === NATPMP_VERSION && bytes[1] === NATPMP_ADDRESS_RESPONSE_OPCODE && this.#natPmpInFlight > 0) return undefined
           throw new UnsupportedError(`${this.gateway} does not speak PCP version 2 (it answered as version ${decoded.serverVersion})`)
         }
         return match(decoded)
