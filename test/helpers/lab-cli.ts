@@ -93,6 +93,7 @@ export async function natmapper (args: string[], options: { namespace?: string, 
 
 /** A TCP echo service on the LAN host, for the WAN host to reach through the mapping. */
 export function echoService (port: number): ChildProcessWithoutNullStreams {
+  // No host: node listens on '::', dual-stack, so IPv4 and IPv6 both reach it.
   const code = `require('net').createServer((s) => { s.on('error', () => {}); s.pipe(s) }).listen(${port}, () => console.log('listening'))`
   return spawn('ip', ['netns', 'exec', lab.lanNamespace, process.execPath, '-e', code], { cwd: ROOT })
 }

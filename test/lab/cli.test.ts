@@ -27,9 +27,16 @@ labSuite('lab: the natmapper CLI', { mode: 'all', profile: 'permissive' }, () =>
     assert.match(human.stdout, /^using +pcp$/m)
     assert.match(human.stdout, new RegExp(`^external address +${WAN.replaceAll('.', '\\.')}, public`, 'm'))
 
+    // The IPv6 gateway too: no translation, pinholes through PCP.
+    assert.match(human.stdout, /^IPv6$/m)
+    assert.match(human.stdout, new RegExp(`^gateway +${lab.gatewayLanAddress6} \\(the default route\\)$`, 'm'))
+    assert.match(human.stdout, new RegExp(`^pinholes +possible: pcp opens inbound connections to ${lab.lanAddress6} `, 'm'))
+
     const json = await natmapper(['discover', '--json'])
     assert.equal(json.code, 0, json.cli.transcript())
-    assert.equal(json.cli.stdout.length, 1, 'one JSON object')
+    assert.deepEqual(json.cli.events.map((e) => e.family), ['IPv4', 'IPv6'], 'one JSON object per family')
+    const ipv6 = json.cli.events[1] ?? {}
+    assert.deepEqual([ipv6.gateway, ipv6.localAddress, ipv6.type, ipv6.pinholes, ipv6.externalAddress], [lab.gatewayLanAddress6, lab.lanAddress6, 'pcp', true, null])
     const result = json.cli.events[0] ?? {}
     assert.equal(result.event, 'discovered')
     assert.equal(result.gateway, GATEWAY)
@@ -64,10 +71,10 @@ labSuite('lab: the natmapper CLI', { mode: 'all', profile: 'permissive' }, () =>
   it('map --json, held across renewals: reachable from the WAN host; SIGINT deletes the mapping and exits 0', async () => {
     const port = nextPort++
     const service = echoService(port)
-    const cli = new Cli(['map', 'tcp', String(port), '--duration', '3', '--json'])
+    const cli = new Cli(['map', 'tcp', String(port), '--duration', '3', '--json', '--family', 'ipv4'])
     try {
       await listening(service)
-      assert.deepEqual(Object.keys(await cli.event('discovered')).sort(), ['event', 'gateway', 'localAddress', 'time', 'type'])
+      assert.deepEqual(Object.keys(await cli.event('discovered')).sort(), ['event', 'family', 'gateway', 'localAddress', 'time', 'type'])
       const established = await cli.event('established')
       assert.equal(established.address, WAN)
       assert.equal(established.protocol, 'tcp')
@@ -86,7 +93,7 @@ labSuite('lab: the natmapper CLI', { mode: 'all', profile: 'permissive' }, () =>
       assert.equal(await cli.exit(), 0, cli.transcript())
       const events = cli.events
       assert.equal(events.filter((e) => e.event === 'changed' || e.event === 'lost' || e.event === 'failed').length, 0, cli.transcript())
-      assert.deepEqual(events.at(-2), { event: 'closing', signal: 'SIGINT', time: events.at(-2)?.time })
+      assert.deepEqual(events.at(-2), { event: 'closing', signal: 'SIGINT', time: events.at(-2)?.time, family: 'IPv4' })
       assert.equal(events.at(-1)?.event, 'closed')
       assert.equal(events.at(-1)?.deleted, true)
       assert.ok(!gatewayHolds('tcp', externalPort), 'the gateway no longer holds the mapping')
@@ -98,7 +105,7 @@ labSuite('lab: the natmapper CLI', { mode: 'all', profile: 'permissive' }, () =>
 
   it('map (human, NAT-PMP, UDP), held across renewals: one line per event; SIGTERM deletes the mapping and exits 0', async () => {
     const port = nextPort++
-    const cli = new Cli(['map', 'udp', String(port), '--duration', '3', '--protocol', 'nat-pmp', '--description', 'cli test'])
+    const cli = new Cli(['map', 'udp', String(port), '--duration', '3', '--protocol', 'nat-pmp', '--description', 'cli test', '--family', 'ipv4'])
     try {
       await cli.until('printed "established"', () => cli.stdout.some((line) => line.includes(' established: ')))
       const established = cli.stdout.find((line) => line.includes(' established: ')) ?? ''
@@ -122,7 +129,7 @@ labSuite('lab: the natmapper CLI', { mode: 'all', profile: 'permissive' }, () =>
 
   it('map --protocol upnp (IGD), held across a renewal; SIGINT deletes it', async () => {
     const port = nextPort++
-    const cli = new Cli(['map', 'tcp', String(port), '--duration', '3', '--protocol', 'upnp', '--json'])
+    const cli = new Cli(['map', 'tcp', String(port), '--duration', '3', '--protocol', 'upnp', '--json', '--family', 'ipv4'])
     try {
       assert.match((await cli.event('discovered')).type as string, /^upnp-igd/)
       const established = await cli.event('established')
@@ -141,7 +148,7 @@ labSuite('lab: the natmapper CLI', { mode: 'all', profile: 'permissive' }, () =>
 
   it('map --once leaves the mapping on the gateway; unmap --protocol nat-pmp removes it (human and --json)', async () => {
     const port = nextPort++
-    const once = await natmapper(['map', 'tcp', String(port), '--once', '--protocol', 'nat-pmp'])
+    const once = await natmapper(['map', 'tcp', String(port), '--once', '--protocol', 'nat-pmp', '--family', 'ipv4'])
     assert.equal(once.code, 0, once.cli.transcript())
     assert.match(once.stdout, / established: tcp \S+ -> /)
     assert.match(once.cli.stdout.at(-1) ?? '', / left on the gateway, not renewed: the lease runs out at /)
@@ -153,7 +160,7 @@ labSuite('lab: the natmapper CLI', { mode: 'all', profile: 'permissive' }, () =>
     assert.ok(!gatewayHolds('tcp', port), 'unmap deleted it')
 
     const jsonPort = nextPort++
-    const onceJson = await natmapper(['map', 'udp', String(jsonPort), '--once', '--json', '--duration', '600', '--protocol', 'nat-pmp'])
+    const onceJson = await natmapper(['map', 'udp', String(jsonPort), '--once', '--json', '--duration', '600', '--protocol', 'nat-pmp', '--family', 'ipv4'])
     assert.equal(onceJson.code, 0, onceJson.cli.transcript())
     assert.deepEqual(onceJson.cli.events.map((e) => e.event), ['discovered', 'established', 'left'])
     const granted = onceJson.cli.events[1]?.port as number
@@ -182,7 +189,7 @@ labSuite('lab: the natmapper CLI', { mode: 'all', profile: 'permissive' }, () =>
 
   it('list and unmap over UPnP: the gateway\'s table (human and --json), and a delete by external port', async () => {
     const port = nextPort++
-    const once = await natmapper(['map', 'tcp', String(port), '--once', '--protocol', 'upnp', '--description', 'natmapper cli test', '--json'])
+    const once = await natmapper(['map', 'tcp', String(port), '--once', '--protocol', 'upnp', '--description', 'natmapper cli test', '--json', '--family', 'ipv4'])
     assert.equal(once.code, 0, once.cli.transcript())
     const externalPort = once.cli.events.find((e) => e.event === 'established')?.port as number
 
