@@ -396,6 +396,16 @@ describe('UPnP client: field quirks', () => {
     assert.ok(igd.calls.some((call) => call.action === 'GetSpecificPortMappingEntry'))
   })
 
+  it('an "IGDv2" without AddAnyPortMapping (401) falls back to trying ports itself, and stops asking', async (t) => {
+    const { igd, client } = await connect(t, { occupiedPorts: [{ protocol: 'TCP', port: 5000 }], fault: (call) => call.action === 'AddAnyPortMapping' ? 401 : undefined },
+      { randomPort: () => 40_000 })
+    const grant = await client.map(request(), undefined, {})
+    assert.equal(grant.externalPort, 40_000)
+    const second = await client.map(request({ internalPort: 5001, suggestedExternalPort: 5000 }), undefined, {})
+    assert.notEqual(second.externalPort, 5000)
+    assert.equal(igd.calls.filter((call) => call.action === 'AddAnyPortMapping').length, 1, 'not asked again after the 401')
+  })
+
   it('a renewal after the gateway granted another external port keeps our internal port (tailscale #18348)', async (t) => {
     const { igd, client } = await connect(t, { occupiedPorts: [{ protocol: 'TCP', port: 5000 }] })
     const grant = await client.map(request(), undefined, {})
