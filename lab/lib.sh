@@ -86,6 +86,7 @@ lab_ns_exists() { [[ -e "/run/netns/$1" ]]; }
 gw() { ip netns exec "$LAB_NS_GW" "$@"; }
 
 lab_mode() { cat "$LAB_MODE_FILE" 2>/dev/null || echo none; }
+lab_profile() { cat "${LAB_MODE_FILE%mode}profile" 2>/dev/null || echo none; }
 
 # pid of the running miniupnpd, or nothing. Verifies the pid really is a
 # miniupnpd (pid files can be stale after a crash / pid reuse).
