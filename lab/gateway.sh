@@ -61,7 +61,7 @@ case $cmd in
     ;;
   status)
     pid=$(lab_miniupnpd_pid)
-    if [[ -n $pid ]]; then echo "running $pid mode=$(lab_mode)"; else echo "stopped mode=$(lab_mode)"; exit 3; fi
+    if [[ -n $pid ]]; then echo "running $pid mode=$(lab_mode) profile=$(lab_profile)"; else echo "stopped mode=$(lab_mode) profile=$(lab_profile)"; exit 3; fi
     ;;
   rules)
     need_lab

@@ -58,8 +58,8 @@ export class GatewayResultError extends NatMapperError {
   /** The protocol's name for that code, e.g. `NOT_AUTHORIZED` or `ConflictInMappingEntry`. */
   readonly resultName: string
 
-  constructor (protocol: WireProtocol, resultCode: number, resultName: string, detail?: string) {
-    super('ERR_GATEWAY_RESULT', `${protocol} gateway answered ${resultName} (${resultCode})${detail === undefined ? '' : `: ${detail}`}`)
+  constructor (protocol: WireProtocol, resultCode: number, resultName: string, detail?: string, options?: { cause?: unknown }) {
+    super('ERR_GATEWAY_RESULT', `${protocol} gateway answered ${resultName} (${resultCode})${detail === undefined ? '' : `: ${detail}`}`, options)
     this.protocol = protocol
     this.resultCode = resultCode
     this.resultName = resultName
@@ -126,4 +126,34 @@ export class HttpStatusError extends NatMapperError {
     super('ERR_HTTP_STATUS', message, options)
     this.statusCode = statusCode
   }
+}
+
+/** The result codes with which a gateway refuses a mapping by policy (its permission rules). */
+const REFUSAL_CODES: Readonly<Record<WireProtocol, readonly number[]>> = {
+  // NOT_AUTHORIZED (RFC 6887 §7.4, RFC 6886 §3.5 "Not Authorized/Refused").
+  pcp: [2],
+  'nat-pmp': [2],
+  // 606 ActionNotAuthorized; 718 ConflictInMappingEntry is what some routers (miniupnpd in secure
+  // mode among them) answer instead when the rules forbid the mapping.
+  upnp: [606, 718]
+}
+
+/** The lowest port the permission rules routers ship with let a LAN host map. */
+export const LOWEST_COMMONLY_ALLOWED_PORT = 1_024
+
+/**
+ * A gateway's refusal of a mapping of a port below 1024, with the reason spelled out: the
+ * permission rules routers ship with (miniupnpd's sample config, OpenWrt, pfSense, OPNsense) allow
+ * only `1024-65535` on both sides. The protocol, code and name stay the gateway's own; other
+ * errors are returned as they are.
+ */
+export function explainLowPortRefusal (error: unknown, internalPort: number, externalPort: number): unknown {
+  if (!(error instanceof GatewayResultError) || !REFUSAL_CODES[error.protocol].includes(error.resultCode)) return error
+  const low = [internalPort < LOWEST_COMMONLY_ALLOWED_PORT ? `internal port ${internalPort}` : undefined,
+    externalPort > 0 && externalPort < LOWEST_COMMONLY_ALLOWED_PORT ? `external port ${externalPort}` : undefined].filter((part) => part !== undefined)
+  if (low.length === 0) return error
+  return new GatewayResultError(error.protocol, error.resultCode, error.resultName,
+    `the gateway refused ${low.join(' and ')}: routers' permission rules commonly allow only ports ${LOWEST_COMMONLY_ALLOWED_PORT}-65535 ` +
+    `(miniupnpd's stock "allow 1024-65535 <LAN> 1024-65535"); map a port >= ${LOWEST_COMMONLY_ALLOWED_PORT}, or allow this one in the router's UPnP/NAT-PMP settings`,
+    { cause: error })
 }

@@ -9,6 +9,11 @@ import { parseArgs } from 'node:util'
 export const PROTOCOL_NAMES = ['pcp', 'nat-pmp', 'upnp'] as const
 export type ProtocolName = typeof PROTOCOL_NAMES[number]
 
+/** --family, as the user names it. */
+export const FAMILY_NAMES = ['ipv4', 'ipv6', 'all'] as const
+export type FamilyName = typeof FAMILY_NAMES[number]
+export type Family = 'IPv4' | 'IPv6'
+
 export const COMMAND_NAMES = ['discover', 'ip', 'map', 'unmap', 'list', 'help'] as const
 export type CommandName = typeof COMMAND_NAMES[number]
 /** A command that has its own help page. */
@@ -26,6 +31,11 @@ export interface GlobalOptions {
   protocols?: ProtocolName[]
   /** --timeout, in ms: discovery and each request. */
   timeout?: number
+  /**
+   * The address families to work on (--family), IPv4 first. Default: the family of --gateway;
+   * without it both for discover and map, IPv4 for the others.
+   */
+  families: Family[]
   json: boolean
   verbose: boolean
 }
@@ -67,6 +77,7 @@ const OPTIONS = {
   gateway: { type: 'string' },
   protocol: { type: 'string', multiple: true },
   timeout: { type: 'string' },
+  family: { type: 'string' },
   json: { type: 'boolean' },
   verbose: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -181,15 +192,35 @@ export function parseCommandLine (argv: readonly string[]): Command {
 type Values = Record<string, string | boolean | Array<string | boolean> | undefined>
 
 function globalOptions (values: Values, command: HelpTopic): GlobalOptions {
-  const options: GlobalOptions = { json: values.json === true, verbose: values.verbose === true }
+  const options: GlobalOptions = { families: [], json: values.json === true, verbose: values.verbose === true }
+  let gatewayFamily: Family | undefined
   if (values.gateway !== undefined) {
     const gateway = stringValue(values.gateway)
-    if (isIP(gateway) === 0) throw new UsageError(`bad --gateway ${show(gateway)}: expected an IP address`, command)
+    const version = isIP(gateway)
+    if (version === 0) throw new UsageError(`bad --gateway ${show(gateway)}: expected an IP address`, command)
     options.gateway = gateway
+    gatewayFamily = version === 6 ? 'IPv6' : 'IPv4'
   }
+  options.families = parseFamily(values.family === undefined ? undefined : stringValue(values.family), gatewayFamily, command)
   if (values.protocol !== undefined) options.protocols = parseProtocols(values.protocol, command)
   if (values.timeout !== undefined) options.timeout = parseInteger(stringValue(values.timeout), '--timeout', 1, 3_600_000, 'milliseconds', command)
   return options
+}
+
+/** --family, checked against --gateway's family; see GlobalOptions.families for the default. */
+function parseFamily (text: string | undefined, gatewayFamily: Family | undefined, command: HelpTopic): Family[] {
+  if (text === undefined) {
+    if (gatewayFamily !== undefined) return [gatewayFamily]
+    return command === 'discover' || command === 'map' ? ['IPv4', 'IPv6'] : ['IPv4']
+  }
+  const name = text.toLowerCase()
+  if (!(FAMILY_NAMES as readonly string[]).includes(name)) throw new UsageError(`bad --family ${show(text)}: expected ${FAMILY_NAMES.join(', ')}`, command)
+  const families: Family[] = name === 'ipv4' ? ['IPv4'] : name === 'ipv6' ? ['IPv6'] : ['IPv4', 'IPv6']
+  if (gatewayFamily !== undefined && (families.length > 1 || families[0] !== gatewayFamily)) {
+    throw new UsageError(`--family ${name} does not match --gateway, an ${gatewayFamily} address`, command)
+  }
+  if (families.length > 1 && command !== 'discover' && command !== 'map') throw new UsageError(`--family all is for discover and map; ${command} works on one family`, command)
+  return families
 }
 
 /** `--protocol pcp --protocol upnp` and `--protocol pcp,upnp` alike; duplicates dropped, order kept. */

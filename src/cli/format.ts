@@ -3,6 +3,7 @@
  * every format is unit-tested without a gateway. One JSON object per line, always with `event`.
  */
 import { addressScope, type AddressScope, type GatewayMappingEntry, type NatType, type ProbeReport } from '../index.js'
+import type { Family } from './args.js'
 
 /** An error as JSON: its stable `code` first, then what the kind of error carries. */
 export interface ErrorInfo {
@@ -69,10 +70,12 @@ export function scopeText (scope: AddressScope): string {
 // discover
 
 export interface DiscoverResult {
-  gateway: string
+  family: Family
+  /** Undefined when the family has no gateway (no default route, no usable address): see `error`. */
+  gateway?: string
   /** Whether the gateway was given with --gateway or found on the default route. */
   gatewaySource: 'option' | 'default-route'
-  localAddress: string
+  localAddress?: string
   probes: ProbeReport[]
   /** The protocol natmapper would use, when one answered. */
   type?: NatType
@@ -85,9 +88,10 @@ export function discoverJson (result: DiscoverResult): Record<string, unknown> {
   const scope = result.externalAddress === undefined ? undefined : addressScope(result.externalAddress)
   return {
     event: 'discovered',
-    gateway: result.gateway,
+    family: result.family,
+    gateway: result.gateway ?? null,
     gatewaySource: result.gatewaySource,
-    localAddress: result.localAddress,
+    localAddress: result.localAddress ?? null,
     probes: result.probes.map((probe) => ({
       protocol: probe.protocol,
       ok: probe.error === undefined,
@@ -99,16 +103,29 @@ export function discoverJson (result: DiscoverResult): Record<string, unknown> {
     externalAddress: result.externalAddress ?? null,
     scope: scope ?? null,
     publiclyRoutable: scope === undefined ? null : scope === 'public',
+    ...(result.family === 'IPv6' ? { pinholes: pinholesPossible(result) } : {}),
     ...(result.error === undefined ? {} : { error: errorInfo(result.error) })
   }
 }
 
-export function discoverLines (result: DiscoverResult): string[] {
+/** IPv6: whether natmapper can open inbound pinholes (a protocol that opens them answered). */
+function pinholesPossible (result: DiscoverResult): boolean {
+  return result.type !== undefined && result.error === undefined
+}
+
+/** The report of one family; `heading` puts the family's name above it (when several are shown). */
+export function discoverLines (result: DiscoverResult, heading = false): string[] {
   const row = (label: string, value: string): string => `${label.padEnd(17)}${value}`
-  const lines = [
+  const lines: string[] = heading ? [result.family] : []
+  if (result.gateway === undefined || result.localAddress === undefined) {
+    lines.push(row('gateway', `none: ${errorInfo(result.error).message}`))
+    if (result.family === 'IPv6') lines.push(row('pinholes', 'not possible: no IPv6 gateway'))
+    return lines
+  }
+  lines.push(
     row('gateway', `${result.gateway} (${result.gatewaySource === 'option' ? 'from --gateway' : 'the default route'})`),
     row('local address', result.localAddress)
-  ]
+  )
   for (const probe of result.probes) {
     const kind = probe.type !== undefined && probe.type !== probe.protocol ? ` (${probe.type})` : ''
     lines.push(row(probe.protocol, probe.error === undefined
@@ -116,7 +133,11 @@ export function discoverLines (result: DiscoverResult): string[] {
       : `no: ${probe.error.message} (after ${formatDuration(probe.ms)})`))
   }
   lines.push(row('using', result.type ?? 'none: no protocol answered'))
-  if (result.externalAddress !== undefined) {
+  if (result.family === 'IPv6') {
+    lines.push(row('pinholes', pinholesPossible(result)
+      ? `possible: ${result.type ?? ''} opens inbound connections to ${result.localAddress} (no translation on IPv6)`
+      : `not possible: ${result.type === undefined ? 'the gateway speaks neither PCP nor UPnP WANIPv6FirewallControl' : errorInfo(result.error).message}`))
+  } else if (result.externalAddress !== undefined) {
     lines.push(row('external address', `${result.externalAddress}, ${scopeText(addressScope(result.externalAddress))}`))
   } else if (result.type !== undefined && result.error !== undefined) {
     lines.push(row('external address', `unknown: ${errorInfo(result.error).message}`))
@@ -181,9 +202,12 @@ export type MapEvent =
   | { event: 'closed', deleted: boolean, error?: unknown }
   /** --once: the mapping stays on the gateway until its lease runs out. */
   | { event: 'left', expiresAt: Date | number | undefined }
+  /** This family has no mapping (no gateway, or the gateway said no) while another family has one. */
+  | { event: 'unavailable', error: unknown }
 
-export function mapEventJson (event: MapEvent, time: Date): Record<string, unknown> {
-  const base = { event: event.event, time: time.toISOString() }
+/** The event as JSON; `family` says which address family's mapping it is about. */
+export function mapEventJson (event: MapEvent, time: Date, family?: Family): Record<string, unknown> {
+  const base = { event: event.event, time: time.toISOString(), ...(family === undefined ? {} : { family }) }
   switch (event.event) {
     case 'discovered':
       return { ...base, type: event.type, gateway: event.gateway, localAddress: event.localAddress }
@@ -218,6 +242,8 @@ export function mapEventJson (event: MapEvent, time: Date): Record<string, unkno
       return { ...base, deleted: event.deleted, ...(event.error === undefined ? {} : { error: errorInfo(event.error) }) }
     case 'left':
       return { ...base, expiresAt: expiryJson(event.expiresAt) }
+    case 'unavailable':
+      return { ...base, error: errorInfo(event.error) }
   }
 }
 
@@ -229,8 +255,12 @@ function untilText (expiresAt: Date | number | undefined): string {
   return expiresAt instanceof Date ? `, until ${clockTime(expiresAt)}` : ''
 }
 
-/** The event in words, without a timestamp. */
-export function mapEventText (event: MapEvent): string {
+/** The event in words, without a timestamp; `family` (when several are held) goes in front. */
+export function mapEventText (event: MapEvent, family?: Family): string {
+  return family === undefined ? eventText(event) : `${family}: ${eventText(event)}`
+}
+
+function eventText (event: MapEvent): string {
   switch (event.event) {
     case 'discovered':
       return `gateway ${event.gateway} speaks ${event.type}; this host is ${event.localAddress}`
@@ -260,12 +290,14 @@ export function mapEventText (event: MapEvent): string {
       return event.expiresAt instanceof Date
         ? `left on the gateway, not renewed: the lease runs out at ${clockTime(event.expiresAt)}`
         : 'left on the gateway with a permanent lease: delete it with "natmapper unmap"'
+    case 'unavailable':
+      return `no mapping on this family: ${errorInfo(event.error).message}`
   }
 }
 
 /** One line per event, for logs and pipes: "12:00:01 established: ...". */
-export function mapEventLine (event: MapEvent, time: Date): string {
-  return `${clockTime(time)} ${mapEventText(event)}`
+export function mapEventLine (event: MapEvent, time: Date, family?: Family): string {
+  return `${clockTime(time)} ${mapEventText(event, family)}`
 }
 
 /** What the live status line shows. */
@@ -280,22 +312,30 @@ export interface MapStatus {
   renewals: number
   expiresAt: Date | number | undefined
   lastError: unknown
+  /** Named in front when several families are held. */
+  family?: Family
 }
 
-/** The status line of a held mapping, at `now`, cut to `width` columns. */
-export function statusText (status: MapStatus, now: number, width = 100): string {
+/** The status line of the held mappings (one per family), at `now`, cut to `width` columns. */
+export function statusText (statuses: MapStatus | MapStatus[], now: number, width = 100): string {
+  const parts = (Array.isArray(statuses) ? statuses : [statuses]).flatMap((status) => statusParts(status, now))
+  parts.push('Ctrl-C deletes')
+  const text = parts.join(' | ')
+  return text.length <= width ? text : `${text.slice(0, Math.max(0, width - 3))}...`
+}
+
+function statusParts (status: MapStatus, now: number): string[] {
   const parts: string[] = []
+  const family = status.family === undefined ? '' : `${status.family} `
   if (status.established) {
-    parts.push(`mapped ${status.protocol} ${endpoint(status.address, status.port)} -> ${status.localAddress}:${status.internalPort} (${status.type})`)
+    parts.push(`${family}mapped ${status.protocol} ${endpoint(status.address, status.port)} -> ${status.localAddress}:${status.internalPort} (${status.type})`)
     parts.push(`renewed ${status.renewals}x`)
     if (status.expiresAt instanceof Date) parts.push(`lease ends in ${Math.max(0, Math.ceil((status.expiresAt.getTime() - now) / 1000))} s`)
     else parts.push('permanent lease')
     if (status.lastError !== undefined) parts.push(`last error: ${errorInfo(status.lastError).message}`)
   } else {
-    parts.push(`not mapped: ${status.protocol} ${status.internalPort} (${status.type}), retrying`)
+    parts.push(`${family}not mapped: ${status.protocol} ${status.internalPort} (${status.type}), retrying`)
     if (status.lastError !== undefined) parts.push(`last error: ${errorInfo(status.lastError).message}`)
   }
-  parts.push('Ctrl-C deletes')
-  const text = parts.join(' | ')
-  return text.length <= width ? text : `${text.slice(0, Math.max(0, width - 3))}...`
+  return parts
 }

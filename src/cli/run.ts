@@ -16,7 +16,7 @@ import {
   type WireMessage,
   type WireProtocol
 } from '../index.js'
-import { parseCommandLine, UsageError, type Command, type GlobalOptions } from './args.js'
+import { parseCommandLine, UsageError, type Command, type Family, type GlobalOptions } from './args.js'
 import {
   discoverJson,
   discoverLines,
@@ -124,8 +124,10 @@ function hintFor (code: string | undefined, command: Exclude<Command, { name: 'h
   }
 }
 
-function discoverOptions (options: GlobalOptions, extra: DiscoverOptions = {}): DiscoverOptions {
+/** Discovery options for one family (the first of --family unless given). */
+function discoverOptions (options: GlobalOptions, extra: DiscoverOptions = {}, family: Family = options.families[0] ?? 'IPv4'): DiscoverOptions {
   return {
+    family,
     ...(options.gateway === undefined ? {} : { gateway: options.gateway }),
     ...(options.protocols === undefined ? {} : { protocols: options.protocols }),
     ...(options.timeout === undefined ? {} : { timeout: options.timeout }),
@@ -148,8 +150,8 @@ function traceWire (output: Output, json: boolean): () => void {
 }
 
 /** Discovers, runs `task` with the NAT, and closes the NAT whatever happens. */
-async function withNat<T> (options: GlobalOptions, task: (nat: NAT) => Promise<T>): Promise<T> {
-  const nat = await discoverNAT(discoverOptions(options))
+async function withNat<T> (options: GlobalOptions, task: (nat: NAT) => Promise<T>, family?: Family): Promise<T> {
+  const nat = await discoverNAT(discoverOptions(options, {}, family))
   try {
     return await task(nat)
   } finally {
@@ -160,35 +162,44 @@ async function withNat<T> (options: GlobalOptions, task: (nat: NAT) => Promise<T
 // ---------------------------------------------------------------------------------------------
 
 async function discover (options: GlobalOptions, output: Output): Promise<number> {
-  const report = await probeGateway(discoverOptions(options))
-  const result: DiscoverResult = {
-    gateway: report.gateway,
-    gatewaySource: options.gateway === undefined ? 'default-route' : 'option',
-    localAddress: report.localAddress,
-    probes: report.probes
+  // The families are probed at once; each is reported whatever the others found.
+  const results = await Promise.all(options.families.map(async (family) => await discoverFamily(options, family)))
+  for (const result of results) {
+    if (options.json) output.out(jsonLine(discoverJson(result)))
+    else for (const line of discoverLines(result, options.families.length > 1)) output.out(line)
   }
+  // Exit 0 when some family has a gateway natmapper can use.
+  if (results.some((result) => result.type !== undefined && result.error === undefined)) return EXIT_OK
+  for (const result of results) output.err(`natmapper: ${result.family}: ${errorInfo(result.error).message}`)
+  return EXIT_REFUSED
+}
+
+async function discoverFamily (options: GlobalOptions, family: Family): Promise<DiscoverResult> {
+  const gatewaySource = options.gateway === undefined ? 'default-route' : 'option'
+  let report
+  try {
+    report = await probeGateway(discoverOptions(options, {}, family))
+  } catch (error) {
+    // No route, or no usable address, for this family.
+    return { family, gatewaySource, probes: [], error }
+  }
+  const result: DiscoverResult = { family, gateway: report.gateway, gatewaySource, localAddress: report.localAddress, probes: report.probes }
   const answered = report.probes.filter((probe) => probe.error === undefined).map((probe) => probe.protocol)
   if (answered.length === 0) {
     result.error = new NoNATFoundError(Object.fromEntries(report.probes.flatMap((probe) => probe.error === undefined ? [] : [[probe.protocol, probe.error]])) as Partial<Record<WireProtocol, Error>>)
-  } else {
-    // Discovery again among the protocols that answered: it picks the one natmapper would use.
-    try {
-      await withNat({ ...options, gateway: report.gateway, protocols: answered }, async (nat) => {
-        result.type = nat.type
-        result.externalAddress = await nat.externalAddress(requestOptions(options))
-      })
-    } catch (error) {
-      result.error = error
-    }
+    return result
   }
-  if (options.json) {
-    output.out(jsonLine(discoverJson(result)))
-  } else {
-    for (const line of discoverLines(result)) output.out(line)
+  // Discovery again among the protocols that answered: it picks the one natmapper would use.
+  try {
+    await withNat({ ...options, gateway: report.gateway, protocols: answered }, async (nat) => {
+      result.type = nat.type
+      // IPv6 has no translation: a pinhole opens this host's own address, there is no external one.
+      if (family === 'IPv4') result.externalAddress = await nat.externalAddress(requestOptions(options))
+    }, family)
+  } catch (error) {
+    result.error = error
   }
-  if (result.error === undefined) return EXIT_OK
-  output.err(`natmapper: ${errorInfo(result.error).message}`)
-  return EXIT_REFUSED
+  return result
 }
 
 async function ip (options: GlobalOptions, output: Output): Promise<number> {
@@ -256,109 +267,105 @@ async function map (command: Extract<Command, { name: 'map' }>, output: Output):
   }
 }
 
+/** One family's NAT and mapping, held by `map`. */
+interface Held {
+  family: Family
+  nat: NAT
+  mapping?: Mapping
+  /** The external address last reported for the mapping. */
+  address?: string
+}
+
 async function holdMapping (command: Extract<Command, { name: 'map' }>, output: Output, stop: AbortSignal, stoppedBy: () => string | undefined): Promise<RunResult> {
   const { options } = command
-  let nat: NAT
-  try {
-    nat = await discoverNAT(discoverOptions(options, {
-      signal: stop,
-      ...(command.durationSeconds === undefined ? {} : { mappingDuration: command.durationSeconds * 1000 })
-    }))
-  } catch (error) {
-    // Interrupted before anything was mapped: nothing to delete.
-    if (stop.aborted) return { code: EXIT_OK }
-    throw error
-  }
-
-  let address: string | undefined
-  let mapping: Mapping | undefined
+  // Several families: each line and JSON object names its family; with one, JSON does.
+  const several = options.families.length > 1
+  const held: Held[] = []
   /** False once stopping: the status line is no longer drawn. */
   let holding = true
   // Events are printed in the order they happened, even when one waits for the external address.
   let printing = Promise.resolve()
-  const print = (event: MapEvent | (() => Promise<MapEvent>), permanent = true): void => {
+  const print = (family: Family, event: MapEvent | (() => Promise<MapEvent>), permanent = true): void => {
     const time = new Date()
+    const named = several ? family : undefined
     printing = printing.then(async () => {
       const resolved = typeof event === 'function' ? await event() : event
-      if (options.json) output.out(jsonLine(mapEventJson(resolved, time)))
-      else if (!output.live) output.out(mapEventLine(resolved, time))
-      else if (permanent) output.out(mapEventText(resolved))
+      if (options.json) output.out(jsonLine(mapEventJson(resolved, time, family)))
+      else if (!output.live) output.out(mapEventLine(resolved, time, named))
+      else if (permanent) output.out(mapEventText(resolved, named))
       drawStatus()
     }).catch((error: unknown) => { output.err(`natmapper: ${errorInfo(error).message}`) })
   }
   const drawStatus = (): void => {
-    if (options.json || !holding || mapping === undefined) return
-    output.status(statusText({
+    if (options.json || !holding || held.some((entry) => entry.mapping === undefined)) return
+    output.status(statusText(held.map((entry) => ({
       protocol: command.protocol,
       internalPort: command.internalPort,
-      localAddress: nat.localAddress,
-      type: nat.type,
-      address,
-      port: mapping.externalPort,
-      established: mapping.established,
-      renewals: mapping.renewals,
-      expiresAt: mapping.expiresAt,
-      lastError: mapping.lastError
-    }, Date.now(), output.columns))
+      localAddress: entry.nat.localAddress,
+      type: entry.nat.type,
+      address: entry.address,
+      port: entry.mapping?.externalPort ?? 0,
+      established: entry.mapping?.established ?? false,
+      renewals: entry.mapping?.renewals ?? 0,
+      expiresAt: entry.mapping?.expiresAt,
+      lastError: entry.mapping?.lastError,
+      ...(several ? { family: entry.family } : {})
+    })), Date.now(), output.columns))
   }
 
-  print({ event: 'discovered', type: nat.type, gateway: nat.gateway, localAddress: nat.localAddress })
-  nat.on('mapping-established', (event) => {
-    print(async () => {
-      // NAT-PMP and UPnP grants carry no address: ask (the NAT caches it), but never fail the line for it.
-      address = event.address ?? await event.mapping.externalAddr(requestOptions(options)).then((a) => a.address, () => address)
-      return {
-        event: 'established',
-        protocol: command.protocol,
-        internalPort: command.internalPort,
-        localAddress: nat.localAddress,
-        address,
-        port: event.port,
-        lifetimeSeconds: event.lifetimeSeconds,
-        expiresAt: event.mapping.expiresAt
-      }
-    })
-  })
-  nat.on('mapping-renewed', (event) => {
-    print({ event: 'renewed', port: event.mapping.externalPort, renewals: event.mapping.renewals, lifetimeSeconds: event.lifetimeSeconds, expiresAt: event.mapping.expiresAt }, false)
-  })
-  nat.on('mapping-changed', (event) => {
-    if (event.address !== undefined) address = event.address
-    print({ event: 'changed', address: event.address ?? address, port: event.port, previousAddress: event.previousAddress, previousPort: event.previousPort })
-  })
-  // A failed first attempt is not printed as an event: map then exits 1 with the error.
-  nat.on('mapping-failed', (event) => { if (mapping !== undefined) print({ event: 'failed', error: event.error, established: event.mapping.established }) })
-  nat.on('mapping-lost', (event) => { print({ event: 'lost', error: event.error }) })
-  nat.on('external-address-changed', (event) => {
-    address = event.address
-    print({ event: 'external-address-changed', address: event.address, previous: event.previous })
-  })
-  nat.on('gateway-reset', (event) => { print({ event: 'gateway-reset', reason: event.reason }) })
-  nat.on('gateway-changed', (event) => { print({ event: 'gateway-changed', ...event }) })
-
-  try {
-    mapping = await nat.newMapping(command.protocol, command.internalPort, {
-      signal: stop,
-      ...requestOptions(options),
-      ...(command.externalPort === undefined ? {} : { externalPort: command.externalPort }),
-      ...(command.description === undefined ? {} : { description: command.description })
-    })
-  } catch (error) {
-    await nat.close()
-    if (stop.aborted) return { code: EXIT_OK }
-    throw error
+  // Each family discovers and maps on its own, so a slow one does not hold the other's mapping back.
+  const failures: Array<{ family: Family, error: unknown }> = []
+  await Promise.all(options.families.map(async (family) => {
+    let nat: NAT
+    try {
+      nat = await discoverNAT(discoverOptions(options, {
+        signal: stop,
+        ...(command.durationSeconds === undefined ? {} : { mappingDuration: command.durationSeconds * 1000 })
+      }, family))
+    } catch (error) {
+      failures.push({ family, error })
+      return
+    }
+    const entry: Held = { family, nat }
+    held.push(entry)
+    watch(entry, command, print)
+    try {
+      entry.mapping = await nat.newMapping(command.protocol, command.internalPort, {
+        signal: stop,
+        ...requestOptions(options),
+        ...(command.externalPort === undefined ? {} : { externalPort: command.externalPort }),
+        ...(command.description === undefined ? {} : { description: command.description })
+      })
+    } catch (error) {
+      // Only an abort rejects newMapping(); the gateway's "no" is in mapping.lastError.
+      failures.push({ family, error })
+    }
+  }))
+  held.sort((a, b) => options.families.indexOf(a.family) - options.families.indexOf(b.family))
+  // Interrupted before anything was held: nothing to delete beyond what close() does.
+  if (stop.aborted) {
+    await Promise.all(held.map(async (entry) => { await entry.nat.close() }))
+    return { code: EXIT_OK }
   }
+  if (held.length === 0) throw failures[0]?.error ?? new Error('no family to map on')
+  for (const { family, error } of failures) print(family, { event: 'unavailable', error })
   await printing
 
-  if (!mapping.established && !stop.aborted) {
-    // The first attempt failed: the gateway said no.
-    const reason = mapping.lastError
-    await nat.close()
+  // A family whose first attempt failed (the gateway said no) is given up while another holds one.
+  const refused = held.filter((entry) => entry.mapping?.established !== true)
+  if (refused.length === held.length && !stop.aborted) {
+    const reason = refused[0]?.mapping?.lastError
+    await Promise.all(held.map(async (entry) => { await entry.nat.close() }))
     throw reason ?? new Error('the gateway did not grant the mapping')
+  }
+  for (const entry of refused) {
+    held.splice(held.indexOf(entry), 1)
+    await entry.nat.close()
+    print(entry.family, { event: 'unavailable', error: entry.mapping?.lastError ?? new Error('the gateway did not grant the mapping') })
   }
 
   if (command.once && !stop.aborted) {
-    print({ event: 'left', expiresAt: mapping.expiresAt })
+    for (const entry of held) print(entry.family, { event: 'left', expiresAt: entry.mapping?.expiresAt })
     await printing
     output.clearStatus()
     await output.flush()
@@ -377,17 +384,59 @@ async function holdMapping (command: Extract<Command, { name: 'map' }>, output: 
   holding = false
   await printing
   output.clearStatus()
-  print({ event: 'closing', signal: stoppedBy() ?? 'stop' })
-  let failure: unknown
-  try {
-    // mapping.close() says whether the delete worked; nat.close() alone would not.
-    await mapping.close()
-  } catch (error) {
-    failure = error
-  }
-  await nat.close()
-  print({ event: 'closed', deleted: failure === undefined, ...(failure === undefined ? {} : { error: failure }) })
+  const deleteFailures = await Promise.all(held.map(async (entry) => {
+    print(entry.family, { event: 'closing', signal: stoppedBy() ?? 'stop' })
+    let failure: unknown
+    try {
+      // mapping.close() says whether the delete worked; nat.close() alone would not.
+      await entry.mapping?.close()
+    } catch (error) {
+      failure = error ?? new Error('delete failed')
+    }
+    await entry.nat.close()
+    print(entry.family, { event: 'closed', deleted: failure === undefined, ...(failure === undefined ? {} : { error: failure }) })
+    return failure
+  }))
   await printing
   output.clearStatus()
-  return { code: failure === undefined ? EXIT_OK : EXIT_REFUSED }
+  return { code: deleteFailures.every((failure) => failure === undefined) ? EXIT_OK : EXIT_REFUSED }
+}
+
+/** Prints what happens to one family's NAT and mapping, and keeps its address current. */
+function watch (entry: Held, command: Extract<Command, { name: 'map' }>, print: (family: Family, event: MapEvent | (() => Promise<MapEvent>), permanent?: boolean) => void): void {
+  const { nat, family } = entry
+  print(family, { event: 'discovered', type: nat.type, gateway: nat.gateway, localAddress: nat.localAddress })
+  nat.on('mapping-established', (event) => {
+    print(family, async () => {
+      // NAT-PMP and UPnP grants carry no address: ask (the NAT caches it), but never fail the line for it.
+      entry.address = event.address ?? await event.mapping.externalAddr(requestOptions(command.options)).then((a) => a.address, () => entry.address)
+      return {
+        event: 'established',
+        protocol: command.protocol,
+        internalPort: command.internalPort,
+        localAddress: nat.localAddress,
+        address: entry.address,
+        port: event.port,
+        lifetimeSeconds: event.lifetimeSeconds,
+        expiresAt: event.mapping.expiresAt
+      }
+    })
+  })
+  nat.on('mapping-renewed', (event) => {
+    print(family, { event: 'renewed', port: event.mapping.externalPort, renewals: event.mapping.renewals, lifetimeSeconds: event.lifetimeSeconds, expiresAt: event.mapping.expiresAt }, false)
+  })
+  nat.on('mapping-changed', (event) => {
+    if (event.address !== undefined) entry.address = event.address
+    print(family, { event: 'changed', address: event.address ?? entry.address, port: event.port, previousAddress: event.previousAddress, previousPort: event.previousPort })
+  })
+  // A failed first attempt is not printed as an event: map then exits 1 with the error (or, with
+  // another family holding a mapping, reports this one unavailable).
+  nat.on('mapping-failed', (event) => { if (entry.mapping !== undefined) print(family, { event: 'failed', error: event.error, established: event.mapping.established }) })
+  nat.on('mapping-lost', (event) => { print(family, { event: 'lost', error: event.error }) })
+  nat.on('external-address-changed', (event) => {
+    entry.address = event.address
+    print(family, { event: 'external-address-changed', address: event.address, previous: event.previous })
+  })
+  nat.on('gateway-reset', (event) => { print(family, { event: 'gateway-reset', reason: event.reason }) })
+  nat.on('gateway-changed', (event) => { print(family, { event: 'gateway-changed', ...event }) })
 }

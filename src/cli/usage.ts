@@ -15,6 +15,10 @@ const GLOBAL_OPTIONS = `Options for every command:
                         with commas (default: all; PCP is preferred, then NAT-PMP, then UPnP)
   --timeout <ms>        how long to wait for a gateway, and for each request (default: 2500
                         for discovery, 4000 for a request)
+  --family <f>          ipv4, ipv6 or all (discover and map only): which address families
+                        (default: the family of --gateway; else all for discover and map,
+                        ipv4 for the others). On IPv6 there is no translation: natmapper
+                        opens an inbound pinhole to this host's own global address
   --json                print one JSON object per line on stdout instead of text
   --verbose             print every request and reply, decoded, on stderr
   -h, --help            show help`
@@ -30,8 +34,9 @@ const OVERVIEW = `natmapper: find the NAT gateway in front of this host and open
 Usage: natmapper <command> [arguments] [options]
 
 Commands:
-  discover                          the gateway, which protocols answer and how fast, the
-                                    external address and whether it is publicly routable
+  discover                          the IPv4 NAT and the IPv6 gateway, which protocols
+                                    answer and how fast, the external address and whether
+                                    it is publicly routable, whether IPv6 pinholes work
   ip                                the external address alone
   map <tcp|udp> <internal-port>     map a port and hold the mapping, renewing it, until
                                     Ctrl-C (then it is deleted); --once maps and exits
@@ -55,7 +60,10 @@ const DETAILS: Record<HelpTopic, string> = {
 protocol at once and waits for each to answer or fail, then asks the gateway for its
 external address. Shows each protocol's result and time, the protocol natmapper would
 use, and whether the external address is publicly routable (a private or shared one
-means another NAT is in front of this gateway: double NAT).`,
+means another NAT is in front of this gateway: double NAT). Both families by default:
+for IPv6, the gateway on the IPv6 default route and whether natmapper can open inbound
+pinholes there (PCP or UPnP WANIPv6FirewallControl), or why not. Exits 0 when some family
+has a gateway natmapper can use; with --json, one object per family, with "family".`,
   ip: 'Prints the gateway\'s external address, alone on a line (with --json, as an object).',
   map: `Maps <internal-port> on this host to an external port on the gateway and holds the
 mapping: it is renewed before its lease runs out, and a status line follows it
@@ -63,6 +71,10 @@ mapping: it is renewed before its lease runs out, and a status line follows it
 the mapping at the gateway, then natmapper exits. The gateway may grant another
 external port than the one asked for: the one shown is the one granted. If the gateway
 refuses the first attempt, map exits 1; later failures are shown and retried.
+By default one mapping per family that works (--family all): a port mapping on the IPv4
+NAT and a pinhole on the IPv6 gateway, each line named by its family; a family without
+a gateway, or whose gateway refuses, is reported ("unavailable") and the other is held.
+Routers commonly refuse ports below 1024 (their permission rules allow 1024-65535).
 
 Options:
   --external-port <port>  the external port to ask for (default: the internal port)
@@ -72,9 +84,9 @@ Options:
   --once                  create the mapping, print it and exit at once without deleting
                           it: the lease runs out by itself after --duration seconds
 
-With --json, one object per event: discovered, established, renewed, changed, failed,
-lost, external-address-changed, gateway-reset, gateway-changed, closing, closed (and left
-with --once).`,
+With --json, one object per event, each with its "family": discovered, established,
+renewed, changed, failed, lost, external-address-changed, gateway-reset, gateway-changed,
+unavailable, closing, closed (and left with --once).`,
   unmap: `Deletes a mapping that this process does not hold: one left by "map --once", an
 earlier run or another program on this host. NAT-PMP deletes by protocol and internal
 port, UPnP by external port (--external-port, default: the internal port). PCP cannot

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import { addressScope, isIPv6 } from '../net/ip-address.js'
-import { AbortError, ClosedError, NoMappingError } from '../errors.js'
+import { AbortError, ClosedError, explainLowPortRefusal, NoMappingError } from '../errors.js'
 import type { ResolvedMappingOptions } from '../options.js'
 import { reasonOf } from './deadline.js'
 import type { MappingEvents } from './events.js'
@@ -236,10 +236,12 @@ export class Mapping extends EventEmitter<MappingEvents> {
     this.#attempt = attempt
     const previous = this.#grant
     const wasEstablished = this.established
+    // The grant belongs to the gateway asked, even if the NAT moves to another meanwhile.
+    const client = this.#host.client
     try {
       // The client bounds its own request; the attempt's signal lets close() and moves cut it short.
       const signal = options.signal === undefined ? attempt.signal : AbortSignal.any([options.signal, attempt.signal])
-      const grant = await this.#host.limiter.run(async () => await this.#host.client.map({
+      const grant = await this.#host.limiter.run(async () => await client.map({
         protocol: this.protocol,
         internalPort: this.internalPort,
         // Ask for what we hold (or held) so that a renewal never moves the port (RFC 6887 §11.3).
@@ -248,11 +250,17 @@ export class Mapping extends EventEmitter<MappingEvents> {
         lifetimeSeconds: Math.ceil(this.#host.mappingDuration / 1000),
         description: this.description
       }, previous, { signal, timeout: options.timeout ?? this.#host.requestTimeout }), signal, wasEstablished ? 'urgent' : 'normal')
-      if (this.#closing !== undefined || attempt.signal.aborted) return
+      if (this.#closing !== undefined || attempt.signal.aborted) {
+        // Granted after we stopped wanting it: delete it rather than leave a rule behind (on a
+        // router that grants only permanent leases it would stay forever).
+        await client.unmap(grant, { timeout: this.#host.requestTimeout }).catch(() => {})
+        return
+      }
       this.#host.reportOutcome(undefined)
       this.#granted(grant, previous, wasEstablished)
-    } catch (error) {
+    } catch (caught) {
       if (this.#closing !== undefined || attempt.signal.aborted) return
+      const error = explainLowPortRefusal(caught, this.internalPort, previous?.externalPort ?? this.#requestedExternalPort)
       const failure = error instanceof Error ? error : reasonOf(attempt.signal)
       this.#host.reportOutcome(failure)
       this.#failed(failure)

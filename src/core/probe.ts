@@ -47,8 +47,7 @@ export async function probeGateway (options: DiscoverOptions = {}): Promise<{ ga
   const resolved = resolveDiscoverOptions(options)
   const { gateway, localAddress } = await locateGateway(resolved)
   const started = performance.now()
-  const probes = await Promise.all(resolved.protocols.map(async (protocol): Promise<ProbeReport> => {
-    const probe = PROBES[protocol]
+  const probes = await Promise.all(familyProbes(resolved).map(async ([protocol, probe]): Promise<ProbeReport> => {
     try {
       const client = await withDeadline(`${protocol} probe`, { timeout: resolved.timeout, ...(resolved.signal === undefined ? {} : { signal: resolved.signal }) },
         async (signal) => await probe({ gateway, localAddress, signal }))
@@ -105,8 +104,7 @@ async function locateGateway6 (options: ResolvedDiscoverOptions): Promise<Gatewa
  * timeout when the answer is already known.
  */
 export async function raceProbes ({ gateway, localAddress }: GatewayLocation, options: ResolvedDiscoverOptions): Promise<DiscoveredGateway> {
-  // NAT-PMP (RFC 6886) carries IPv4 only.
-  const protocols = options.family === 'IPv6' ? options.protocols.filter((protocol) => protocol !== 'nat-pmp') : options.protocols
+  const probes = familyProbes(options)
   const probing = new AbortController()
   const context = { gateway, localAddress, signal: probing.signal }
   const pending = new Set<WireProtocol>()
@@ -148,8 +146,7 @@ export async function raceProbes ({ gateway, localAddress }: GatewayLocation, op
     }
 
     options.signal?.addEventListener('abort', onAbort, { once: true })
-    for (const protocol of protocols) {
-      const probe = options.family === 'IPv6' && protocol === 'upnp' ? upnpPinholeProbe : PROBES[protocol]
+    for (const [protocol, probe] of probes) {
       pending.add(protocol)
       probe(context).then((client) => {
         if (settled) { void client.close(); return }
@@ -165,6 +162,13 @@ export async function raceProbes ({ gateway, localAddress }: GatewayLocation, op
     }
     decide(false)
   })
+}
+
+/** The enabled protocols and their probes for the family: on IPv6 no NAT-PMP (RFC 6886 carries IPv4 only), and UPnP's pinhole service. */
+function familyProbes (options: ResolvedDiscoverOptions): Array<[WireProtocol, ProtocolProbe]> {
+  if (options.family !== 'IPv6') return options.protocols.map((protocol) => [protocol, PROBES[protocol]])
+  return options.protocols.flatMap((protocol): Array<[WireProtocol, ProtocolProbe]> =>
+    protocol === 'nat-pmp' ? [] : [[protocol, protocol === 'upnp' ? upnpPinholeProbe : PROBES[protocol]]])
 }
 
 function externalAddressOf (client: GatewayClient): { externalAddress?: string } {

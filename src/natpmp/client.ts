@@ -32,10 +32,15 @@ export class NatPmpClient implements GatewayClient {
   /** The external address from the last successful address request (the probe makes one). */
   lastExternalAddress: string | undefined
 
-  constructor (gateway: string, localAddress: string) {
+  /**
+   * `channel`: talk over this channel instead of one of our own. A PCP client passes its own to
+   * ask a gateway that speaks both (miniupnpd) for its address: NAT-PMP replies are version 0 and
+   * PCP replies version 2, so each exchange on the channel recognises its own.
+   */
+  constructor (gateway: string, localAddress: string, channel?: UdpChannel) {
     this.gateway = gateway
     this.localAddress = localAddress
-    this.#channel = new UdpChannel(gateway, PCP_SERVER_PORT, wireTracer('nat-pmp', `${gateway}:${PCP_SERVER_PORT}`))
+    this.#channel = channel ?? new UdpChannel(gateway, PCP_SERVER_PORT, wireTracer('nat-pmp', `${gateway}:${PCP_SERVER_PORT}`))
   }
 
   async externalAddress (options: RequestOptions): Promise<string> {

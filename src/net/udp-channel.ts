@@ -60,6 +60,11 @@ export class UdpChannel {
     return (await this.#open()).address().address
   }
 
+  /** Our port, held for the channel's life (the kernel picks an ephemeral one, >= 1024). */
+  async localPort (): Promise<number> {
+    return (await this.#open()).address().port
+  }
+
   /** Sends `request` (and its retransmissions) until a reply is accepted, bounded by the caller's deadline. */
   async exchange<T> (what: string, request: UdpRequest<T>, options: RequestOptions): Promise<T> {
     return await withDeadline(what, { ...options, timeout: options.timeout ?? DEFAULT_REQUEST_TIMEOUT }, async (signal) => {

@@ -1,11 +1,13 @@
 import type { GatewayClient, GatewayEvent, PortMappingGrant, PortMappingRequest, ProbeContext, RequestOptions, TransportProtocol } from '../core/gateway-client.js'
-import { GatewayResultError, MalformedMessageError, UnsupportedError } from '../errors.js'
+import { ClosedError, GatewayResultError, MalformedMessageError, UnsupportedError } from '../errors.js'
 import { readAnnouncement } from '../net/announcements.js'
 import { randomBytes } from '../net/random.js'
 import { EpochTracker } from '../net/epoch.js'
 import { pcpSchedule } from '../net/retransmit.js'
 import { UdpChannel } from '../net/udp-channel.js'
-import { isIPv4Mapped, isIPv6 } from '../net/ip-address.js'
+import { isIPv4, isIPv4Mapped, isIPv6 } from '../net/ip-address.js'
+import { NatPmpClient } from '../natpmp/client.js'
+import { NATPMP_OPCODE, NATPMP_RESPONSE_BIT, NATPMP_VERSION } from '../natpmp/codec.js'
 import { PCP_SERVER_PORT } from '../constants.js'
 import { wireTracer } from '../core/trace.js'
 import { decodeResponse, encodeAnnounceRequest, encodeMapRequest, pcpResultName, type PcpDecoded } from './codec.js'
@@ -21,12 +23,18 @@ type PcpResponse = Extract<PcpDecoded, { kind: 'response' }>
 type PcpMapResponse = PcpResponse & { map: NonNullable<PcpResponse['map']> }
 
 /**
- * Port used for the short-lived mapping that reveals the external address when no mapping of ours
- * exists: PCP has no "get external address" opcode. 9 is the discard service, which nothing of
- * ours maps.
+ * Lifetime asked for the short mapping that reveals the external address when nothing else can
+ * (a PCP-only gateway, no mapping of ours): it is deleted at once, and runs out by itself if the
+ * delete is lost. A server may grant more (miniupnpd's min_lifetime is 120 s by default).
  */
-const ADDRESS_QUERY_PORT = 9
 const ADDRESS_QUERY_LIFETIME_SECONDS = 30
+/**
+ * How long a first NAT-PMP address request may take before we conclude the gateway does not speak
+ * NAT-PMP: a NAT-PMP server answers within milliseconds, and a PCP-only one should answer
+ * UNSUPP_VERSION at once (RFC 6887 §9); this bounds the cost of one that stays silent.
+ */
+const NATPMP_ADDRESS_PROBE_TIMEOUT = 500
+const NATPMP_ADDRESS_RESPONSE_OPCODE = NATPMP_RESPONSE_BIT | NATPMP_OPCODE.EXTERNAL_ADDRESS
 
 /** PCP (RFC 6887) MAP and ANNOUNCE. */
 export class PcpClient implements GatewayClient {
@@ -36,14 +44,27 @@ export class PcpClient implements GatewayClient {
   onEvent: ((event: GatewayEvent) => void) | undefined
   readonly #epoch = new EpochTracker()
   readonly #channel: UdpChannel
+  /** The same gateway's NAT-PMP, over our channel, for the address (IPv4 gateways only). */
+  readonly #natPmp: NatPmpClient | undefined
+  /** Whether the gateway answers NAT-PMP address requests; undefined until we asked. */
+  #speaksNatPmp: boolean | undefined
+  /** NAT-PMP address requests in flight on our channel (see #request: whose refusal a reply is). */
+  #natPmpInFlight = 0
+  /** Our mappings the gateway holds, by nonce (kept across renewals): the address each last reported, and until when. */
+  readonly #held = new Map<Uint8Array, { externalAddress: string, until: number }>()
 
   constructor (gateway: string, localAddress: string) {
     this.gateway = gateway
     this.localAddress = localAddress
     // IPv6: send from the address discovery chose (stable, global), which the request's client
     // address field names; the server answers ADDRESS_MISMATCH if the two differ (RFC 6887 §8.1).
-    this.#channel = new UdpChannel(gateway, PCP_SERVER_PORT, wireTracer('pcp', `${gateway}:${PCP_SERVER_PORT}`),
+    // The channel also carries NAT-PMP (the address request below): trace each by its version.
+    const tracePcp = wireTracer('pcp', `${gateway}:${PCP_SERVER_PORT}`)
+    const traceNatPmp = wireTracer('nat-pmp', `${gateway}:${PCP_SERVER_PORT}`)
+    this.#channel = new UdpChannel(gateway, PCP_SERVER_PORT, (direction, bytes) => { (bytes[0] === NATPMP_VERSION ? traceNatPmp : tracePcp)(direction, bytes) },
       isIPv6(localAddress) && !isIPv4Mapped(localAddress) ? localAddress : undefined)
+    // NAT-PMP (RFC 6886) carries IPv4 only.
+    this.#natPmp = isIPv4(gateway) ? new NatPmpClient(gateway, localAddress, this.#channel) : undefined
   }
 
   /** ANNOUNCE (RFC 6887 §14.1): a cheap request that any PCP server answers. */
@@ -52,10 +73,22 @@ export class PcpClient implements GatewayClient {
       (response) => response.opcode === 'announce' ? response : undefined, options)
   }
 
+  /**
+   * PCP has no "get external address" opcode, and a MAP of some port as a probe is what stock
+   * permission rules refuse (miniupnpd's sample config allows ports >= 1024 only; 2.3.1 then walks
+   * every external port for ~1 s before refusing, answering nothing else meanwhile). So, in order:
+   * the same gateway's NAT-PMP address request (miniupnpd speaks both on port 5351); else what a
+   * mapping of ours last reported; else a short mapping of our own channel's port (ephemeral, so
+   * >= 1024), deleted at once. No probe ever uses a port below 1024.
+   */
   async externalAddress (options: RequestOptions): Promise<string> {
+    const natPmp = await this.#externalAddressOverNatPmp(options)
+    if (natPmp !== undefined) return natPmp
+    const held = this.#latestHeldAddress()
+    if (held !== undefined) return held
     const query: PortMappingRequest = {
       protocol: 'udp',
-      internalPort: ADDRESS_QUERY_PORT,
+      internalPort: await this.#channel.localPort(),
       suggestedExternalPort: 0,
       lifetimeSeconds: ADDRESS_QUERY_LIFETIME_SECONDS,
       description: 'natmapper address query'
@@ -67,12 +100,44 @@ export class PcpClient implements GatewayClient {
     return grant.externalAddress
   }
 
+  /** The address the newest of our mappings still in force reported; forgets those run out. */
+  #latestHeldAddress (): string | undefined {
+    const now = Date.now()
+    let latest: string | undefined
+    for (const [nonce, held] of this.#held) {
+      if (held.until <= now) this.#held.delete(nonce)
+      else latest = held.externalAddress
+    }
+    return latest
+  }
+
+  /** The address from a NAT-PMP request on our channel; undefined when the gateway does not speak NAT-PMP. */
+  async #externalAddressOverNatPmp (options: RequestOptions): Promise<string | undefined> {
+    if (this.#natPmp === undefined || this.#speaksNatPmp === false) return undefined
+    const firstTime = this.#speaksNatPmp === undefined
+    this.#natPmpInFlight++
+    try {
+      const address = await this.#natPmp.externalAddress(firstTime
+        ? { ...options, timeout: Math.min(options.timeout ?? NATPMP_ADDRESS_PROBE_TIMEOUT, NATPMP_ADDRESS_PROBE_TIMEOUT) }
+        : options)
+      this.#speaksNatPmp = true
+      return address
+    } catch (error) {
+      // A gateway that answered before and fails now has given its answer; so has a caller who gave up.
+      if (!firstTime || options.signal?.aborted === true || error instanceof ClosedError) throw error
+      this.#speaksNatPmp = false
+      return undefined
+    } finally {
+      this.#natPmpInFlight--
+    }
+  }
+
   async map (request: PortMappingRequest, previous: PortMappingGrant | undefined, options: RequestOptions): Promise<PortMappingGrant> {
     // RFC 6887 §11.1: the nonce stays the same for the mapping's whole life.
     const nonce = stateOf(previous)?.nonce ?? randomBytes(12)
     const reply = await this.#requestMap(request.protocol, request.internalPort, nonce, request.lifetimeSeconds,
       request.suggestedExternalPort, request.suggestedExternalAddress, options)
-    return {
+    const grant: PortMappingGrant = {
       protocol: request.protocol,
       internalPort: request.internalPort,
       externalPort: reply.map.externalPort,
@@ -81,12 +146,17 @@ export class PcpClient implements GatewayClient {
       epochSeconds: reply.epochSeconds,
       protocolState: { nonce } satisfies PcpMappingState
     }
+    // Newest last: externalAddress() reads the latest report.
+    this.#held.delete(nonce)
+    this.#held.set(nonce, { externalAddress: reply.map.externalAddress, until: Date.now() + reply.lifetimeSeconds * 1000 })
+    return grant
   }
 
   /** RFC 6887 §15: a MAP with lifetime 0 and the mapping's nonce deletes it. */
   async unmap (grant: PortMappingGrant, options: RequestOptions): Promise<void> {
     const state = stateOf(grant)
     if (state === undefined) return
+    this.#held.delete(state.nonce)
     await this.#requestMap(grant.protocol, grant.internalPort, state.nonce, 0, 0, undefined, options)
   }
 
@@ -143,6 +213,9 @@ export class PcpClient implements GatewayClient {
       accept: (bytes) => {
         const decoded = decodeResponse(bytes)
         if (decoded.kind === 'version-mismatch') {
+          // A NAT-PMP-format refusal of opcode 0 answers our NAT-PMP address request as well as
+          // an ANNOUNCE: while one is in flight, it is that request's to take.
+          if (decoded.serverVersion === NATPMP_VERSION && bytes[1] === NATPMP_ADDRESS_RESPONSE_OPCODE && this.#natPmpInFlight > 0) return undefined
           throw new UnsupportedError(`${this.gateway} does not speak PCP version 2 (it answered as version ${decoded.serverVersion})`)
         }
         return match(decoded)

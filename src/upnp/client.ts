@@ -320,8 +320,10 @@ export class UpnpClient implements GatewayClient {
   readonly #randomPort: () => number
   readonly #shutdown = new AbortController()
   #closed = false
-  /** Learnt from a 725 answer: this gateway grants static leases only. */
+  /** Learnt from a 725 answer (or 402 to a timed lease): this gateway grants static leases only. */
   #onlyPermanentLeases = false
+  /** Learnt from a 402 answer to a permanent lease: this gateway grants at most a week. */
+  #noPermanentLeases = false
   /** Cleared when a gateway that claims IGDv2 does not implement AddAnyPortMapping. */
   #addAnyPortMapping: boolean
 
@@ -504,7 +506,7 @@ export class UpnpClient implements GatewayClient {
 
   async #map (request: PortMappingRequest, previous: PortMappingGrant | undefined, signal: AbortSignal): Promise<PortMappingGrant> {
     if (previous !== undefined) await this.#checkStillHeld(previous, signal)
-    const permanent = this.#onlyPermanentLeases || leaseKindOf(previous) === 'permanent'
+    const permanent = !this.#noPermanentLeases && (this.#onlyPermanentLeases || leaseKindOf(previous) === 'permanent')
     let mapping: PortMappingArguments = {
       remoteHost: '',
       // Renew the port we hold; else ask for the caller's choice, else the internal port
@@ -517,14 +519,42 @@ export class UpnpClient implements GatewayClient {
       leaseDuration: permanent ? 0 : this.#leaseFor(request.lifetimeSeconds)
     }
     const tried = new Set<number>()
+    // Lease kinds this attempt asked for: a 402 is retried once with the other kind, never more
+    // (a router whose table is full answers 402 to both, miniupnp #92).
+    const leaseKinds = new Set<'timed' | 'permanent'>()
     let otherPorts = 0
     while (true) {
       tried.add(mapping.externalPort)
+      leaseKinds.add(mapping.leaseDuration === 0 ? 'permanent' : 'timed')
       try {
         await this.#soap(SoapActions.addPortMapping(mapping), signal)
         return this.#grant(mapping, mapping.externalPort)
       } catch (error) {
         if (!(error instanceof GatewayResultError)) throw error
+        if (error.resultCode === UpnpErrorCode.InvalidArgs) {
+          // Routers that say 402 InvalidArgs where they mean the lease: to a timed one where
+          // they grant only permanent ones (ARRIS NVG578LX, tailscale #15223), handled like 725;
+          // to a permanent one where the maximum is a week (n0-computer/net-tools #52).
+          if (mapping.leaseDuration !== 0 && !leaseKinds.has('permanent')) {
+            this.#onlyPermanentLeases = true
+            mapping = { ...mapping, leaseDuration: 0 }
+            continue
+          }
+          if (mapping.leaseDuration === 0 && !leaseKinds.has('timed')) {
+            this.#onlyPermanentLeases = false
+            this.#noPermanentLeases = true
+            mapping = { ...mapping, leaseDuration: Math.min(request.lifetimeSeconds === 0 ? IGD2_MAX_LEASE_SECONDS : request.lifetimeSeconds, IGD2_MAX_LEASE_SECONDS) }
+            continue
+          }
+          throw error
+        }
+        if (error.resultCode === UpnpErrorCode.ConflictInMappingEntry && otherPorts === 0) {
+          // Some routers answer 718 when the port is already mapped to us (same client and port),
+          // instead of updating the lease: that is ours, not a conflict. Only the port we asked
+          // for first (the one we hold, or the caller's) can be ours.
+          const ours = await this.#heldByUs(mapping, signal)
+          if (ours !== undefined) return ours
+        }
         if (error.resultCode === UpnpErrorCode.OnlyPermanentLeasesSupported && mapping.leaseDuration !== 0) {
           // WANIPConnection:1 §2.4.16: the gateway grants static leases only. Ask for one and
           // remember, so the grant says 0 (permanent) and the core deletes it explicitly.
@@ -547,6 +577,27 @@ export class UpnpClient implements GatewayClient {
         mapping = { ...mapping, externalPort: this.#untriedPort(tried) }
       }
     }
+  }
+
+  /**
+   * The grant for a mapping the gateway already holds for us (our address, our internal port), or
+   * undefined. Its lease: the remaining one the gateway reports, unless that is 0 or more than we
+   * asked for, which some routers report whatever they hold (miniupnpd's nft backend says 0,
+   * miniupnp #466; Technicolor keeps 86400, miniupnp #398): then what we asked for, so that we
+   * keep renewing.
+   */
+  async #heldByUs (mapping: PortMappingArguments, signal: AbortSignal): Promise<PortMappingGrant | undefined> {
+    let entry: PortMappingEntry
+    try {
+      entry = decodePortMappingEntry(await this.#soap(SoapActions.getSpecificPortMappingEntry(mapping), signal), 'GetSpecificPortMappingEntry')
+    } catch (error) {
+      if (error instanceof GatewayResultError) return undefined
+      throw error
+    }
+    if (entry.internalPort !== mapping.internalPort || !sameAddress(entry.internalClient, this.localAddress)) return undefined
+    const remaining = entry.leaseDuration
+    const leaseDuration = remaining > 0 && (mapping.leaseDuration === 0 || remaining <= mapping.leaseDuration) ? remaining : mapping.leaseDuration
+    return this.#grant({ ...mapping, leaseDuration }, mapping.externalPort)
   }
 
   /**
@@ -592,7 +643,7 @@ export class UpnpClient implements GatewayClient {
 
   /** The lease to ask for: IGDv2 gateways accept 1 s to one week (0 would mean a week too). */
   #leaseFor (seconds: number): number {
-    if (this.type === 'upnp-igd2') return seconds === 0 ? IGD2_MAX_LEASE_SECONDS : Math.min(seconds, IGD2_MAX_LEASE_SECONDS)
+    if (this.type === 'upnp-igd2' || this.#noPermanentLeases) return seconds === 0 ? IGD2_MAX_LEASE_SECONDS : Math.min(seconds, IGD2_MAX_LEASE_SECONDS)
     return seconds
   }
 

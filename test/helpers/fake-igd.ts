@@ -70,6 +70,16 @@ export interface FakeIgdOptions {
   occupiedPorts?: Array<{ protocol: 'TCP' | 'UDP', port: number }>
   /** Milliseconds each SOAP answer is held back (to observe concurrency). */
   soapDelayMs?: number
+  /**
+   * Field quirks of AddPortMapping: 'timed-lease-402' answers 402 InvalidArgs to a non-zero lease
+   * (ARRIS NVG578LX); 'permanent-lease-402' answers 402 to lease 0 (routers whose maximum is a
+   * week); 'conflict-for-own' answers 718 even when the port is already ours (same client and port).
+   */
+  quirk?: 'timed-lease-402' | 'permanent-lease-402' | 'conflict-for-own'
+  /** Mappings the table holds at most; AddPortMapping of a new one then answers 402 (miniupnp #92). */
+  tableSize?: number
+  /** The lease GetSpecificPortMappingEntry reports, whatever was granted (nft backend: 0; Technicolor: 86400). */
+  reportedLease?: number
 }
 
 const FAULT_NAMES: Record<number, string> = {
@@ -344,6 +354,11 @@ export class FakeIgd {
         if (mapping === undefined) return this.#fault(402)
         if (call.action === 'AddAnyPortMapping' && service.kind !== 'WANIPConnection:2') return this.#fault(401)
         if (this.options.onlyPermanentLeases === true && mapping.leaseDuration !== 0) return this.#fault(725)
+        if (this.options.quirk === 'timed-lease-402' && mapping.leaseDuration !== 0) return this.#fault(402)
+        if (this.options.quirk === 'permanent-lease-402' && mapping.leaseDuration === 0) return this.#fault(402)
+        const key = `${mapping.protocol} ${mapping.externalPort}`
+        if (this.options.quirk === 'conflict-for-own' && this.mappings.has(key)) return this.#fault(718)
+        if (this.options.tableSize !== undefined && !this.mappings.has(key) && this.mappings.size >= this.options.tableSize) return this.#fault(402)
         if (call.action === 'AddAnyPortMapping') {
           while (!this.#free(mapping)) mapping.externalPort = mapping.externalPort >= 65_535 ? 1_024 : mapping.externalPort + 1
           this.mappings.set(`${mapping.protocol} ${mapping.externalPort}`, mapping)
@@ -361,7 +376,7 @@ export class FakeIgd {
       case 'GetSpecificPortMappingEntry': {
         const mapping = this.mappings.get(`${args.NewProtocol ?? ''} ${args.NewExternalPort ?? ''}`)
         if (mapping === undefined) return this.#fault(714)
-        return ok(entryValues(mapping, false))
+        return ok(entryValues(this.options.reportedLease === undefined ? mapping : { ...mapping, leaseDuration: this.options.reportedLease }, false))
       }
       case 'GetGenericPortMappingEntry': {
         const mapping = [...this.mappings.values()][Number(args.NewPortMappingIndex ?? -1)]

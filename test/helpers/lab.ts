@@ -5,6 +5,7 @@
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import assert from 'node:assert/strict'
 import { createInterface } from 'node:readline'
 import { after, before, describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
@@ -15,6 +16,21 @@ const LAB = `${ROOT}lab/`
 const LOCK = `/run/natmapper-lab-tests${labInstance() === '' ? '' : `-${labInstance()}`}.lock`
 
 export type LabMode = 'all' | 'pmp' | 'upnp' | 'upnp-igd1' | 'silent' | 'closed'
+
+/**
+ * How the lab's miniupnpd is configured (lab/README.md, "Gateway profiles"). New tests run against
+ * `stock` unless they need another one: `permissive` allows every port and PCP lifetimes down to
+ * 1 s; `stock` is miniupnpd's sample config (ports >= 1024 only, PCP min_lifetime 120);
+ * `stock-igd1` is stock as UPnP IGDv1 with NAT-PMP/PCP off (mode upnp-igd1).
+ */
+export type LabProfile = 'permissive' | 'stock' | 'stock-igd1'
+
+/** Which gateway a lab suite runs against. */
+export interface LabGateway {
+  /** What miniupnpd speaks. Default 'all' (stock-igd1: 'upnp-igd1'). */
+  mode?: LabMode
+  profile: LabProfile
+}
 
 /** KEY=VALUE pairs from lab/lab.env (for this lab instance): namespace names and addresses. */
 export const labEnv: Record<string, string> = readLabEnv()
@@ -51,14 +67,15 @@ export function labUnavailableReason (): string | undefined {
 }
 
 /**
- * A describe() whose tests run against a fresh lab in `mode`. Without root the suite is reported
- * as skipped with the reason, unless NATMAPPER_REQUIRE_LAB=1, under which it fails.
+ * A describe() whose tests run against a fresh lab with `gateway`'s mode and profile. Without root
+ * the suite is reported as skipped with the reason, unless NATMAPPER_REQUIRE_LAB=1, under which it
+ * fails.
  */
-export function labSuite (name: string, mode: LabMode, body: () => void, upArgs: string[] = []): void {
+export function labSuite (name: string, gateway: LabGateway, body: () => void, upArgs: string[] = []): void {
   labToolsSuite(name, () => {
     before(async () => {
       await acquireLabLock()
-      runLabScript('up.sh', ['--mode', mode, ...upArgs])
+      runLabScript('up.sh', [...(gateway.mode === undefined ? [] : ['--mode', gateway.mode]), '--profile', gateway.profile, ...upArgs])
     })
     after(() => {
       runLabScript('down.sh', [])
@@ -275,5 +292,40 @@ export class Agent {
 
   kill (): void {
     this.#child.kill('SIGKILL')
+  }
+}
+
+/** What the gateway logs when its permission rules refuse a request (miniupnpd 2.3.1). */
+export const GATEWAY_REFUSAL = /permission rule \d+ matched : port mapping rejected|No allowed eport|not authori[sz]ed/i
+
+/**
+ * The whole life of one mapping through a map-agent: discovered as `type`, mapped, held by the
+ * gateway, reached from the WAN host, closed, gone, and the agent exits by itself. IPv4 checks the
+ * gateway's DNAT rule at the external port, IPv6 its pinhole to the LAN host's own address.
+ */
+export async function assertMappingLifecycle (config: { transport: 'tcp' | 'udp', port: number, discover: Record<string, unknown> }, type: string): Promise<void> {
+  const ipv6 = config.discover.family === 'IPv6'
+  const agent = new Agent(lab.lanNamespace, 'map-agent.ts', config)
+  try {
+    const discovered = await agent.next('discovered')
+    assert.equal(discovered.type, type)
+    assert.equal(discovered.gateway, ipv6 ? lab.gatewayLanAddress6 : lab.gatewayLanAddress)
+    const mapped = await agent.next('mapped')
+    assert.equal(mapped.address, ipv6 ? lab.lanAddress6 : lab.gatewayWanAddress)
+    assert.equal(mapped.family, ipv6 ? 'IPv6' : 'IPv4')
+    const port = mapped.port as number
+    assert.ok(port >= 1_024, `external port ${port}`)
+    const held = (): boolean => ipv6 ? gatewayHoldsPinhole(config.transport, lab.lanAddress6, port) : gatewayHolds(config.transport, port)
+    assert.ok(held(), 'the gateway holds the mapping')
+    const reach = await reachableFromWan(config.transport, String(mapped.address), port)
+    assert.ok(reach.ok, `WAN host reaches the LAN service: ${reach.output}`)
+    agent.send('close-mapping')
+    assert.equal((await agent.next('mapping-closed')).established, false)
+    assert.ok(!held(), 'the gateway no longer holds the mapping')
+    agent.send('exit')
+    await agent.next('closed')
+    assert.equal(await agent.exit(), 0)
+  } finally {
+    agent.kill()
   }
 }

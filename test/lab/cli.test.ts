@@ -1,116 +1,19 @@
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { createInterface } from 'node:readline'
 import { it } from 'node:test'
-import { gatewayHolds, gatewayLog, lab, labEnv, labSuite, reachableFromWan, ROOT } from '../helpers/lab.js'
+import { gatewayHolds, lab, labEnv, labSuite, reachableFromWan } from '../helpers/lab.js'
+import { BUILT_CLI, Cli, echoService, listening, natmapper } from '../helpers/lab-cli.js'
 
 // The real `natmapper` executable, run inside the LAN namespace against miniupnpd (UPnP IGDv2,
 // NAT-PMP and PCP all on): every command in human and --json form, `map` held across renewals and
 // stopped by signals, --once and unmap, and the exit codes. The test process itself sends nothing.
 
-const CLI = ['--import', 'tsx', `${ROOT}src/cli/main.ts`]
-const BUILT_CLI = `${ROOT}dist/cli/main.js`
-
-/** One natmapper process in a lab namespace: its output lines as they come, and its exit. */
-class Cli {
-  readonly stdout: string[] = []
-  readonly stderr: string[] = []
-  readonly #child: ChildProcessWithoutNullStreams
-  readonly #exited: Promise<number | null>
-  readonly #args: string[]
-  #wake: Array<() => void> = []
-
-  constructor (args: string[], { namespace = lab.lanNamespace, script = CLI } = {}) {
-    this.#args = args
-    this.#child = spawn('ip', ['netns', 'exec', namespace, process.execPath, ...script, ...args], { cwd: ROOT })
-    const collect = (lines: string[]) => (line: string): void => {
-      lines.push(line)
-      for (const wake of this.#wake.splice(0)) wake()
-    }
-    createInterface({ input: this.#child.stdout }).on('line', collect(this.stdout))
-    createInterface({ input: this.#child.stderr }).on('line', collect(this.stderr))
-    this.#exited = new Promise((resolve) => this.#child.on('close', (code) => {
-      resolve(code)
-      for (const wake of this.#wake.splice(0)) wake()
-    }))
-  }
-
-  /** stdout lines parsed as JSON (every line must be one object). */
-  get events (): Array<Record<string, unknown>> {
-    return this.stdout.map((line) => JSON.parse(line) as Record<string, unknown>)
-  }
-
-  /** Waits (generously) until `condition` holds on what was printed so far. */
-  async until (what: string, condition: () => boolean, timeout = 30_000): Promise<void> {
-    const deadline = Date.now() + timeout
-    while (!condition()) {
-      if (Date.now() > deadline || this.#child.exitCode !== null) throw new Error(`natmapper ${this.#args.join(' ')}: never ${what}\n${this.transcript()}`)
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 250)
-        this.#wake.push(() => { clearTimeout(timer); resolve() })
-      })
-    }
-  }
-
-  async event (name: string, count = 1): Promise<Record<string, unknown>> {
-    await this.until(`printed ${count} "${name}" event(s)`, () => this.events.filter((e) => e.event === name).length >= count)
-    return this.events.filter((e) => e.event === name)[count - 1] ?? {}
-  }
-
-  signal (signal: NodeJS.Signals): void {
-    // `ip netns exec` execs node in place (no fork), so the signal reaches natmapper itself.
-    this.#child.kill(signal)
-  }
-
-  /** The exit code, once the process ends by itself (it is killed, and the test fails, after `timeout`). */
-  async exit (timeout = 30_000): Promise<number | null> {
-    const timer = new Promise<'hung'>((resolve) => { setTimeout(() => { resolve('hung') }, timeout).unref() })
-    const result = await Promise.race([this.#exited, timer])
-    if (result === 'hung') {
-      this.#child.kill('SIGKILL')
-      throw new Error(`natmapper ${this.#args.join(' ')} did not exit within ${timeout} ms\n${this.transcript()}`)
-    }
-    return result
-  }
-
-  kill (): void {
-    if (this.#child.exitCode === null) this.#child.kill('SIGKILL')
-  }
-
-  transcript (): string {
-    return `stdout:\n${this.stdout.join('\n')}\nstderr:\n${this.stderr.join('\n')}\ngateway log:\n${gatewayLog().slice(-2000)}`
-  }
-}
-
-/** Runs natmapper to its end. */
-async function natmapper (args: string[], options: { namespace?: string, script?: string[] } = {}): Promise<{ code: number | null, stdout: string, stderr: string, cli: Cli }> {
-  const cli = new Cli(args, options)
-  try {
-    const code = await cli.exit()
-    return { code, stdout: cli.stdout.join('\n'), stderr: cli.stderr.join('\n'), cli }
-  } finally {
-    cli.kill()
-  }
-}
-
-/** A TCP echo service on the LAN host, for the WAN host to reach through the mapping. */
-function echoService (port: number): ChildProcessWithoutNullStreams {
-  const code = `require('net').createServer((s) => { s.on('error', () => {}); s.pipe(s) }).listen(${port}, () => console.log('listening'))`
-  return spawn('ip', ['netns', 'exec', lab.lanNamespace, process.execPath, '-e', code], { cwd: ROOT })
-}
-
-async function listening (child: ChildProcessWithoutNullStreams): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.once('data', () => { resolve() })
-    child.once('close', (code) => { reject(new Error(`echo service exited (${code})`)) })
-  })
-}
-
 const WAN = lab.gatewayWanAddress
 const GATEWAY = lab.gatewayLanAddress
 
-labSuite('lab: the natmapper CLI', 'all', () => {
+// Permissive profile: this suite drives the CLI through the lab's every-port rules; the CLI under
+// the stock rules is covered in stock.test.ts.
+labSuite('lab: the natmapper CLI', { mode: 'all', profile: 'permissive' }, () => {
   let nextPort = 21_000
 
   it('discover: each protocol, the one in use and the public external address (human and --json)', async () => {
@@ -124,9 +27,16 @@ labSuite('lab: the natmapper CLI', 'all', () => {
     assert.match(human.stdout, /^using +pcp$/m)
     assert.match(human.stdout, new RegExp(`^external address +${WAN.replaceAll('.', '\\.')}, public`, 'm'))
 
+    // The IPv6 gateway too: no translation, pinholes through PCP.
+    assert.match(human.stdout, /^IPv6$/m)
+    assert.match(human.stdout, new RegExp(`^gateway +${lab.gatewayLanAddress6} \\(the default route\\)$`, 'm'))
+    assert.match(human.stdout, new RegExp(`^pinholes +possible: pcp opens inbound connections to ${lab.lanAddress6} `, 'm'))
+
     const json = await natmapper(['discover', '--json'])
     assert.equal(json.code, 0, json.cli.transcript())
-    assert.equal(json.cli.stdout.length, 1, 'one JSON object')
+    assert.deepEqual(json.cli.events.map((e) => e.family), ['IPv4', 'IPv6'], 'one JSON object per family')
+    const ipv6 = json.cli.events[1] ?? {}
+    assert.deepEqual([ipv6.gateway, ipv6.localAddress, ipv6.type, ipv6.pinholes, ipv6.externalAddress], [lab.gatewayLanAddress6, lab.lanAddress6, 'pcp', true, null])
     const result = json.cli.events[0] ?? {}
     assert.equal(result.event, 'discovered')
     assert.equal(result.gateway, GATEWAY)
@@ -153,16 +63,18 @@ labSuite('lab: the natmapper CLI', 'all', () => {
     assert.equal(verbose.stdout, WAN, 'stdout holds the address alone')
     assert.match(verbose.stderr, new RegExp(`^-> pcp ${GATEWAY}:5351 ANNOUNCE request`, 'm'))
     assert.match(verbose.stderr, /^<- pcp \S+ ANNOUNCE response SUCCESS \(0\)/m)
-    assert.match(verbose.stderr, new RegExp(`^<- pcp \\S+ MAP response SUCCESS \\(0\\).* -> ${WAN.replaceAll('.', '\\.')}:`, 'm'))
+    // The address comes from the gateway's NAT-PMP on the same port, never from a PCP MAP probe.
+    assert.match(verbose.stderr, new RegExp(`^<- nat-pmp ${GATEWAY}:5351 .*${WAN.replaceAll('.', '\\.')}`, 'm'))
+    assert.doesNotMatch(verbose.stderr, /MAP request/)
   })
 
   it('map --json, held across renewals: reachable from the WAN host; SIGINT deletes the mapping and exits 0', async () => {
     const port = nextPort++
     const service = echoService(port)
-    const cli = new Cli(['map', 'tcp', String(port), '--duration', '3', '--json'])
+    const cli = new Cli(['map', 'tcp', String(port), '--duration', '3', '--json', '--family', 'ipv4'])
     try {
       await listening(service)
-      assert.deepEqual(Object.keys(await cli.event('discovered')).sort(), ['event', 'gateway', 'localAddress', 'time', 'type'])
+      assert.deepEqual(Object.keys(await cli.event('discovered')).sort(), ['event', 'family', 'gateway', 'localAddress', 'time', 'type'])
       const established = await cli.event('established')
       assert.equal(established.address, WAN)
       assert.equal(established.protocol, 'tcp')
@@ -181,7 +93,7 @@ labSuite('lab: the natmapper CLI', 'all', () => {
       assert.equal(await cli.exit(), 0, cli.transcript())
       const events = cli.events
       assert.equal(events.filter((e) => e.event === 'changed' || e.event === 'lost' || e.event === 'failed').length, 0, cli.transcript())
-      assert.deepEqual(events.at(-2), { event: 'closing', signal: 'SIGINT', time: events.at(-2)?.time })
+      assert.deepEqual(events.at(-2), { event: 'closing', signal: 'SIGINT', time: events.at(-2)?.time, family: 'IPv4' })
       assert.equal(events.at(-1)?.event, 'closed')
       assert.equal(events.at(-1)?.deleted, true)
       assert.ok(!gatewayHolds('tcp', externalPort), 'the gateway no longer holds the mapping')
@@ -193,7 +105,7 @@ labSuite('lab: the natmapper CLI', 'all', () => {
 
   it('map (human, NAT-PMP, UDP), held across renewals: one line per event; SIGTERM deletes the mapping and exits 0', async () => {
     const port = nextPort++
-    const cli = new Cli(['map', 'udp', String(port), '--duration', '3', '--protocol', 'nat-pmp', '--description', 'cli test'])
+    const cli = new Cli(['map', 'udp', String(port), '--duration', '3', '--protocol', 'nat-pmp', '--description', 'cli test', '--family', 'ipv4'])
     try {
       await cli.until('printed "established"', () => cli.stdout.some((line) => line.includes(' established: ')))
       const established = cli.stdout.find((line) => line.includes(' established: ')) ?? ''
@@ -217,7 +129,7 @@ labSuite('lab: the natmapper CLI', 'all', () => {
 
   it('map --protocol upnp (IGD), held across a renewal; SIGINT deletes it', async () => {
     const port = nextPort++
-    const cli = new Cli(['map', 'tcp', String(port), '--duration', '3', '--protocol', 'upnp', '--json'])
+    const cli = new Cli(['map', 'tcp', String(port), '--duration', '3', '--protocol', 'upnp', '--json', '--family', 'ipv4'])
     try {
       assert.match((await cli.event('discovered')).type as string, /^upnp-igd/)
       const established = await cli.event('established')
@@ -236,7 +148,7 @@ labSuite('lab: the natmapper CLI', 'all', () => {
 
   it('map --once leaves the mapping on the gateway; unmap --protocol nat-pmp removes it (human and --json)', async () => {
     const port = nextPort++
-    const once = await natmapper(['map', 'tcp', String(port), '--once', '--protocol', 'nat-pmp'])
+    const once = await natmapper(['map', 'tcp', String(port), '--once', '--protocol', 'nat-pmp', '--family', 'ipv4'])
     assert.equal(once.code, 0, once.cli.transcript())
     assert.match(once.stdout, / established: tcp \S+ -> /)
     assert.match(once.cli.stdout.at(-1) ?? '', / left on the gateway, not renewed: the lease runs out at /)
@@ -248,7 +160,7 @@ labSuite('lab: the natmapper CLI', 'all', () => {
     assert.ok(!gatewayHolds('tcp', port), 'unmap deleted it')
 
     const jsonPort = nextPort++
-    const onceJson = await natmapper(['map', 'udp', String(jsonPort), '--once', '--json', '--duration', '600', '--protocol', 'nat-pmp'])
+    const onceJson = await natmapper(['map', 'udp', String(jsonPort), '--once', '--json', '--duration', '600', '--protocol', 'nat-pmp', '--family', 'ipv4'])
     assert.equal(onceJson.code, 0, onceJson.cli.transcript())
     assert.deepEqual(onceJson.cli.events.map((e) => e.event), ['discovered', 'established', 'left'])
     const granted = onceJson.cli.events[1]?.port as number
@@ -277,7 +189,7 @@ labSuite('lab: the natmapper CLI', 'all', () => {
 
   it('list and unmap over UPnP: the gateway\'s table (human and --json), and a delete by external port', async () => {
     const port = nextPort++
-    const once = await natmapper(['map', 'tcp', String(port), '--once', '--protocol', 'upnp', '--description', 'natmapper cli test', '--json'])
+    const once = await natmapper(['map', 'tcp', String(port), '--once', '--protocol', 'upnp', '--description', 'natmapper cli test', '--json', '--family', 'ipv4'])
     assert.equal(once.code, 0, once.cli.transcript())
     const externalPort = once.cli.events.find((e) => e.event === 'established')?.port as number
 

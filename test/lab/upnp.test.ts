@@ -1,14 +1,18 @@
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { it } from 'node:test'
-import { Agent, gatewayHolds, lab, labSuite, reachableFromWan, type LabMode } from '../helpers/lab.js'
+import { Agent, gatewayHolds, lab, labSuite, reachableFromWan, type LabGateway } from '../helpers/lab.js'
 
 // The real gateway with NAT-PMP and PCP off: UPnP IGD only, as IGDv2 (miniupnpd's default) and
 // as IGDv1. The whole life of a mapping for TCP and UDP, and a port conflict with another host.
-const modes: Array<[LabMode, 'upnp-igd2' | 'upnp-igd1']> = [['upnp', 'upnp-igd2'], ['upnp-igd1', 'upnp-igd1']]
-for (const [mode, type] of modes) {
-  labSuite(`lab: UPnP ${type} against miniupnpd`, mode, () => {
-    let nextPort = mode === 'upnp' ? 22_000 : 23_000
+// Both run against the stock rules (ports >= 1024 only), IGDv1 as the most common consumer router.
+const gateways: Array<[LabGateway, 'upnp-igd2' | 'upnp-igd1']> = [
+  [{ mode: 'upnp', profile: 'stock' }, 'upnp-igd2'],
+  [{ profile: 'stock-igd1' }, 'upnp-igd1']
+]
+for (const [gateway, type] of gateways) {
+  labSuite(`lab: UPnP ${type} against miniupnpd (${gateway.profile})`, gateway, () => {
+    let nextPort = type === 'upnp-igd2' ? 22_000 : 23_000
     for (const transport of ['tcp', 'udp'] as const) {
       it(`${transport}: map, reach from the WAN, delete, exit by itself`, async () => {
         const port = nextPort++

@@ -17,22 +17,23 @@ function refused (line: string, message: string | RegExp, command?: string): voi
   }, line)
 }
 
-const defaults = { json: false, verbose: false }
+const v4 = { families: ['IPv4'], json: false, verbose: false }
+const both = { ...v4, families: ['IPv4', 'IPv6'] }
 
 describe('cli arguments: commands', () => {
   it('discover, ip and list take only the global options, before or after the command', () => {
-    assert.deepEqual(parse('discover'), { name: 'discover', options: defaults })
-    assert.deepEqual(parse('ip --json'), { name: 'ip', options: { json: true, verbose: false } })
-    assert.deepEqual(parse('--verbose --json list'), { name: 'list', options: { json: true, verbose: true } })
-    assert.deepEqual(parse('discover --gateway 192.168.1.1 --timeout 500'), { name: 'discover', options: { ...defaults, gateway: '192.168.1.1', timeout: 500 } })
-    assert.deepEqual(parse('ip --gateway=fe80::1'), { name: 'ip', options: { ...defaults, gateway: 'fe80::1' } })
+    assert.deepEqual(parse('discover'), { name: 'discover', options: both })
+    assert.deepEqual(parse('ip --json'), { name: 'ip', options: { ...v4, json: true } })
+    assert.deepEqual(parse('--verbose --json list'), { name: 'list', options: { ...v4, json: true, verbose: true } })
+    assert.deepEqual(parse('discover --gateway 192.168.1.1 --timeout 500'), { name: 'discover', options: { ...v4, gateway: '192.168.1.1', timeout: 500 } })
+    assert.deepEqual(parse('ip --gateway=fe80::1'), { name: 'ip', options: { ...v4, families: ['IPv6'], gateway: 'fe80::1' } })
   })
 
   it('map: protocol, port and its options', () => {
-    assert.deepEqual(parse('map tcp 8080'), { name: 'map', options: defaults, protocol: 'tcp', internalPort: 8080, once: false })
+    assert.deepEqual(parse('map tcp 8080'), { name: 'map', options: both, protocol: 'tcp', internalPort: 8080, once: false })
     assert.deepEqual(parse('map UDP 51820 --external-port 51821 --duration 3600 --description game --once --json'), {
       name: 'map',
-      options: { json: true, verbose: false },
+      options: { ...both, json: true },
       protocol: 'udp',
       internalPort: 51820,
       externalPort: 51821,
@@ -40,14 +41,26 @@ describe('cli arguments: commands', () => {
       description: 'game',
       once: true
     })
-    assert.deepEqual(parseCommandLine(['map', 'tcp', '80', '--description', 'my web server']), { name: 'map', options: defaults, protocol: 'tcp', internalPort: 80, description: 'my web server', once: false })
+    assert.deepEqual(parseCommandLine(['map', 'tcp', '80', '--description', 'my web server']), { name: 'map', options: both, protocol: 'tcp', internalPort: 80, description: 'my web server', once: false })
     assert.equal((parse('map tcp 1 --duration 3') as { durationSeconds?: number }).durationSeconds, 3)
     assert.equal((parse('map tcp 65535 --duration 604800') as { durationSeconds?: number }).durationSeconds, 604_800)
   })
 
   it('unmap: protocol, port and --external-port', () => {
-    assert.deepEqual(parse('unmap udp 4000'), { name: 'unmap', options: defaults, protocol: 'udp', internalPort: 4000 })
-    assert.deepEqual(parse('unmap tcp 80 --external-port 8080 --protocol upnp'), { name: 'unmap', options: { ...defaults, protocols: ['upnp'] }, protocol: 'tcp', internalPort: 80, externalPort: 8080 })
+    assert.deepEqual(parse('unmap udp 4000'), { name: 'unmap', options: v4, protocol: 'udp', internalPort: 4000 })
+    assert.deepEqual(parse('unmap tcp 80 --external-port 8080 --protocol upnp'), { name: 'unmap', options: { ...v4, protocols: ['upnp'] }, protocol: 'tcp', internalPort: 80, externalPort: 8080 })
+  })
+
+  it('--family: ipv4, ipv6 or all (discover and map); the default follows --gateway; a mismatch is bad usage', () => {
+    const families = (line: string): unknown => (parse(line) as { options: { families: string[] } }).options.families
+    assert.deepEqual(families('map tcp 8080 --family ipv6'), ['IPv6'])
+    assert.deepEqual(families('discover --family IPv4'), ['IPv4'])
+    assert.deepEqual(families('map tcp 8080 --family all'), ['IPv4', 'IPv6'])
+    assert.deepEqual(families('map tcp 8080 --gateway 2001:db8::1'), ['IPv6'])
+    assert.deepEqual(families('ip --family ipv6'), ['IPv6'])
+    assert.throws(() => parse('map tcp 8080 --family ipv5'), /bad --family "ipv5": expected ipv4, ipv6, all/)
+    assert.throws(() => parse('map tcp 8080 --family ipv4 --gateway 2001:db8::1'), /--family ipv4 does not match --gateway, an IPv6 address/)
+    assert.throws(() => parse('ip --family all'), /--family all is for discover and map/)
   })
 
   it('--protocol: repeated, comma-separated, any case; duplicates dropped, order kept', () => {

@@ -48,6 +48,7 @@ describe('cli format: errors', () => {
 
 describe('cli format: discover, ip, list', () => {
   const result = {
+    family: 'IPv4' as const,
     gateway: '192.168.77.1',
     gatewaySource: 'default-route' as const,
     localAddress: '192.168.77.2',
@@ -77,6 +78,31 @@ describe('cli format: discover, ip, list', () => {
     assert.match(discoverLines({ ...result, externalAddress: '100.64.3.4' }).at(-1) ?? '', /shared .*carrier-grade NAT/)
     const none = discoverLines({ ...result, type: undefined, externalAddress: undefined, error: new NoNATFoundError({}) })
     assert.equal(none.at(-1), 'using            none: no protocol answered')
+  })
+
+  it('IPv6: a heading, no external address, and whether pinholes are possible and why', () => {
+    const ipv6 = { family: 'IPv6' as const, gateway: '2001:db8:77::1', gatewaySource: 'default-route' as const, localAddress: '2001:db8:77::2',
+      probes: [{ protocol: 'pcp' as const, type: 'pcp' as const, ms: 2.5 }], type: 'pcp' as const }
+    assert.deepEqual(discoverLines(ipv6, true), [
+      'IPv6',
+      'gateway          2001:db8:77::1 (the default route)',
+      'local address    2001:db8:77::2',
+      'pcp              yes, answered in 2.5 ms',
+      'using            pcp',
+      'pinholes         possible: pcp opens inbound connections to 2001:db8:77::2 (no translation on IPv6)'
+    ])
+    assert.equal(discoverLines({ ...ipv6, type: undefined, error: new NoNATFoundError({}) }).at(-1),
+      'pinholes         not possible: the gateway speaks neither PCP nor UPnP WANIPv6FirewallControl')
+    assert.deepEqual(discoverLines({ family: 'IPv6', gatewaySource: 'default-route', probes: [], error: new Error('no IPv6 default route') }), [
+      'gateway          none: no IPv6 default route',
+      'pinholes         not possible: no IPv6 gateway'
+    ])
+    const json = discoverJson(ipv6)
+    assert.equal(json.family, 'IPv6')
+    assert.equal(json.pinholes, true)
+    assert.equal(json.externalAddress, null)
+    assert.equal(discoverJson(result).family, 'IPv4')
+    assert.equal('pinholes' in discoverJson(result), false)
   })
 
   it('JSON: one object, probes with ok/ms/error, scope and publiclyRoutable', () => {
@@ -149,7 +175,7 @@ describe('cli format: map events', () => {
   })
 
   it('the texts say what happened', () => {
-    const [discovered, established, renewed, changed, failed, lost, moved, reset, switched, closing, deleted, notDeleted, left, permanent] = events.map(mapEventText)
+    const [discovered, established, renewed, changed, failed, lost, moved, reset, switched, closing, deleted, notDeleted, left, permanent] = events.map((event) => mapEventText(event))
     assert.equal(discovered, 'gateway 192.168.77.1 speaks pcp; this host is 192.168.77.2')
     assert.equal(established, `established: tcp 11.77.0.1:8080 -> 192.168.77.2:8080 (lease 60 s, until ${clockTime(expiresAt)})`)
     assert.equal(renewed, `renewed (3): lease 60 s, until ${clockTime(expiresAt)}`)

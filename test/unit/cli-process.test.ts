@@ -185,6 +185,9 @@ describe('cli process: against a fake gateway on loopback', () => {
     assert.equal(json.code, 0, json.transcript)
     const wire = json.stderr.map((line) => JSON.parse(line) as Record<string, unknown>)
     assert.ok(wire.every((event) => event.event === 'wire'))
-    assert.ok(wire.some((event) => event.direction === 'receive' && event.opcode === 'map' && event.externalAddress === '11.77.0.1'), json.stderr.join('\n'))
+    // PCP's NAT asks the same gateway's NAT-PMP for the address (no PCP MAP as a probe).
+    assert.ok(wire.some((event) => event.protocol === 'pcp' && event.direction === 'receive' && event.opcode === 'announce'), json.stderr.join('\n'))
+    assert.ok(wire.some((event) => event.protocol === 'nat-pmp' && event.direction === 'receive' && event.externalAddress === '11.77.0.1'), json.stderr.join('\n'))
+    assert.ok(!wire.some((event) => event.opcode === 'map'), json.stderr.join('\n'))
   })
 })

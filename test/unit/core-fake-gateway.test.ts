@@ -246,3 +246,50 @@ describe('closing', () => {
     assert.deepEqual(nat.mappings(), [])
   })
 })
+
+// PCP has no address request, and a MAP of a low port as a probe is what stock routers refuse
+// (and miniupnpd 2.3.1 stalls on): the address comes from NAT-PMP on the same gateway, else a
+// mapping of ours, else a short mapping of a port >= 1024 that is deleted at once.
+describe('the external address of a PCP NAT', () => {
+  const pcpMaps = (gateway: FakePcpGateway): Array<{ internalPort: number, lifetimeSeconds: number }> => gateway.requests.flatMap((entry) =>
+    entry.protocol === 'pcp' && entry.request?.opcode === 'map' ? [{ internalPort: entry.request.map.internalPort, lifetimeSeconds: entry.request.lifetimeSeconds }] : [])
+
+  it('comes from the NAT-PMP address request when the gateway speaks both, with no PCP MAP', async () => {
+    const gateway = await fakeGateway()
+    const nat = await discoverNAT({ gateway: gateway.address, protocols: ['pcp'], cacheTime: 0 })
+    assert.equal(nat.type, 'pcp')
+    assert.equal(await nat.externalAddress(), '11.77.0.1')
+    assert.equal(await nat.externalAddress(), '11.77.0.1')
+    assert.deepEqual(pcpMaps(gateway), [])
+    assert.equal(gateway.requests.filter((r) => r.kind === 'external-address').length, 2)
+    await nat.close()
+  })
+
+  it('on a PCP-only gateway: a short mapping of our own port >= 1024, deleted at once', async () => {
+    const gateway = await fakeGateway({ natPmp: false })
+    const nat = await discoverNAT({ gateway: gateway.address, protocols: ['pcp'], cacheTime: 0 })
+    assert.equal(await nat.externalAddress(), '11.77.0.1')
+    const maps = pcpMaps(gateway)
+    assert.equal(maps.length, 2, 'one MAP and its delete')
+    assert.ok(maps.every((map) => map.internalPort >= 1_024), JSON.stringify(maps))
+    assert.deepEqual(maps.map((map) => map.lifetimeSeconds > 0), [true, false])
+    assert.equal(gateway.mappings.size, 0, 'nothing left behind')
+    // It learnt that NAT-PMP is not spoken: the next query does not ask again.
+    const asked = gateway.requests.filter((r) => r.kind === 'external-address').length
+    await nat.externalAddress()
+    assert.equal(gateway.requests.filter((r) => r.kind === 'external-address').length, asked)
+    await nat.close()
+  })
+
+  it('on a PCP-only gateway with a mapping of ours: what that mapping reported, with no request', async () => {
+    const gateway = await fakeGateway({ natPmp: false })
+    const nat = await discoverNAT({ gateway: gateway.address, protocols: ['pcp'], cacheTime: 0 })
+    const mapping = await nat.newMapping('udp', 4_100)
+    assert.ok(mapping.established)
+    await nat.externalAddress() // learns that NAT-PMP is not spoken
+    const before = gateway.requests.length
+    assert.equal(await nat.externalAddress(), '11.77.0.1')
+    assert.equal(gateway.requests.length, before)
+    await nat.close()
+  })
+})

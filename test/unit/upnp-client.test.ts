@@ -130,7 +130,7 @@ describe('UPnP probe and client against a fake IGD', () => {
     const { igd, client } = await connect(t, { occupiedPorts: [{ protocol: 'UDP', port: 7000 }, { protocol: 'UDP', port: 7001 }] })
     const grant = await client.map(request({ protocol: 'udp', internalPort: 7000 }), undefined, {})
     assert.equal(grant.externalPort, 7002)
-    assert.deepEqual(igd.calls.map((call) => call.action), ['AddPortMapping', 'AddAnyPortMapping'])
+    assert.deepEqual(igd.calls.map((call) => call.action), ['AddPortMapping', 'GetSpecificPortMappingEntry', 'AddAnyPortMapping'], 'asks whether the port is ours before taking another')
     assert.equal(igd.mapping('UDP', 7002)?.internalPort, 7000)
   })
 
@@ -142,7 +142,7 @@ describe('UPnP probe and client against a fake IGD', () => {
     const grant = await client.map(request({ internalPort: 7000 }), undefined, {})
     assert.equal(grant.externalPort, 40_002)
     assert.equal(igd.mapping('TCP', 40_002)?.internalPort, 7000)
-    assert.deepEqual(igd.calls.map((call) => call.args.NewExternalPort), ['7000', '40001', '40002'])
+    assert.deepEqual(igd.calls.filter((call) => call.action === 'AddPortMapping').map((call) => call.args.NewExternalPort), ['7000', '40001', '40002'])
     assert.ok(!igd.calls.some((call) => call.action === 'AddAnyPortMapping'))
   })
 
@@ -150,7 +150,7 @@ describe('UPnP probe and client against a fake IGD', () => {
     const { igd, client } = await connect(t, { igdVersion: 1, fault: (call) => call.action === 'AddPortMapping' ? 718 : undefined })
     await assert.rejects(client.map(request(), undefined, {}), (error: unknown) =>
       error instanceof GatewayResultError && error.resultCode === 718 && error.resultName === 'ConflictInMappingEntry')
-    const tried = igd.calls.map((call) => Number(call.args.NewExternalPort))
+    const tried = igd.calls.filter((call) => call.action === 'AddPortMapping').map((call) => Number(call.args.NewExternalPort))
     assert.equal(tried.length, 1 + MAX_PORT_ATTEMPTS)
     assert.equal(new Set(tried).size, tried.length)
     assert.ok(tried.slice(1).every((port) => port >= 1_024 && port <= 65_535))
@@ -352,4 +352,83 @@ describe('UPnP client close', () => {
     await igd.close()
     assert.deepEqual(await settledResources(), before)
   })
+})
+
+// Router quirks from the field (README, "Router quirks handled"), each on a fake IGD that has it.
+describe('UPnP client: field quirks', () => {
+  it('402 to a timed lease (ARRIS NVG578LX): takes a permanent one, remembers, and deletes it explicitly', async (t) => {
+    const { igd, client } = await connect(t, { igdVersion: 1, quirk: 'timed-lease-402' })
+    const grant = await client.map(request(), undefined, {})
+    assert.equal(grant.lifetimeSeconds, 0)
+    assert.deepEqual(grant.protocolState, { leaseKind: 'permanent' })
+    assert.equal(igd.mapping('TCP', 5000)?.leaseDuration, 0)
+    const second = await client.map(request({ protocol: 'udp', internalPort: 5001 }), undefined, {})
+    assert.equal(second.lifetimeSeconds, 0)
+    assert.deepEqual(igd.calls.filter((call) => call.action === 'AddPortMapping').map((call) => call.args.NewLeaseDuration), ['60', '0', '0'])
+    await client.unmap(grant, {})
+    await client.unmap(second, {})
+    assert.equal(igd.mappings.size, 0, 'both permanent rules deleted')
+  })
+
+  it('402 to a permanent lease (a week at most): asks for a timed one of at most 604800 s, and keeps doing so', async (t) => {
+    const { igd, client } = await connect(t, { igdVersion: 1, quirk: 'permanent-lease-402' })
+    const grant = await client.map(request({ lifetimeSeconds: 0 }), undefined, {})
+    assert.equal(grant.lifetimeSeconds, 604_800)
+    await client.map(request({ internalPort: 5001, lifetimeSeconds: 0 }), undefined, {})
+    assert.deepEqual(igd.calls.filter((call) => call.action === 'AddPortMapping').map((call) => call.args.NewLeaseDuration), ['0', '604800', '604800'])
+  })
+
+  it('402 to both lease kinds (a full table, miniupnp #92) ends in a typed error after two requests, not a loop', async (t) => {
+    const { igd, client } = await connect(t, { igdVersion: 1, tableSize: 0 })
+    await assert.rejects(client.map(request(), undefined, {}), (error: unknown) =>
+      error instanceof GatewayResultError && error.resultCode === 402 && error.resultName === 'InvalidArgs')
+    assert.equal(igd.calls.filter((call) => call.action === 'AddPortMapping').length, 2)
+    assert.equal(igd.mappings.size, 0)
+  })
+
+  it('718 for a port already mapped to us is ours, not a conflict', async (t) => {
+    const { igd, client } = await connect(t, { igdVersion: 1, quirk: 'conflict-for-own' })
+    const first = await client.map(request(), undefined, {})
+    const again = await client.map(request(), undefined, {})
+    assert.equal(again.externalPort, first.externalPort)
+    assert.equal(again.internalPort, 5000)
+    assert.equal(igd.mappings.size, 1)
+    assert.ok(igd.calls.some((call) => call.action === 'GetSpecificPortMappingEntry'))
+  })
+
+  it('an "IGDv2" without AddAnyPortMapping (401) falls back to trying ports itself, and stops asking', async (t) => {
+    const { igd, client } = await connect(t, { occupiedPorts: [{ protocol: 'TCP', port: 5000 }], fault: (call) => call.action === 'AddAnyPortMapping' ? 401 : undefined },
+      { randomPort: () => 40_000 })
+    const grant = await client.map(request(), undefined, {})
+    assert.equal(grant.externalPort, 40_000)
+    const second = await client.map(request({ internalPort: 5001, suggestedExternalPort: 5000 }), undefined, {})
+    assert.notEqual(second.externalPort, 5000)
+    assert.equal(igd.calls.filter((call) => call.action === 'AddAnyPortMapping').length, 1, 'not asked again after the 401')
+  })
+
+  it('a renewal after the gateway granted another external port keeps our internal port (tailscale #18348)', async (t) => {
+    const { igd, client } = await connect(t, { occupiedPorts: [{ protocol: 'TCP', port: 5000 }] })
+    const grant = await client.map(request(), undefined, {})
+    assert.notEqual(grant.externalPort, 5000)
+    const renewed = await client.map(request({ suggestedExternalPort: grant.externalPort }), grant, {})
+    assert.equal(renewed.externalPort, grant.externalPort)
+    assert.equal(renewed.internalPort, 5000)
+    const last = igd.calls.filter((call) => call.action === 'AddPortMapping').at(-1)
+    assert.equal(last?.args.NewInternalPort, '5000')
+    assert.equal(last?.args.NewExternalPort, String(grant.externalPort))
+    assert.equal(igd.mapping('TCP', grant.externalPort)?.internalPort, 5000)
+  })
+
+  for (const reportedLease of [0, 86_400]) {
+    it(`a lease of ${reportedLease} in GetSpecificPortMappingEntry (${reportedLease === 0 ? 'miniupnpd nft, miniupnp #466' : 'Technicolor, miniupnp #398'}) is neither "gone" nor "permanent"`, async (t) => {
+      const { client } = await connect(t, { reportedLease })
+      const events: unknown[] = []
+      client.onEvent = (event) => events.push(event)
+      const grant = await client.map(request(), undefined, {})
+      const renewed = await client.map(request({ suggestedExternalPort: grant.externalPort }), grant, {})
+      assert.deepEqual(events, [], 'no reset reported')
+      assert.equal(renewed.lifetimeSeconds, 60)
+      assert.deepEqual(renewed.protocolState, { leaseKind: 'timed' })
+    })
+  }
 })

@@ -18,8 +18,12 @@ const config = JSON.parse(process.argv[2] ?? '{}') as AgentConfig
 const report = (event: string, fields: Record<string, unknown> = {}): void => {
   process.stdout.write(JSON.stringify({ event, t: Math.round(performance.now()), ...fields }) + '\n')
 }
-const describeError = (error: unknown): Record<string, unknown> =>
-  error instanceof Error ? { name: error.name, code: (error as { code?: string }).code, message: error.message } : { message: String(error) }
+const describeError = (error: unknown): Record<string, unknown> => {
+  if (!(error instanceof Error)) return { message: String(error) }
+  // A gateway's refusal carries the protocol's own code and name.
+  const { code, protocol, resultCode, resultName } = error as { code?: string, protocol?: string, resultCode?: number, resultName?: string }
+  return { name: error.name, code, message: error.message, ...(resultCode === undefined ? {} : { protocol, resultCode, resultName }) }
+}
 
 const echo = await startEcho(config.transport, config.port, config.discover.family === 'IPv6' ? '::' : '0.0.0.0')
 let nat: NAT
