@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { readdirSync, readFileSync } from 'node:fs'
 import { after, describe, it } from 'node:test'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import type { ComponentLogger, Logger, PeerId } from '@libp2p/interface'
@@ -257,5 +258,24 @@ describe('natmapper/libp2p listen ports', () => {
     assert.deepEqual(ports.map((p) => `${p.family} ${p.host} ${p.protocol} ${p.port}`), [
       'IPv4 192.168.1.5 tcp 1', 'IPv4 192.168.1.5 tcp 2', 'IPv4 192.168.1.5 tcp 3', 'IPv4 192.168.1.5 udp 4', 'IPv6 2001:db8::5 tcp 6'
     ])
+  })
+})
+
+describe('natmapper without libp2p', () => {
+  it('nothing outside src/libp2p imports a libp2p package or the service, so plain users load none', () => {
+    const root = new URL('../../src/', import.meta.url)
+    const offenders = readdirSync(root, { recursive: true, encoding: 'utf8' })
+      .filter((file) => file.endsWith('.ts') && !file.startsWith('libp2p/'))
+      .filter((file) => /from '(@libp2p\/|@multiformats\/|@chainsafe\/|libp2p|[./]*libp2p\/)/.test(readFileSync(new URL(file, root), 'utf8')))
+    assert.deepEqual(offenders, [])
+  })
+
+  it('package.json keeps the runtime dependencies to saxes and the libp2p packages optional peers', () => {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      dependencies: Record<string, string>, peerDependencies: Record<string, string>, peerDependenciesMeta: Record<string, { optional: boolean }>, exports: Record<string, { types: string }>
+    }
+    assert.deepEqual(Object.keys(pkg.dependencies), ['saxes'])
+    for (const name of Object.keys(pkg.peerDependencies)) assert.equal(pkg.peerDependenciesMeta[name]?.optional, true, name)
+    assert.equal(Object.keys(pkg.exports['./libp2p'] ?? {})[0], 'types', 'types first in the export map')
   })
 })

@@ -17,7 +17,7 @@ import { uPnPNAT } from '@libp2p/upnp-nat'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { natMapper, type NatMapperInit } from '../../../src/libp2p/index.js'
-import { assertInLabNamespace } from '../../helpers/netns.js'
+import { agentConfig, describeError, report } from './agent-io.js'
 
 interface AgentConfig {
   role: 'listen' | 'dial'
@@ -26,13 +26,7 @@ interface AgentConfig {
   natmapper?: NatMapperInit
 }
 
-assertInLabNamespace()
-const config = JSON.parse(process.argv[2] ?? '{}') as AgentConfig
-const report = (event: string, fields: Record<string, unknown> = {}): void => {
-  process.stdout.write(JSON.stringify({ event, t: Math.round(performance.now()), ...fields }) + '\n')
-}
-const describeError = (error: unknown): Record<string, unknown> =>
-  error instanceof Error ? { name: error.name, code: (error as { code?: string }).code, message: error.message } : { message: String(error) }
+const config = agentConfig<AgentConfig>()
 
 const natService = config.role !== 'listen'
   ? {}

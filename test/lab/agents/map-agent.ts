@@ -3,7 +3,7 @@
 // closes what it opened, and the test checks that the process then ends by itself.
 import { createInterface } from 'node:readline'
 import { discoverNAT, type DiscoverOptions, type Mapping, type MappingOptions, type NAT } from '../../../src/index.js'
-import { assertInLabNamespace } from '../../helpers/netns.js'
+import { agentConfig, describeError, report } from './agent-io.js'
 import { startEcho } from './echo.js'
 
 interface AgentConfig {
@@ -13,13 +13,7 @@ interface AgentConfig {
   mapping?: MappingOptions
 }
 
-assertInLabNamespace()
-const config = JSON.parse(process.argv[2] ?? '{}') as AgentConfig
-const report = (event: string, fields: Record<string, unknown> = {}): void => {
-  process.stdout.write(JSON.stringify({ event, t: Math.round(performance.now()), ...fields }) + '\n')
-}
-const describeError = (error: unknown): Record<string, unknown> =>
-  error instanceof Error ? { name: error.name, code: (error as { code?: string }).code, message: error.message } : { message: String(error) }
+const config = agentConfig<AgentConfig>()
 
 const echo = await startEcho(config.transport, config.port, config.discover.family === 'IPv6' ? '::' : '0.0.0.0')
 let nat: NAT

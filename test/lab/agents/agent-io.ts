@@ -1,0 +1,19 @@
+// What every lab agent shares: it checks it runs inside a lab namespace, reads its JSON config
+// from argv[2], and reports events as one JSON line each on stdout (the Agent class reads them).
+import { assertInLabNamespace } from '../../helpers/netns.js'
+
+/** Refuses to run outside the lab, then returns the agent's config. */
+export function agentConfig<T> (): T {
+  assertInLabNamespace()
+  return JSON.parse(process.argv[2] ?? '{}') as T
+}
+
+/** One event on stdout, stamped with the ms since the process started. */
+export function report (event: string, fields: Record<string, unknown> = {}): void {
+  process.stdout.write(JSON.stringify({ event, t: Math.round(performance.now()), ...fields }) + '\n')
+}
+
+/** An error as plain JSON fields: name, code, message. */
+export function describeError (error: unknown): Record<string, unknown> {
+  return error instanceof Error ? { name: error.name, code: (error as { code?: string }).code, message: error.message } : { message: String(error) }
+}
