@@ -14,9 +14,16 @@ npm run build
 npm run typecheck
 npm run lint
 
-mapfile -t binaries < <(scripts/node-binaries.sh 22 24)
+# (An assignment, not a process substitution, so that a failed fetch stops the run under set -e.)
+listing=$(scripts/node-binaries.sh 22 24)
+mapfile -t binaries <<<"$listing"
+[ "${#binaries[@]}" = 2 ] || { echo "scripts/test-every-node.sh: expected Node 22 and 24, got: $listing" >&2; exit 2; }
 logs=$(mktemp -d)
 base_instance=${NATMAPPER_LAB_INSTANCE:-}
+if [ "${#base_instance}" -gt 3 ]; then
+  echo "scripts/test-every-node.sh: NATMAPPER_LAB_INSTANCE '$base_instance' leaves no room for the second lab's suffix (3 characters at most)" >&2
+  exit 2
+fi
 started=$SECONDS
 
 (
