@@ -2,14 +2,10 @@
 // mapEveryFamily(), reports each mapping's address as a JSON line, closes everything on "exit".
 import { createInterface } from 'node:readline'
 import { mapEveryFamily } from '../../../src/index.js'
-import { assertInLabNamespace } from '../../helpers/netns.js'
+import { agentConfig, report } from './agent-io.js'
 import { startEcho } from './echo.js'
 
-assertInLabNamespace()
-const config = JSON.parse(process.argv[2] ?? '{}') as { transport: 'tcp' | 'udp', port: number }
-const report = (event: string, fields: Record<string, unknown> = {}): void => {
-  process.stdout.write(JSON.stringify({ event, ...fields }) + '\n')
-}
+const config = agentConfig<{ transport: 'tcp' | 'udp', port: number }>()
 const echo = await startEcho(config.transport, config.port, '::')
 const every = await mapEveryFamily(config.transport, config.port)
 const addresses = await Promise.all(every.mappings.map(async (mapping) => await mapping.externalAddr()))

@@ -3,7 +3,7 @@
 // closes what it opened, and the test checks that the process then ends by itself.
 import { createInterface } from 'node:readline'
 import { discoverNAT, type DiscoverOptions, type Mapping, type MappingOptions, type NAT } from '../../../src/index.js'
-import { assertInLabNamespace } from '../../helpers/netns.js'
+import { agentConfig, describeError, report } from './agent-io.js'
 import { startEcho } from './echo.js'
 
 interface AgentConfig {
@@ -13,17 +13,7 @@ interface AgentConfig {
   mapping?: MappingOptions
 }
 
-assertInLabNamespace()
-const config = JSON.parse(process.argv[2] ?? '{}') as AgentConfig
-const report = (event: string, fields: Record<string, unknown> = {}): void => {
-  process.stdout.write(JSON.stringify({ event, t: Math.round(performance.now()), ...fields }) + '\n')
-}
-const describeError = (error: unknown): Record<string, unknown> => {
-  if (!(error instanceof Error)) return { message: String(error) }
-  // A gateway's refusal carries the protocol's own code and name.
-  const { code, protocol, resultCode, resultName } = error as { code?: string, protocol?: string, resultCode?: number, resultName?: string }
-  return { name: error.name, code, message: error.message, ...(resultCode === undefined ? {} : { protocol, resultCode, resultName }) }
-}
+const config = agentConfig<AgentConfig>()
 
 const echo = await startEcho(config.transport, config.port, config.discover.family === 'IPv6' ? '::' : '0.0.0.0')
 let nat: NAT
