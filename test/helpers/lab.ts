@@ -148,6 +148,23 @@ export function gatewayRules (): string {
   return runLabScript('gateway.sh', ['rules'])
 }
 
+/**
+ * Waits until miniupnpd's log has stopped growing for `quietMs` (at most `limit` ms), and returns its
+ * length then: a refused request keeps miniupnpd busy (and logging) for seconds after the client has
+ * its answer, so a test that reads the log for its own requests starts from a quiet gateway.
+ */
+export async function quietGatewayLog (quietMs = 1_500, limit = 60_000): Promise<number> {
+  const started = Date.now()
+  let length = gatewayLog().length
+  let stableSince = Date.now()
+  while (Date.now() - stableSince < quietMs && Date.now() - started < limit) {
+    await new Promise((resolve) => setTimeout(resolve, 250))
+    const now = gatewayLog().length
+    if (now !== length) { length = now; stableSince = Date.now() }
+  }
+  return length
+}
+
 export function gatewayLog (): string {
   try { return runLabScript('gateway.sh', ['log']) } catch (error) { return String(error) }
 }

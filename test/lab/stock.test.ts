@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { it } from 'node:test'
-import { Agent, assertMappingLifecycle, GATEWAY_REFUSAL, gatewayHolds, gatewayHoldsPinhole, gatewayLog, gatewayRules, lab, labSuite, reachableFromWan, runLabScript } from '../helpers/lab.js'
+import { Agent, assertMappingLifecycle, GATEWAY_REFUSAL, gatewayHolds, gatewayHoldsPinhole, gatewayLog, gatewayRules, lab, labSuite, quietGatewayLog, reachableFromWan, runLabScript } from '../helpers/lab.js'
 import { Cli, echoService, listening, natmapper } from '../helpers/lab-cli.js'
 
 // The gateway as routers ship it (lab/README.md, "Gateway profiles"): miniupnpd's sample
@@ -50,7 +50,7 @@ labSuite('lab: a stock router (miniupnpd sample rules)', { mode: 'all', profile:
   }
 
   it('pcp: nat.externalAddress() with no mapping answers, makes no request the rules refuse, and leaves no rule behind', async () => {
-    const logBefore = gatewayLog().length
+    const logBefore = await quietGatewayLog()
     const agent = new Agent(lab.lanNamespace, 'address-agent.ts', { discover: { protocols: ['pcp'] }, times: 5 })
     try {
       assert.equal((await agent.next('discovered')).type, 'pcp')
@@ -71,7 +71,7 @@ labSuite('lab: a stock router (miniupnpd sample rules)', { mode: 'all', profile:
   })
 
   it('CLI: natmapper ip and discover exit 0 and report the external address', async () => {
-    const logBefore = gatewayLog().length
+    const logBefore = await quietGatewayLog()
     const ip = await natmapper(['ip'])
     assert.equal(ip.code, 0, ip.cli.transcript())
     assert.equal(ip.stdout, lab.gatewayWanAddress)
