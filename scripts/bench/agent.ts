@@ -29,8 +29,10 @@ import { achingbrainPmp, achingbrainUpnp, timeProcess, type Timings } from './re
 
 assertInLabNamespace()
 
-// natmapper as it ships: dist/, which scripts/bench.ts builds first (types from src/, the same API).
-const { discoverNAT, NoNATFoundError, probeGateway, wireChannel } = await import(new URL('../../dist/index.js', import.meta.url).href) as typeof Natmapper
+// natmapper as it ships: dist/, which scripts/bench.ts builds first (types from src/, the same
+// API), or the build BENCH_DIST names (another branch's, for a before/after comparison).
+const DIST = process.env.BENCH_DIST === undefined || process.env.BENCH_DIST === '' ? new URL('../../dist/', import.meta.url).pathname : `${process.env.BENCH_DIST.replace(/\/$/, '')}/`
+const { discoverNAT, NoNATFoundError, probeGateway, wireChannel } = await import(pathToFileURL(`${DIST}index.js`).href) as typeof Natmapper
 
 export type DiscoveryMode = 'all' | 'pmp' | 'upnp'
 export type AgentConfig =
@@ -99,6 +101,7 @@ function discoveryScenarios (mode: DiscoveryMode, gateway: string, clientAddress
       const group = GROUP.all
       return [
         { group, client: CLIENT.pcpFloor, run: async () => await pcpFloor(gateway, clientAddress, PORT), warm: true },
+        { group, client: CLIENT.pcpRouteFloor, run: async () => await pcpFloor(gateway, clientAddress, PORT, true), warm: true },
         { group, client: CLIENT.natmapperDefaults, run: async () => await natmapper({}), warm: true },
         { group, client: CLIENT.natmapperAllGateway, run: async () => await natmapper({ gateway }), warm: true },
         { group, client: CLIENT.achingbrainPmp, note: 'NAT-PMP only (no PCP, no discovery: gateway given)', run: async () => await achingbrainPmp(gateway, clientAddress, PORT), warm: true },
@@ -110,9 +113,11 @@ function discoveryScenarios (mode: DiscoveryMode, gateway: string, clientAddress
       return [
         { group: GROUP.pcp, client: CLIENT.pcpFloor, run: async () => await pcpFloor(gateway, clientAddress, PORT), warm: true },
         { group: GROUP.pcp, client: CLIENT.natmapperPcp, run: async () => await natmapper({ ...pcp, gateway }), warm: true },
+        { group: GROUP.pcp, client: CLIENT.pcpRouteFloor, run: async () => await pcpFloor(gateway, clientAddress, PORT, true), warm: true },
         { group: GROUP.pcp, client: CLIENT.natmapperPcpRoute, run: async () => await natmapper(pcp), warm: true },
         { group: GROUP.natPmp, client: CLIENT.natPmpFloor, run: async () => await natPmpFloor(gateway, PORT), warm: true },
         { group: GROUP.natPmp, client: CLIENT.natmapperNatPmp, run: async () => await natmapper({ ...pmp, gateway }), warm: true },
+        { group: GROUP.natPmp, client: CLIENT.natPmpRouteFloor, run: async () => await natPmpFloor(gateway, PORT, true), warm: true },
         { group: GROUP.natPmp, client: CLIENT.natmapperNatPmpRoute, run: async () => await natmapper(pmp), warm: true },
         { group: GROUP.natPmp, client: CLIENT.achingbrainPmp, note: 'gateway given (it has no discovery); map() asks for the address again', run: async () => await achingbrainPmp(gateway, clientAddress, PORT), warm: true },
         { group: GROUP.natPmp, client: CLIENT.natpmpc, run: natpmpc }
@@ -348,8 +353,8 @@ function nodeOutput (args: readonly string[]): string {
 async function processTask (task: Extract<AgentConfig, { task: 'process' }>): Promise<ProcessResult> {
   const result: ProcessResult = { times: {}, memory: {} }
   const add = (table: Record<string, number[]>, name: string, value: number): void => { (table[name] ??= []).push(value) }
-  const index = pathToFileURL(`${task.root}dist/index.js`).href
-  const cli = `${task.root}dist/cli/main.js`
+  const index = pathToFileURL(`${DIST}index.js`).href
+  const cli = `${DIST}cli/main.js`
   const node = process.execPath
 
   if (task.only === undefined) {

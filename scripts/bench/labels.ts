@@ -10,6 +10,8 @@ export const GROUP = {
 export const CLIENT = {
   pcpFloor: 'floor: bare UDP socket, PCP ANNOUNCE + MAP',
   natPmpFloor: 'floor: bare UDP socket, NAT-PMP address + map',
+  pcpRouteFloor: 'floor: /proc/net/route read, then PCP ANNOUNCE + MAP',
+  natPmpRouteFloor: 'floor: /proc/net/route read, then NAT-PMP address + map',
   upnpFloor: 'floor: bare sockets, M-SEARCH + GET description + AddPortMapping',
   natmapperDefaults: 'natmapper, default options (default route, all protocols)',
   natmapperAllGateway: 'natmapper, all protocols, gateway given',

@@ -107,3 +107,9 @@ export interface ProbeContext {
 
 /** One protocol's discovery: resolves with a ready client, or rejects saying why not. */
 export type ProtocolProbe = (context: ProbeContext) => Promise<GatewayClient>
+
+/**
+ * Where the core gets each protocol's probe (src/protocols.ts owns the list): the core knows no
+ * wire format, and a protocol's code is loaded only when its probe starts.
+ */
+export type ProbeRegistry = (protocol: 'pcp' | 'nat-pmp' | 'upnp', family: 'IPv4' | 'IPv6') => ProtocolProbe

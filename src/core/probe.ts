@@ -4,24 +4,14 @@ import { findDefaultGateway } from '../net/default-gateway.js'
 import { chooseSourceAddress6, findDefaultGateway6, readInterfaceAddresses6 } from '../net/default-gateway6.js'
 import { sameAddress } from '../net/ip-address.js'
 import { localAddressFacing } from '../net/udp-channel.js'
-import { natPmpProbe } from '../natpmp/client.js'
-import { resolveDiscoverOptions, type DiscoverOptions, type ResolvedDiscoverOptions } from '../options.js'
-import { pcpProbe } from '../pcp/client.js'
-import { upnpProbe } from '../upnp/client.js'
-import { upnpPinholeProbe } from '../upnp/pinhole-client.js'
+import type { ResolvedDiscoverOptions } from '../options.js'
 import { SETTLED, withDeadline } from './deadline.js'
-import type { GatewayClient, NatType, ProtocolProbe } from './gateway-client.js'
+import type { GatewayClient, NatType, ProbeRegistry } from './gateway-client.js'
 
 /** What discovery found: a ready client, and the external address if the probe already asked. */
 export interface DiscoveredGateway {
   client: GatewayClient
   externalAddress?: string
-}
-
-const PROBES: Record<WireProtocol, ProtocolProbe> = {
-  pcp: pcpProbe,
-  'nat-pmp': natPmpProbe,
-  upnp: upnpProbe
 }
 
 /** Lower is preferred: PCP, then NAT-PMP, then IGDv2, then IGDv1. */
@@ -41,14 +31,12 @@ export interface ProbeReport {
 
 /**
  * Runs every enabled probe to its end (instead of stopping at the first answer) and reports each,
- * for diagnostics such as the CLI's `discover`. Nothing is left open afterwards.
+ * for diagnostics such as the CLI's `discover` (probeGateway()). Nothing is left open afterwards.
  */
-export async function probeGateway (options: DiscoverOptions = {}): Promise<{ gateway: string, localAddress: string, probes: ProbeReport[] }> {
-  const resolved = resolveDiscoverOptions(options)
-  const { gateway, localAddress } = await locateGateway(resolved)
+export async function probeEach ({ gateway, localAddress }: GatewayLocation, resolved: ResolvedDiscoverOptions, registry: ProbeRegistry): Promise<ProbeReport[]> {
   const started = performance.now()
-  const probes = await Promise.all(resolved.protocols.map(async (protocol): Promise<ProbeReport> => {
-    const probe = PROBES[protocol]
+  return await Promise.all(resolved.protocols.map(async (protocol): Promise<ProbeReport> => {
+    const probe = registry(protocol, resolved.family)
     try {
       const client = await withDeadline(`${protocol} probe`, { timeout: resolved.timeout, ...(resolved.signal === undefined ? {} : { signal: resolved.signal }) },
         async (signal) => await probe({ gateway, localAddress, signal }))
@@ -59,7 +47,6 @@ export async function probeGateway (options: DiscoverOptions = {}): Promise<{ ga
       return { protocol, ms: performance.now() - started, error: error instanceof Error ? error : new Error(String(error)) }
     }
   }))
-  return { gateway, localAddress, probes }
 }
 
 /** Where the gateway is and which of our addresses faces it. */
@@ -104,7 +91,7 @@ async function locateGateway6 (options: ResolvedDiscoverOptions): Promise<Gatewa
  * that is refused (ICMP port unreachable) counts as a "no" at once, so nothing sits out the
  * timeout when the answer is already known.
  */
-export async function raceProbes ({ gateway, localAddress }: GatewayLocation, options: ResolvedDiscoverOptions): Promise<DiscoveredGateway> {
+export async function raceProbes ({ gateway, localAddress }: GatewayLocation, options: ResolvedDiscoverOptions, registry: ProbeRegistry): Promise<DiscoveredGateway> {
   // NAT-PMP (RFC 6886) carries IPv4 only.
   const protocols = options.family === 'IPv6' ? options.protocols.filter((protocol) => protocol !== 'nat-pmp') : options.protocols
   const probing = new AbortController()
@@ -149,7 +136,7 @@ export async function raceProbes ({ gateway, localAddress }: GatewayLocation, op
 
     options.signal?.addEventListener('abort', onAbort, { once: true })
     for (const protocol of protocols) {
-      const probe = options.family === 'IPv6' && protocol === 'upnp' ? upnpPinholeProbe : PROBES[protocol]
+      const probe = registry(protocol, options.family)
       pending.add(protocol)
       probe(context).then((client) => {
         if (settled) { void client.close(); return }

@@ -1,8 +1,9 @@
-import dgram from 'node:dgram'
+import type dgram from 'node:dgram'
 import { DEFAULT_REQUEST_TIMEOUT } from '../constants.js'
 import type { RequestOptions } from '../core/gateway-client.js'
 import { reasonOf, withDeadline } from '../core/deadline.js'
 import { ClosedError, NetworkError, PortUnreachableError, TimeoutError } from '../errors.js'
+import { loadDgram } from './dgram.js'
 import { isIPv6, sameAddress } from './ip-address.js'
 
 /** Produces the wait before each retransmission; when it ends, sending stops but listening goes on. */
@@ -111,7 +112,7 @@ export class UdpChannel {
 
   async #open (): Promise<dgram.Socket> {
     if (this.#closed) throw new ClosedError('the client was closed')
-    this.#socket ??= new Promise((resolve, reject) => {
+    this.#socket ??= loadDgram().then(async (dgram) => await new Promise((resolve, reject) => {
       const socket = dgram.createSocket(isIPv6(this.address) ? 'udp6' : 'udp4')
       socket.on('message', (message, remote) => {
         // connect() already filters by peer; checking again costs nothing and documents the rule.
@@ -128,7 +129,7 @@ export class UdpChannel {
       }
       if (this.#bindAddress === undefined) connect()
       else socket.bind({ address: this.#bindAddress, port: 0 }, connect)
-    })
+    }))
     try {
       return await this.#socket
     } catch (error) {
@@ -173,6 +174,7 @@ function closeQuietly (socket: dgram.Socket): void {
 
 /** The local address the kernel would use to reach `address` (no packet is sent). */
 export async function localAddressFacing (address: string, port: number): Promise<string> {
+  const dgram = await loadDgram()
   const socket = dgram.createSocket(isIPv6(address) ? 'udp6' : 'udp4')
   try {
     return await new Promise<string>((resolve, reject) => {
