@@ -9,6 +9,7 @@ import type { MappingEvents, NatEvents } from './events.js'
 import type { GatewayClient, GatewayEvent, GatewayMappingEntry, NatType, ProbeRegistry, RequestOptions, TransportProtocol } from './gateway-client.js'
 import { allowManyListeners, RequestLimiter } from './limiter.js'
 import { Mapping, type MappingHost } from './mapping.js'
+import { RenewalClock } from './renewal-clock.js'
 import { locateGateway, raceProbes, type DiscoveredGateway } from './probe.js'
 
 const debug = debuglog('natmapper')
@@ -56,6 +57,7 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
       get client () { return currentClient() },
       get knownExternalAddress () { return knownAddress() },
       limiter: this.#limiter,
+      clock: new RenewalClock(),
       mappingDuration: options.mappingDuration,
       cacheTime: options.cacheTime,
       requestTimeout: options.requestTimeout,

@@ -1,47 +1,85 @@
 import type dgram from 'node:dgram'
 import { DEFAULT_REQUEST_TIMEOUT } from '../constants.js'
 import type { RequestOptions } from '../core/gateway-client.js'
-import { reasonOf, withDeadline } from '../core/deadline.js'
-import { ClosedError, NetworkError, PortUnreachableError, TimeoutError } from '../errors.js'
+import { AbortError, ClosedError, NetworkError, PortUnreachableError, TimeoutError } from '../errors.js'
 import { loadDgram } from './dgram.js'
 import { isIPv6, sameAddress } from './ip-address.js'
 
 /** Produces the wait before each retransmission; when it ends, sending stops but listening goes on. */
 export type RetransmitSchedule = () => Iterator<number>
 
-export interface UdpRequest<T> {
+/**
+ * How a channel reads its server's replies: each datagram is decoded once, and offered only to
+ * the exchanges waiting under its key (a PCP nonce, a NAT-PMP opcode and port), not to all.
+ */
+export interface ReplyCodec<D> {
+  /**
+   * Decodes one datagram. A MalformedMessageError is remembered by every waiting exchange and the
+   * wait goes on (a garbled datagram must not end an exchange a good reply could still finish);
+   * any other error ends the oldest waiting exchange (a server that refuses our version).
+   */
+  decode: (bytes: Uint8Array) => D
+  /** The key of the exchanges a reply may answer; undefined offers it to every waiting exchange. */
+  keyOf: (reply: D) => string | undefined
+}
+
+export interface UdpRequest<D, T> {
   /** What to send; a function when the request must carry our own address (PCP's client address). */
   request: Uint8Array | ((localAddress: string) => Uint8Array)
   retransmit: RetransmitSchedule
+  /** The key its replies are filed under (ReplyCodec.keyOf). */
+  key: string
   /**
-   * Looks at one reply: returns the result to settle with, `undefined` when the reply is not for
-   * this request (another request's, or a stale one), or throws to reject (a decoded failure).
-   * A MalformedMessageError thrown here is remembered and the wait goes on: a garbled datagram
-   * must not end an exchange a good reply could still finish.
+   * Looks at one decoded reply: returns the result to settle with, `undefined` when the reply is
+   * not for this request (another request's, or a stale one), or throws to reject (a decoded
+   * failure). A MalformedMessageError thrown here is remembered and the wait goes on.
    */
-  accept: (reply: Uint8Array) => T | undefined
+  accept: (reply: D) => T | undefined
 }
 
-interface Pending {
-  accept: (reply: Uint8Array) => unknown
-  resolve: (value: unknown) => void
-  reject: (error: Error) => void
+interface Pending<D> {
+  key: string
+  bytes: Uint8Array
+  accept: (reply: D) => unknown
+  settle: (error: Error | undefined, value?: unknown) => void
   lastMalformed?: Error
 }
+
+/**
+ * Exchanges started together (renewals that fell due at once, in one turn of the event loop) with
+ * the same timeout share one deadline timer and one retransmission timer: each request is still
+ * retransmitted on its protocol's schedule, and each still ends at its own timeout.
+ */
+interface Batch<D> {
+  timeout: number
+  members: Set<Pending<D>>
+  deadline: NodeJS.Timeout | undefined
+  retransmission: NodeJS.Timeout | undefined
+  delays: Iterator<number>
+}
+
+const isMalformed = (error: unknown): boolean => (error as { code?: string } | undefined)?.code === 'ERR_MALFORMED_MESSAGE'
 
 /**
  * Request/response exchanges with one UDP server (a gateway's port 5351) over one connected
  * socket, kept for the client's life: a connected socket only hears its peer, and the kernel turns
  * an ICMP port unreachable into ECONNREFUSED, which ends every waiting exchange at once instead of
- * at its timeout. Several exchanges may wait at once; each reply goes to the first whose `accept`
- * claims it. The socket holds the process open only while an exchange waits.
+ * at its timeout. Several exchanges may wait at once; each reply is decoded once and goes to the
+ * first exchange under its key that claims it. The socket holds the process open only while an
+ * exchange waits.
  */
-export class UdpChannel {
+export class UdpChannel<D> {
   readonly address: string
   readonly port: number
+  readonly #codec: ReplyCodec<D>
   readonly #trace: ((direction: 'send' | 'receive', bytes: Uint8Array) => void) | undefined
-  readonly #pending = new Set<Pending>()
+  /** Every waiting exchange, oldest first, and the same filed by key. */
+  readonly #pending = new Set<Pending<D>>()
+  readonly #byKey = new Map<string, Array<Pending<D>>>()
+  /** Batches still taking members (until this turn of the event loop ends), by timeout. */
+  readonly #forming = new Map<number, Batch<D>>()
   #socket: Promise<dgram.Socket> | undefined
+  #ready: dgram.Socket | undefined
   #closed = false
   readonly #bindAddress: string | undefined
 
@@ -49,9 +87,10 @@ export class UdpChannel {
    * `bindAddress`: send from this address instead of the kernel's choice (IPv6: the stable global
    * address a pinhole is for, where the kernel would pick a temporary or link-local one).
    */
-  constructor (address: string, port: number, trace?: (direction: 'send' | 'receive', bytes: Uint8Array) => void, bindAddress?: string) {
+  constructor (address: string, port: number, codec: ReplyCodec<D>, trace?: (direction: 'send' | 'receive', bytes: Uint8Array) => void, bindAddress?: string) {
     this.address = address
     this.port = port
+    this.#codec = codec
     this.#trace = trace
     this.#bindAddress = bindAddress
   }
@@ -61,52 +100,118 @@ export class UdpChannel {
     return (await this.#open()).address().address
   }
 
-  /** Sends `request` (and its retransmissions) until a reply is accepted, bounded by the caller's deadline. */
-  async exchange<T> (what: string, request: UdpRequest<T>, options: RequestOptions): Promise<T> {
-    return await withDeadline(what, { ...options, timeout: options.timeout ?? DEFAULT_REQUEST_TIMEOUT }, async (signal) => {
-      const socket = await this.#open()
-      if (signal.aborted) throw reasonOf(signal)
-      const bytes = typeof request.request === 'function' ? request.request(socket.address().address) : request.request
-      let timer: NodeJS.Timeout | undefined
-      let pending: Pending | undefined
-      let onAbort: (() => void) | undefined
-      try {
-        return await new Promise<T>((resolve, reject) => {
-          pending = { accept: request.accept, resolve: resolve as (value: unknown) => void, reject }
-          const waiting = pending
-          onAbort = () => {
-            const reason = reasonOf(signal)
-            reject(reason instanceof TimeoutError && waiting.lastMalformed !== undefined
-              ? new TimeoutError(`${reason.message}; the last reply was malformed`, { cause: waiting.lastMalformed })
-              : reason)
+  /**
+   * Sends `request` (and its retransmissions) until a reply is accepted; rejects with TimeoutError
+   * after `timeout` ms (default DEFAULT_REQUEST_TIMEOUT; Infinity for none), with AbortError when
+   * `signal` aborts. Nothing of the exchange (timer, listener) outlives it.
+   */
+  async exchange<T> (what: string, request: UdpRequest<D, T>, options: RequestOptions): Promise<T> {
+    const signal = options.signal
+    if (this.#closed) throw new ClosedError('the client was closed')
+    if (signal?.aborted === true) throw new AbortError(`${what}: aborted`, { cause: signal.reason })
+    const socket = this.#ready ?? await this.#open()
+    // The signal may have aborted while the socket opened.
+    if ((signal?.aborted as boolean | undefined) === true) throw new AbortError(`${what}: aborted`, { cause: signal?.reason })
+    const bytes = typeof request.request === 'function' ? request.request(socket.address().address) : request.request
+    const timeout = options.timeout ?? DEFAULT_REQUEST_TIMEOUT
+    return await new Promise<T>((resolve, reject) => {
+      const onAbort = (): void => { pending.settle(new AbortError(`${what}: aborted`, { cause: signal?.reason })) }
+      const pending: Pending<D> = {
+        key: request.key,
+        bytes,
+        accept: request.accept,
+        settle: (error, value) => {
+          if (!this.#forget(pending)) return
+          signal?.removeEventListener('abort', onAbort)
+          this.#leave(batch, pending)
+          if (error === undefined) {
+            resolve(value as T)
+          } else if (error instanceof TimeoutError) {
+            reject(new TimeoutError(`${what}: no answer within ${timeout} ms${pending.lastMalformed === undefined ? '' : '; the last reply was malformed'}`,
+              pending.lastMalformed === undefined ? undefined : { cause: pending.lastMalformed }))
+          } else {
+            reject(error)
           }
-          signal.addEventListener('abort', onAbort, { once: true })
-          if (this.#pending.size === 0) socket.ref()
-          this.#pending.add(pending)
-          const delays = request.retransmit()
-          const send = (): void => {
-            this.#trace?.('send', bytes)
-            socket.send(bytes, (error) => { if (error !== null && error !== undefined) this.#fail(error) })
-            const next = delays.next()
-            if (next.done !== true) timer = setTimeout(send, next.value)
-          }
-          send()
-        })
-      } finally {
-        clearTimeout(timer)
-        if (onAbort !== undefined) signal.removeEventListener('abort', onAbort)
-        if (pending !== undefined) this.#pending.delete(pending)
-        if (this.#pending.size === 0 && !this.#closed) socket.unref()
+        }
       }
+      signal?.addEventListener('abort', onAbort, { once: true })
+      if (this.#pending.size === 0) socket.ref()
+      this.#pending.add(pending)
+      const filed = this.#byKey.get(request.key)
+      if (filed === undefined) this.#byKey.set(request.key, [pending])
+      else filed.push(pending)
+      // Declared last: settle() above runs only after this (a reply, a timer, an abort, close()).
+      const batch = this.#join(pending, timeout, request.retransmit)
+      this.#send(socket, bytes)
     })
+  }
+
+  /** Removes a waiting exchange; false when it had already settled. */
+  #forget (pending: Pending<D>): boolean {
+    if (!this.#pending.delete(pending)) return false
+    const filed = this.#byKey.get(pending.key)
+    if (filed !== undefined) {
+      if (filed.length === 1) this.#byKey.delete(pending.key)
+      else filed.splice(filed.indexOf(pending), 1)
+    }
+    if (this.#pending.size === 0 && !this.#closed) this.#ready?.unref()
+    return true
+  }
+
+  /** Puts an exchange in the batch forming for its timeout, starting one (and its timers) if none. */
+  #join (pending: Pending<D>, timeout: number, retransmit: RetransmitSchedule): Batch<D> {
+    let batch = this.#forming.get(timeout)
+    if (batch === undefined) {
+      const formed: Batch<D> = { timeout, members: new Set(), deadline: undefined, retransmission: undefined, delays: retransmit() }
+      batch = formed
+      this.#forming.set(timeout, formed)
+      // The batch takes members until this turn of the event loop ends.
+      setImmediate(() => { if (this.#forming.get(timeout) === formed) this.#forming.delete(timeout) })
+      if (Number.isFinite(timeout)) {
+        formed.deadline = setTimeout(() => {
+          formed.deadline = undefined
+          for (const member of [...formed.members]) member.settle(new TimeoutError('deadline'))
+        }, timeout)
+      }
+      this.#scheduleRetransmission(formed)
+    }
+    batch.members.add(pending)
+    return batch
+  }
+
+  #leave (batch: Batch<D>, pending: Pending<D>): void {
+    batch.members.delete(pending)
+    if (batch.members.size > 0) return
+    clearTimeout(batch.deadline)
+    clearTimeout(batch.retransmission)
+    batch.deadline = undefined
+    batch.retransmission = undefined
+    if (this.#forming.get(batch.timeout) === batch) this.#forming.delete(batch.timeout)
+  }
+
+  #scheduleRetransmission (batch: Batch<D>): void {
+    const next = batch.delays.next()
+    if (next.done === true) return
+    batch.retransmission = setTimeout(() => {
+      batch.retransmission = undefined
+      const socket = this.#ready
+      if (socket === undefined) return
+      for (const member of batch.members) this.#send(socket, member.bytes)
+      this.#scheduleRetransmission(batch)
+    }, next.value)
+  }
+
+  #send (socket: dgram.Socket, bytes: Uint8Array): void {
+    this.#trace?.('send', bytes)
+    socket.send(bytes, (error) => { if (error !== null && error !== undefined) this.#fail(error) })
   }
 
   /** Ends every waiting exchange with ClosedError and closes the socket. Idempotent. */
   close (): void {
     if (this.#closed) return
     this.#closed = true
-    for (const pending of this.#pending) pending.reject(new ClosedError('the client was closed'))
-    this.#pending.clear()
+    const closed = new ClosedError('the client was closed')
+    for (const pending of [...this.#pending]) pending.settle(closed)
     this.#socket?.then((socket) => { closeQuietly(socket) }, () => {})
   }
 
@@ -124,6 +229,7 @@ export class UdpChannel {
           socket.off('error', reject)
           socket.on('error', (error) => { this.#fail(error) })
           socket.unref()
+          this.#ready = socket
           resolve(socket)
         })
       }
@@ -140,19 +246,35 @@ export class UdpChannel {
 
   #dispatch (message: Uint8Array): void {
     this.#trace?.('receive', message)
-    for (const pending of this.#pending) {
+    if (this.#pending.size === 0) return
+    let reply: D
+    try {
+      reply = this.#codec.decode(message)
+    } catch (error) {
+      if (isMalformed(error)) {
+        for (const pending of this.#pending) pending.lastMalformed = error as Error
+      } else {
+        this.#pending.values().next().value?.settle(error as Error)
+      }
+      return
+    }
+    const key = this.#codec.keyOf(reply)
+    const candidates = key === undefined ? this.#pending : this.#byKey.get(key)
+    if (candidates === undefined) return
+    for (const pending of candidates) {
+      let result: unknown
       try {
-        const result = pending.accept(message)
-        if (result === undefined) continue
-        pending.resolve(result)
+        result = pending.accept(reply)
       } catch (error) {
-        if ((error as { code?: string }).code === 'ERR_MALFORMED_MESSAGE') {
+        if (isMalformed(error)) {
           pending.lastMalformed = error as Error
           continue
         }
-        pending.reject(error as Error)
+        pending.settle(error as Error)
+        return
       }
-      this.#pending.delete(pending)
+      if (result === undefined) continue
+      pending.settle(undefined, result)
       return
     }
   }
@@ -162,8 +284,7 @@ export class UdpChannel {
     const failure = error.code === 'ECONNREFUSED'
       ? new PortUnreachableError(`${this.address}:${this.port} is not listening (ICMP port unreachable)`, { cause: error })
       : new NetworkError(`UDP exchange with ${this.address}:${this.port} failed: ${error.message}`, { cause: error })
-    for (const pending of this.#pending) pending.reject(failure)
-    this.#pending.clear()
+    for (const pending of [...this.#pending]) pending.settle(failure)
   }
 }
 

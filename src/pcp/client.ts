@@ -4,7 +4,7 @@ import { readAnnouncement } from '../net/announcements.js'
 import { randomBytes } from '../net/random.js'
 import { EpochTracker } from '../net/epoch.js'
 import { pcpSchedule } from '../net/retransmit.js'
-import { UdpChannel } from '../net/udp-channel.js'
+import { UdpChannel, type ReplyCodec } from '../net/udp-channel.js'
 import { isIPv4Mapped, isIPv6 } from '../net/ip-address.js'
 import { PCP_SERVER_PORT } from '../constants.js'
 import { wireTracer } from '../core/trace.js'
@@ -18,6 +18,22 @@ interface PcpMappingState {
 }
 
 type PcpResponse = Extract<PcpDecoded, { kind: 'response' }>
+
+/** Two hex digits per byte value, for reply keys. */
+const HEX = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, '0'))
+
+/** RFC 6887 §11.1: a MAP reply carries its request's nonce, which is what we file it under. */
+function mapKey (nonce: Uint8Array): string {
+  let key = 'map '
+  for (const byte of nonce) key += HEX[byte] ?? ''
+  return key
+}
+
+/** Replies are decoded once and filed by opcode, and for MAP by nonce. */
+const PCP_REPLIES: ReplyCodec<PcpDecoded> = {
+  decode: decodeResponse,
+  keyOf: (reply) => reply.kind !== 'response' ? undefined : reply.map === undefined ? reply.opcode : mapKey(reply.map.nonce)
+}
 type PcpMapResponse = PcpResponse & { map: NonNullable<PcpResponse['map']> }
 
 /**
@@ -35,20 +51,20 @@ export class PcpClient implements GatewayClient {
   readonly localAddress: string
   onEvent: ((event: GatewayEvent) => void) | undefined
   readonly #epoch = new EpochTracker()
-  readonly #channel: UdpChannel
+  readonly #channel: UdpChannel<PcpDecoded>
 
   constructor (gateway: string, localAddress: string) {
     this.gateway = gateway
     this.localAddress = localAddress
     // IPv6: send from the address discovery chose (stable, global), which the request's client
     // address field names; the server answers ADDRESS_MISMATCH if the two differ (RFC 6887 §8.1).
-    this.#channel = new UdpChannel(gateway, PCP_SERVER_PORT, wireTracer('pcp', `${gateway}:${PCP_SERVER_PORT}`),
+    this.#channel = new UdpChannel(gateway, PCP_SERVER_PORT, PCP_REPLIES, wireTracer('pcp', `${gateway}:${PCP_SERVER_PORT}`),
       isIPv6(localAddress) && !isIPv4Mapped(localAddress) ? localAddress : undefined)
   }
 
   /** ANNOUNCE (RFC 6887 §14.1): a cheap request that any PCP server answers. */
   async announce (options: RequestOptions): Promise<PcpResponse> {
-    return await this.#request(encodeAnnounceRequest({ clientAddress: this.localAddress }),
+    return await this.#request(encodeAnnounceRequest({ clientAddress: this.localAddress }), 'announce',
       (response) => response.opcode === 'announce' ? response : undefined, options)
   }
 
@@ -123,7 +139,7 @@ export class PcpClient implements GatewayClient {
       ...(suggestedExternalAddress === undefined ? {} : { suggestedExternalAddress })
     })
     // A reply for another mapping, or an old one with another nonce, is not ours: keep waiting.
-    const reply = await this.#request(request, (response) => {
+    const reply = await this.#request(request, mapKey(nonce), (response) => {
       const map = response.map
       if (response.opcode !== 'map' || map === undefined) return undefined
       if (map.protocol !== protocol || map.internalPort !== internalPort || !sameBytes(map.nonce, nonce)) return undefined
@@ -136,12 +152,12 @@ export class PcpClient implements GatewayClient {
     return reply
   }
 
-  async #request<R extends PcpResponse> (request: Uint8Array, match: (response: PcpResponse) => R | undefined, options: RequestOptions): Promise<R> {
+  async #request<R extends PcpResponse> (request: Uint8Array, key: string, match: (response: PcpResponse) => R | undefined, options: RequestOptions): Promise<R> {
     const reply = await this.#channel.exchange(`pcp request to ${this.gateway}`, {
       request,
       retransmit: pcpSchedule(),
-      accept: (bytes) => {
-        const decoded = decodeResponse(bytes)
+      key,
+      accept: (decoded) => {
         if (decoded.kind === 'version-mismatch') {
           throw new UnsupportedError(`${this.gateway} does not speak PCP version 2 (it answered as version ${decoded.serverVersion})`)
         }
