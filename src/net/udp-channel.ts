@@ -38,25 +38,24 @@ export interface UdpRequest<D, T> {
 }
 
 interface Pending<D> {
+  what: string
   key: string
   bytes: Uint8Array
   accept: (reply: D) => unknown
-  settle: (error: Error | undefined, value?: unknown) => void
+  resolve: (value: unknown) => void
+  reject: (error: Error) => void
+  signal: AbortSignal | undefined
+  timeout: number
+  /** performance.now() at which it times out; Infinity for never. */
+  deadline: number
+  /** performance.now() at which it is sent again; Infinity once its schedule has ended. */
+  nextSend: number
+  delays: Iterator<number>
   lastMalformed?: Error
 }
 
-/**
- * Exchanges started together (renewals that fell due at once, in one turn of the event loop) with
- * the same timeout share one deadline timer and one retransmission timer: each request is still
- * retransmitted on its protocol's schedule, and each still ends at its own timeout.
- */
-interface Batch<D> {
-  timeout: number
-  members: Set<Pending<D>>
-  deadline: NodeJS.Timeout | undefined
-  retransmission: NodeJS.Timeout | undefined
-  delays: Iterator<number>
-}
+/** A timer may fire up to a millisecond before its time (it counts whole ms): that is on time. */
+const TIMER_SLACK = 1
 
 const isMalformed = (error: unknown): boolean => (error as { code?: string } | undefined)?.code === 'ERR_MALFORMED_MESSAGE'
 
@@ -76,8 +75,12 @@ export class UdpChannel<D> {
   /** Every waiting exchange, oldest first, and the same filed by key. */
   readonly #pending = new Set<Pending<D>>()
   readonly #byKey = new Map<string, Array<Pending<D>>>()
-  /** Batches still taking members (until this turn of the event loop ends), by timeout. */
-  readonly #forming = new Map<number, Batch<D>>()
+  /** Waiting exchanges by the signal that may abort them. */
+  readonly #bySignal = new WeakMap<AbortSignal, Set<Pending<D>>>()
+  #deadlineTimer: NodeJS.Timeout | undefined
+  #deadlineAt = Infinity
+  #resendTimer: NodeJS.Timeout | undefined
+  #resendAt = Infinity
   #socket: Promise<dgram.Socket> | undefined
   #ready: dgram.Socket | undefined
   #closed = false
@@ -115,90 +118,121 @@ export class UdpChannel<D> {
     const bytes = typeof request.request === 'function' ? request.request(socket.address().address) : request.request
     const timeout = options.timeout ?? DEFAULT_REQUEST_TIMEOUT
     return await new Promise<T>((resolve, reject) => {
-      const onAbort = (): void => { pending.settle(new AbortError(`${what}: aborted`, { cause: signal?.reason })) }
+      const now = performance.now()
+      const delays = request.retransmit()
+      const first = delays.next()
       const pending: Pending<D> = {
+        what,
         key: request.key,
         bytes,
         accept: request.accept,
-        settle: (error, value) => {
-          if (!this.#forget(pending)) return
-          signal?.removeEventListener('abort', onAbort)
-          this.#leave(batch, pending)
-          if (error === undefined) {
-            resolve(value as T)
-          } else if (error instanceof TimeoutError) {
-            reject(new TimeoutError(`${what}: no answer within ${timeout} ms${pending.lastMalformed === undefined ? '' : '; the last reply was malformed'}`,
-              pending.lastMalformed === undefined ? undefined : { cause: pending.lastMalformed }))
-          } else {
-            reject(error)
-          }
-        }
+        resolve: resolve as (value: unknown) => void,
+        reject,
+        signal,
+        timeout,
+        deadline: now + timeout,
+        nextSend: first.done === true ? Infinity : now + first.value,
+        delays
       }
-      signal?.addEventListener('abort', onAbort, { once: true })
       if (this.#pending.size === 0) socket.ref()
       this.#pending.add(pending)
       const filed = this.#byKey.get(request.key)
       if (filed === undefined) this.#byKey.set(request.key, [pending])
       else filed.push(pending)
-      // Declared last: settle() above runs only after this (a reply, a timer, an abort, close()).
-      const batch = this.#join(pending, timeout, request.retransmit)
+      if (signal !== undefined) this.#watch(signal, pending)
+      if (pending.deadline < this.#deadlineAt) this.#armDeadline(pending.deadline)
+      if (pending.nextSend < this.#resendAt) this.#armResend(pending.nextSend)
       this.#send(socket, bytes)
     })
   }
 
-  /** Removes a waiting exchange; false when it had already settled. */
-  #forget (pending: Pending<D>): boolean {
+  /**
+   * Settles a waiting exchange (a reply, its deadline, an abort, a failure, close()); false when
+   * it had already settled. With nothing left waiting, the timers stop.
+   */
+  #settle (pending: Pending<D>, error: Error | undefined, value?: unknown): boolean {
     if (!this.#pending.delete(pending)) return false
     const filed = this.#byKey.get(pending.key)
     if (filed !== undefined) {
       if (filed.length === 1) this.#byKey.delete(pending.key)
       else filed.splice(filed.indexOf(pending), 1)
     }
-    if (this.#pending.size === 0 && !this.#closed) this.#ready?.unref()
+    if (pending.signal !== undefined) this.#bySignal.get(pending.signal)?.delete(pending)
+    if (this.#pending.size === 0) {
+      this.#armDeadline(Infinity)
+      this.#armResend(Infinity)
+      if (!this.#closed) this.#ready?.unref()
+    }
+    if (error === undefined) pending.resolve(value)
+    else pending.reject(error)
     return true
   }
 
-  /** Puts an exchange in the batch forming for its timeout, starting one (and its timers) if none. */
-  #join (pending: Pending<D>, timeout: number, retransmit: RetransmitSchedule): Batch<D> {
-    let batch = this.#forming.get(timeout)
-    if (batch === undefined) {
-      const formed: Batch<D> = { timeout, members: new Set(), deadline: undefined, retransmission: undefined, delays: retransmit() }
-      batch = formed
-      this.#forming.set(timeout, formed)
-      // The batch takes members until this turn of the event loop ends.
-      setImmediate(() => { if (this.#forming.get(timeout) === formed) this.#forming.delete(timeout) })
-      if (Number.isFinite(timeout)) {
-        formed.deadline = setTimeout(() => {
-          formed.deadline = undefined
-          for (const member of [...formed.members]) member.settle(new TimeoutError('deadline'))
-        }, timeout)
-      }
-      this.#scheduleRetransmission(formed)
+  /**
+   * One abort listener per signal (a mapping's, kept across its renewals), not one per exchange:
+   * it ends whichever of the signal's exchanges are waiting when it aborts.
+   */
+  #watch (signal: AbortSignal, pending: Pending<D>): void {
+    let waiting = this.#bySignal.get(signal)
+    if (waiting === undefined) {
+      const set = new Set<Pending<D>>()
+      waiting = set
+      this.#bySignal.set(signal, set)
+      signal.addEventListener('abort', () => {
+        for (const each of [...set]) this.#settle(each, new AbortError(`${each.what}: aborted`, { cause: signal.reason }))
+      }, { once: true })
     }
-    batch.members.add(pending)
-    return batch
+    waiting.add(pending)
   }
 
-  #leave (batch: Batch<D>, pending: Pending<D>): void {
-    batch.members.delete(pending)
-    if (batch.members.size > 0) return
-    clearTimeout(batch.deadline)
-    clearTimeout(batch.retransmission)
-    batch.deadline = undefined
-    batch.retransmission = undefined
-    if (this.#forming.get(batch.timeout) === batch) this.#forming.delete(batch.timeout)
+  /**
+   * One deadline timer for every waiting exchange, set for the earliest deadline: exchanges that
+   * started together (renewals that fell due at once) share it, and a new one sets no timer.
+   */
+  #armDeadline (at: number): void {
+    clearTimeout(this.#deadlineTimer)
+    this.#deadlineTimer = undefined
+    this.#deadlineAt = at
+    if (at === Infinity) return
+    this.#deadlineTimer = setTimeout(() => {
+      this.#deadlineTimer = undefined
+      this.#deadlineAt = Infinity
+      const now = performance.now() + TIMER_SLACK
+      let next = Infinity
+      for (const pending of [...this.#pending]) {
+        if (pending.deadline <= now) {
+          this.#settle(pending, new TimeoutError(`${pending.what}: no answer within ${pending.timeout} ms${pending.lastMalformed === undefined ? '' : '; the last reply was malformed'}`,
+            pending.lastMalformed === undefined ? undefined : { cause: pending.lastMalformed }))
+        } else {
+          next = Math.min(next, pending.deadline)
+        }
+      }
+      if (next < this.#deadlineAt) this.#armDeadline(next)
+    }, Math.max(0, at - performance.now()))
   }
 
-  #scheduleRetransmission (batch: Batch<D>): void {
-    const next = batch.delays.next()
-    if (next.done === true) return
-    batch.retransmission = setTimeout(() => {
-      batch.retransmission = undefined
+  /** The same for retransmissions: each exchange keeps its own protocol schedule, under one timer. */
+  #armResend (at: number): void {
+    clearTimeout(this.#resendTimer)
+    this.#resendTimer = undefined
+    this.#resendAt = at
+    if (at === Infinity) return
+    this.#resendTimer = setTimeout(() => {
+      this.#resendTimer = undefined
+      this.#resendAt = Infinity
       const socket = this.#ready
-      if (socket === undefined) return
-      for (const member of batch.members) this.#send(socket, member.bytes)
-      this.#scheduleRetransmission(batch)
-    }, next.value)
+      const now = performance.now()
+      let next = Infinity
+      for (const pending of this.#pending) {
+        if (pending.nextSend <= now + TIMER_SLACK) {
+          if (socket !== undefined) this.#send(socket, pending.bytes)
+          const delay = pending.delays.next()
+          pending.nextSend = delay.done === true ? Infinity : now + delay.value
+        }
+        next = Math.min(next, pending.nextSend)
+      }
+      if (next < this.#resendAt) this.#armResend(next)
+    }, Math.max(0, at - performance.now()))
   }
 
   #send (socket: dgram.Socket, bytes: Uint8Array): void {
@@ -211,7 +245,7 @@ export class UdpChannel<D> {
     if (this.#closed) return
     this.#closed = true
     const closed = new ClosedError('the client was closed')
-    for (const pending of [...this.#pending]) pending.settle(closed)
+    for (const pending of [...this.#pending]) this.#settle(pending, closed)
     this.#socket?.then((socket) => { closeQuietly(socket) }, () => {})
   }
 
@@ -254,7 +288,8 @@ export class UdpChannel<D> {
       if (isMalformed(error)) {
         for (const pending of this.#pending) pending.lastMalformed = error as Error
       } else {
-        this.#pending.values().next().value?.settle(error as Error)
+        const oldest = this.#pending.values().next().value
+        if (oldest !== undefined) this.#settle(oldest, error as Error)
       }
       return
     }
@@ -270,11 +305,11 @@ export class UdpChannel<D> {
           pending.lastMalformed = error as Error
           continue
         }
-        pending.settle(error as Error)
+        this.#settle(pending, error as Error)
         return
       }
       if (result === undefined) continue
-      pending.settle(undefined, result)
+      this.#settle(pending, undefined, result)
       return
     }
   }
@@ -284,7 +319,7 @@ export class UdpChannel<D> {
     const failure = error.code === 'ECONNREFUSED'
       ? new PortUnreachableError(`${this.address}:${this.port} is not listening (ICMP port unreachable)`, { cause: error })
       : new NetworkError(`UDP exchange with ${this.address}:${this.port} failed: ${error.message}`, { cause: error })
-    for (const pending of [...this.#pending]) pending.settle(failure)
+    for (const pending of [...this.#pending]) this.#settle(pending, failure)
   }
 }
 
