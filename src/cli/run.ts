@@ -124,8 +124,21 @@ function hintFor (code: string | undefined, command: Exclude<Command, { name: 'h
   }
 }
 
+/**
+ * Where the CLI remembers the UPnP gateway that worked, so that the next run a minute later skips
+ * the SSDP wait: $XDG_CACHE_HOME/natmapper, else ~/.cache/natmapper (the XDG default).
+ */
+function gatewayCacheFile (): string | undefined {
+  const base = process.env.XDG_CACHE_HOME !== undefined && process.env.XDG_CACHE_HOME.startsWith('/')
+    ? process.env.XDG_CACHE_HOME
+    : process.env.HOME === undefined || process.env.HOME === '' ? undefined : `${process.env.HOME}/.cache`
+  return base === undefined ? undefined : `${base}/natmapper/upnp-gateways.json`
+}
+
 function discoverOptions (options: GlobalOptions, extra: DiscoverOptions = {}): DiscoverOptions {
+  const cacheFile = gatewayCacheFile()
   return {
+    ...(cacheFile === undefined ? {} : { gatewayCacheFile: cacheFile }),
     ...(options.gateway === undefined ? {} : { gateway: options.gateway }),
     ...(options.protocols === undefined ? {} : { protocols: options.protocols }),
     ...(options.timeout === undefined ? {} : { timeout: options.timeout }),

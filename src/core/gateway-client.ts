@@ -103,6 +103,10 @@ export interface ProbeContext {
   localAddress: string
   /** Aborted when discovery settles or times out: a probe must then stop and release everything. */
   signal: AbortSignal
+  /** A file where a probe may remember the gateway that worked, for the next process (DiscoverOptions.gatewayCacheFile). */
+  cacheFile?: string
+  /** False: do not try a remembered gateway (DiscoverOptions.rememberGateway). */
+  rememberGateway?: boolean
 }
 
 /** One protocol's discovery: resolves with a ready client, or rejects saying why not. */

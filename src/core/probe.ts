@@ -35,11 +35,12 @@ export interface ProbeReport {
  */
 export async function probeEach ({ gateway, localAddress }: GatewayLocation, resolved: ResolvedDiscoverOptions, registry: ProbeRegistry): Promise<ProbeReport[]> {
   const started = performance.now()
+  const cacheFile = { ...(resolved.gatewayCacheFile === undefined ? {} : { cacheFile: resolved.gatewayCacheFile }), rememberGateway: resolved.rememberGateway }
   return await Promise.all(resolved.protocols.map(async (protocol): Promise<ProbeReport> => {
     const probe = registry(protocol, resolved.family)
     try {
       const client = await withDeadline(`${protocol} probe`, { timeout: resolved.timeout, ...(resolved.signal === undefined ? {} : { signal: resolved.signal }) },
-        async (signal) => await probe({ gateway, localAddress, signal }))
+        async (signal) => await probe({ gateway, localAddress, signal, ...cacheFile }))
       const ms = performance.now() - started
       await client.close()
       return { protocol, type: client.type, ms }
@@ -95,7 +96,7 @@ export async function raceProbes ({ gateway, localAddress }: GatewayLocation, op
   // NAT-PMP (RFC 6886) carries IPv4 only.
   const protocols = options.family === 'IPv6' ? options.protocols.filter((protocol) => protocol !== 'nat-pmp') : options.protocols
   const probing = new AbortController()
-  const context = { gateway, localAddress, signal: probing.signal }
+  const context = { gateway, localAddress, signal: probing.signal, rememberGateway: options.rememberGateway, ...(options.gatewayCacheFile === undefined ? {} : { cacheFile: options.gatewayCacheFile }) }
   const pending = new Set<WireProtocol>()
   const answered: GatewayClient[] = []
   const reasons: Partial<Record<WireProtocol, Error>> = {}
