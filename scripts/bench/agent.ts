@@ -22,7 +22,7 @@ import { pathToFileURL } from 'node:url'
 import type * as Natmapper from '../../src/index.js'
 import type { DiscoverOptions, Mapping, WireMessage } from '../../src/index.js'
 import { assertInLabNamespace } from '../../test/helpers/netns.js'
-import { natPmpFloor, pcpFloor, pcpRenewalFloor, refusedFloor, upnpFloor } from './floor.js'
+import { natPmpFloor, pcpFloor, pcpRenewalFloor, refusedFloor, upnpFloor, upnpMapAt } from './floor.js'
 import { CLIENT, GROUP, NO_NAT, PROCESS } from './labels.js'
 import { summarizeProfiles, type CpuProfile, type Entry, type ProfileSummary } from './profile.js'
 import { achingbrainPmp, achingbrainUpnp, timeProcess, type Timings } from './reference.js'
@@ -95,7 +95,9 @@ function discoveryScenarios (mode: DiscoveryMode, gateway: string, clientAddress
   }
   const pmp = { protocols: ['nat-pmp' as const] }
   const pcp = { protocols: ['pcp' as const] }
-  const upnp = { protocols: ['upnp' as const] }
+  // The SSDP rows search every time, as a first contact does; the remembered row does not.
+  const upnp = { protocols: ['upnp' as const], rememberGateway: false }
+  const ssdp = 'SSDP every time (rememberGateway: false)'
   switch (mode) {
     case 'all': {
       const group = GROUP.all
@@ -127,9 +129,11 @@ function discoveryScenarios (mode: DiscoveryMode, gateway: string, clientAddress
       const group = GROUP.upnp
       return [
         { group, client: CLIENT.upnpFloor, run: async () => await upnpFloor(gateway, clientAddress, PORT), warm: true },
-        { group, client: CLIENT.natmapperUpnp, run: async () => await natmapper({ ...upnp, gateway }), warm: true },
-        { group, client: CLIENT.natmapperUpnpRoute, run: async () => await natmapper(upnp), warm: true },
-        { group, client: CLIENT.natmapperDefaults, run: async () => await natmapper({}), warm: true },
+        { group, client: CLIENT.natmapperUpnp, note: ssdp, run: async () => await natmapper({ ...upnp, gateway }), warm: true },
+        { group, client: CLIENT.natmapperUpnpRoute, note: ssdp, run: async () => await natmapper(upnp), warm: true },
+        { group, client: CLIENT.natmapperDefaults, note: ssdp, run: async () => await natmapper({ rememberGateway: false }), warm: true },
+        { group, client: CLIENT.upnpKnownFloor, run: async () => await upnpMapAt(new URL(`http://${gateway}:5000/rootDesc.xml`), clientAddress, PORT), warm: true },
+        { group, client: CLIENT.natmapperUpnpRemembered, note: 'one GET, racing the search', run: async () => await natmapper({ protocols: ['upnp'], gateway }), warm: true },
         { group, client: CLIENT.achingbrainUpnp, note: 'map() = AddAnyPortMapping + GetExternalIPAddress', run: async () => await achingbrainUpnp(clientAddress, PORT), warm: true },
         { group, client: CLIENT.upnpc, note: 'waits out its 2 s discovery window; no separate discover step', run: upnpcRun }
       ]
@@ -260,7 +264,8 @@ async function discoveryTask (task: Extract<AgentConfig, { task: 'discovery' }>)
     profiles[CLIENT.natmapperPcp] = await profileRuns({ protocols: ['pcp'], gateway }, task.root)
     profiles[CLIENT.natmapperNatPmp] = await profileRuns({ protocols: ['nat-pmp'], gateway }, task.root)
   } else if (task.mode === 'upnp') {
-    traced[CLIENT.natmapperUpnp] = await phases({ protocols: ['upnp'], gateway }, task.runs)
+    traced[CLIENT.natmapperUpnp] = await phases({ protocols: ['upnp'], gateway, rememberGateway: false }, task.runs)
+    traced[CLIENT.natmapperUpnpRemembered] = await phases({ protocols: ['upnp'], gateway }, task.runs)
   }
   return { tables, phases: traced, profiles }
 }

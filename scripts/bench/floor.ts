@@ -138,7 +138,15 @@ export async function upnpFloor (gateway: string, clientAddress: string, port: n
     })
   })
   socket.close()
-  const description = new URL(location)
+  const { discover, map } = await upnpMapAt(new URL(location), clientAddress, port, started)
+  return { discover, map }
+}
+
+/**
+ * UPnP with the description URL already known (what a remembered gateway saves): the description
+ * GET, then AddPortMapping; the delete is untimed. Times are from `started`.
+ */
+export async function upnpMapAt (description: URL, clientAddress: string, port: number, started = performance.now()): Promise<{ discover: number, map: number }> {
   const xml = await httpExchange(description.hostname, Number(description.port), `GET ${description.pathname} HTTP/1.1\r\nHost: ${description.host}\r\nConnection: close\r\n\r\n`)
   const service = /<serviceType>(urn:schemas-upnp-org:service:WANIPConnection:\d)<\/serviceType>[\s\S]*?<controlURL>([^<]+)<\/controlURL>/.exec(xml)
   if (service?.[1] === undefined || service[2] === undefined) throw new Error('floor: no WANIPConnection in the description')

@@ -72,6 +72,8 @@ function floorOf (clients: Record<string, ClientSamples>): ClientSamples | undef
  * table's first floor.
  */
 function floorFor (clients: Record<string, ClientSamples>, client: string): ClientSamples | undefined {
+  const knownFloor = Object.entries(clients).find(([name]) => name.startsWith('floor') && name.includes('description URL known'))?.[1]
+  if (client.includes('remembered') && knownFloor !== undefined) return knownFloor
   const readsRoute = client.includes('default route') || client.includes('default options')
   const routeFloor = Object.entries(clients).find(([name]) => name.startsWith('floor') && name.includes('/proc/net/route'))?.[1]
   return readsRoute && routeFloor !== undefined ? routeFloor : floorOf(clients)
@@ -285,6 +287,7 @@ function targets (results: BenchResults): Target[] {
   nearFloor('PCP discover + map within 1 ms of the floor', GROUP.pcp, CLIENT.natmapperPcp, 1)
   nearFloor('NAT-PMP discover + map within 1 ms of the floor', GROUP.natPmp, CLIENT.natmapperNatPmp, 1)
   nearFloor('UPnP-only discover + map within 5 ms of the floor', GROUP.upnp, CLIENT.natmapperUpnp, 5)
+  nearFloor('UPnP with a remembered gateway: discover + map within 2 ms of the floor of one GET and one AddPortMapping', GROUP.upnp, CLIENT.natmapperUpnpRemembered, 2)
   nearFloor('PCP discover + map, default route, within 0.5 ms of the floor that reads /proc/net/route', GROUP.pcp, CLIENT.natmapperPcpRoute, 0.5)
   nearFloor('NAT-PMP discover + map, default route, within 0.5 ms of the floor that reads /proc/net/route', GROUP.natPmp, CLIENT.natmapperNatPmpRoute, 0.5)
   nearFloor('`discoverNAT()` with default options + a PCP mapping within 1 ms of the floor that reads /proc/net/route', GROUP.all, CLIENT.natmapperDefaults, 1)

@@ -69,7 +69,7 @@ import {
 import { startSsdpSearch } from './ssdp-search.js'
 import { loadXmlParser } from './xml.js'
 import { hostOf, trustedControlUrl } from './trust.js'
-import { recallGateway, rememberGateway } from './remembered.js'
+import { recalledInProcess, recallGateway, rememberGateway, type Recalled } from './remembered.js'
 
 const debug = debuglog('natmapper')
 
@@ -207,31 +207,50 @@ async function probeUpnp (context: ProbeContext, options: ResolvedUpnpProbeOptio
     }, UPNP_PRELOAD_DELAY)
     preload.unref()
     probing.signal.addEventListener('abort', () => { clearTimeout(preload) }, { once: true })
-    startSsdpSearch({
-      gateway: context.gateway,
-      localAddress: context.localAddress,
-      port: options.ssdpPort,
-      multicast: options.multicast,
-      schedule: options.searchSchedule,
-      signal: probing.signal,
-      onRefused: (error) => { settle(error) },
-      onLocation: (location, announced) => {
-        connectToGateway({ location, announced, context, options, signal: probing.signal }).then(settle, (error: Error) => {
-          descriptionProblem = error
-        })
-      },
-      onProblem: (error) => { searchProblem = error }
-    })
-    // A gateway that worked before is tried at once, beside the search: whichever confirms a
-    // usable gateway first wins, so a stale entry adds no delay.
-    const recalled = context.rememberGateway === false ? Promise.resolve(undefined) : recallGateway(context.gateway, context.localAddress, context.cacheFile)
-    recalled.then((remembered) => {
+    let searching = false
+    const tryRemembered = (remembered: Recalled | undefined): void => {
       if (remembered === undefined || settled) return
       // A stale entry is no problem to report: the search goes on as if there had been none.
       connectToGateway({ location: remembered.location, announced: remembered.location, context, options, signal: probing.signal, service: remembered }).then(settle, (error: Error) => {
         debug('upnp: remembered gateway %s failed: %s', remembered.location.href, error.message)
+        search()
       })
-    }, () => {})
+    }
+    const search = (): void => {
+      if (settled || searching) return
+      searching = true
+      startSsdpSearch({
+        gateway: context.gateway,
+        localAddress: context.localAddress,
+        port: options.ssdpPort,
+        multicast: options.multicast,
+        schedule: options.searchSchedule,
+        signal: probing.signal,
+        onRefused: (error) => { settle(error) },
+        onLocation: (location, announced) => {
+          connectToGateway({ location, announced, context, options, signal: probing.signal }).then(settle, (error: Error) => {
+            descriptionProblem = error
+          })
+        },
+        onProblem: (error) => { searchProblem = error }
+      })
+    }
+    // A gateway that worked before is tried at once with one GET, beside the search: whichever
+    // confirms a usable gateway first wins. Remembered in this process, its GET gets a head start
+    // of REMEMBERED_HEAD_START (the search's dozen datagrams would otherwise go out before its
+    // connection is up), cut short if it fails; a router takes tens of ms to answer a search
+    // anyway. From the cache file, the search starts while the file is read.
+    const inProcess = context.rememberGateway === false ? undefined : recalledInProcess(context.gateway, context.localAddress)
+    if (inProcess !== undefined) {
+      tryRemembered(inProcess)
+      const headStart = setTimeout(search, REMEMBERED_HEAD_START)
+      probing.signal.addEventListener('abort', () => { clearTimeout(headStart) }, { once: true })
+    } else {
+      search()
+      if (context.rememberGateway !== false && context.cacheFile !== undefined) {
+        recallGateway(context.gateway, context.localAddress, context.cacheFile).then(tryRemembered, () => {})
+      }
+    }
   })
 }
 
@@ -302,6 +321,8 @@ const SERVICE_PREFERENCE: Readonly<Record<WanServiceKind, number>> = {
   'WANPPPConnection:1': 2
 }
 
+/** How long a remembered gateway's GET goes ahead of the SSDP search (see probeUpnp). */
+const REMEMBERED_HEAD_START = 2
 /** How long the probe waits before loading what a UPnP gateway needs (see createUpnpProbe). */
 const UPNP_PRELOAD_DELAY = 20
 /** listMappings() stops here: a table this long is a router bug or a loop. */

@@ -42,9 +42,18 @@ const keyOf = (gateway: string, localAddress: string): string => `${gateway} ${l
  * The remembered gateway for this gateway and local address, if fresh and on the gateway itself;
  * from this process's memory, else from `file`. Never throws: a bad file means nothing remembered.
  */
-export async function recallGateway (gateway: string, localAddress: string, file: string | undefined): Promise<{ location: URL, serviceType: string, controlUrl: string } | undefined> {
-  const key = keyOf(gateway, localAddress)
-  const entry = inProcess.get(key) ?? (file === undefined ? undefined : (await readEntries(file))[key])
+export async function recallGateway (gateway: string, localAddress: string, file: string | undefined): Promise<Recalled | undefined> {
+  return recalledInProcess(gateway, localAddress) ?? (file === undefined ? undefined : usable((await readEntries(file))[keyOf(gateway, localAddress)], gateway))
+}
+
+/** The same from this process's memory alone, at once. */
+export function recalledInProcess (gateway: string, localAddress: string): Recalled | undefined {
+  return usable(inProcess.get(keyOf(gateway, localAddress)), gateway)
+}
+
+export interface Recalled { location: URL, serviceType: string, controlUrl: string }
+
+function usable (entry: unknown, gateway: string): Recalled | undefined {
   if (entry === undefined || !isEntry(entry)) return undefined
   const age = Date.now() - entry.savedAt
   if (age < 0 || age > REMEMBER_FOR) return undefined
