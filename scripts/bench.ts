@@ -22,9 +22,11 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
+import { dirname } from 'node:path'
 import { createInterface } from 'node:readline'
 import { acquireLabLock, lab, labUnavailableReason, releaseLabLock, ROOT, runLabScript, type LabMode } from '../test/helpers/lab.js'
 import type { AgentConfig, DiscoveryOutput, NoNatResult, ProcessResult, RenewalResult } from './bench/agent.js'
+import { renderChart } from './bench/chart.js'
 import { renderReport, type BenchResults, type Machine, type RenewalsMeasured } from './bench/report.js'
 
 const env = (name: string, fallback: number): number => {
@@ -252,5 +254,7 @@ function keepMarkedSections (report: string, previous: string): string {
 const previous = existsSync(OUTPUT) ? readFileSync(OUTPUT, 'utf8') : ''
 const report = keepMarkedSections(renderReport(results), previous)
 writeFileSync(OUTPUT, report)
+// The picture BENCHMARKS.md and the README show, beside the report.
+writeFileSync(`${dirname(OUTPUT)}/benchmarks.svg`, renderChart(results))
 process.stdout.write(report)
 log(`wrote ${OUTPUT}`)

@@ -383,6 +383,8 @@ export function renderReport (results: BenchResults): string {
     `- **References:** ${machine.references.join('; ')}.`,
     `- **Runs:** ${results.runs} per row (median, with min–max), after ${results.warmUp} warm-up rounds; all times in ms.`,
     '',
+    '![discover + first mapping, median ms: each protocol beside its floor and the reference clients](benchmarks.svg)',
+    '',
     '## Targets',
     '',
     ...table(['target', 'measured (medians)', ''], list.map((target) => [target.what, target.measured, yes(target.met)])),

@@ -16,6 +16,8 @@ export interface DiscoveredGateway {
 
 /** Lower is preferred: PCP, then NAT-PMP, then IGDv2, then IGDv1. */
 const TYPE_RANK: Record<NatType, number> = { pcp: 0, 'nat-pmp': 1, 'upnp-igd2': 2, 'upnp-igd1': 3 }
+/** How long the most preferred probe runs alone before the others start (see raceProbes). */
+const PROBE_HEAD_START = 2
 /** The best type a still-running probe could yield. */
 const PROBE_BEST_RANK: Record<WireProtocol, number> = { pcp: 0, 'nat-pmp': 1, upnp: 2 }
 
@@ -115,6 +117,7 @@ export async function raceProbes ({ gateway, localAddress }: GatewayLocation, op
       settled = true
       clearTimeout(timeoutTimer)
       clearTimeout(windowTimer)
+      clearTimeout(headStartTimer)
       options.signal?.removeEventListener('abort', onAbort)
       probing.abort(SETTLED)
       for (const client of answered) if (client !== outcome) void client.close()
@@ -136,10 +139,9 @@ export async function raceProbes ({ gateway, localAddress }: GatewayLocation, op
     }
 
     options.signal?.addEventListener('abort', onAbort, { once: true })
-    for (const protocol of protocols) {
-      const probe = registry(protocol, options.family)
-      pending.add(protocol)
-      probe(context).then((client) => {
+    const waiting: WireProtocol[] = []
+    const start = (protocol: WireProtocol): void => {
+      registry(protocol, options.family)(context).then((client) => {
         if (settled) { void client.close(); return }
         pending.delete(protocol)
         answered.push(client)
@@ -148,9 +150,25 @@ export async function raceProbes ({ gateway, localAddress }: GatewayLocation, op
         if (settled) return
         pending.delete(protocol)
         reasons[protocol] = error instanceof Error ? error : new Error(String(error))
+        startWaiting()
         decide(false)
       })
     }
+    const startWaiting = (): void => {
+      clearTimeout(headStartTimer)
+      for (const protocol of waiting.splice(0)) if (!settled) start(protocol)
+    }
+    // The most preferred protocol goes first; the others follow PROBE_HEAD_START later, or as soon
+    // as a probe fails. A PCP gateway answers within a millisecond or two, and then the SSDP
+    // search (a dozen datagrams) and a second exchange on port 5351 are work the winner would
+    // wait behind; a gateway without PCP says so at once (ICMP, UNSUPP_VERSION), and one that
+    // stays silent costs the others PROBE_HEAD_START.
+    const ordered = [...protocols].sort((a, b) => PROBE_BEST_RANK[a] - PROBE_BEST_RANK[b])
+    for (const protocol of ordered) pending.add(protocol)
+    const [first, ...rest] = ordered
+    waiting.push(...rest)
+    const headStartTimer = rest.length === 0 ? undefined : setTimeout(startWaiting, PROBE_HEAD_START)
+    if (first !== undefined) start(first)
     decide(false)
   })
 }

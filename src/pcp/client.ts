@@ -15,6 +15,15 @@ const RESULT_SUCCESS = 0
 /** What a PCP mapping must keep across renewals: RFC 6887 §11.1 ties a mapping to its nonce. */
 interface PcpMappingState {
   nonce: Uint8Array
+  /** The last request sent for it: a renewal that asks for the same again resends these bytes. */
+  sent?: SentMap
+}
+
+interface SentMap {
+  bytes: Uint8Array
+  lifetimeSeconds: number
+  suggestedExternalPort: number
+  suggestedExternalAddress: string | undefined
 }
 
 type PcpResponse = Extract<PcpDecoded, { kind: 'response' }>
@@ -85,9 +94,20 @@ export class PcpClient implements GatewayClient {
 
   async map (request: PortMappingRequest, previous: PortMappingGrant | undefined, options: RequestOptions): Promise<PortMappingGrant> {
     // RFC 6887 §11.1: the nonce stays the same for the mapping's whole life.
-    const nonce = stateOf(previous)?.nonce ?? randomBytes(12)
-    const reply = await this.#requestMap(request.protocol, request.internalPort, nonce, request.lifetimeSeconds,
-      request.suggestedExternalPort, request.suggestedExternalAddress, options)
+    const state = stateOf(previous)
+    const nonce = state?.nonce ?? randomBytes(12)
+    // A renewal asks for what the last grant gave: the same request, already encoded.
+    const last = state?.sent
+    const sent: SentMap = last !== undefined && last.lifetimeSeconds === request.lifetimeSeconds &&
+      last.suggestedExternalPort === request.suggestedExternalPort && last.suggestedExternalAddress === request.suggestedExternalAddress
+      ? last
+      : {
+          bytes: this.#encodeMap(request.protocol, request.internalPort, nonce, request.lifetimeSeconds, request.suggestedExternalPort, request.suggestedExternalAddress),
+          lifetimeSeconds: request.lifetimeSeconds,
+          suggestedExternalPort: request.suggestedExternalPort,
+          suggestedExternalAddress: request.suggestedExternalAddress
+        }
+    const reply = await this.#sendMap(sent.bytes, request.protocol, request.internalPort, nonce, request.lifetimeSeconds, options)
     return {
       protocol: request.protocol,
       internalPort: request.internalPort,
@@ -95,7 +115,7 @@ export class PcpClient implements GatewayClient {
       externalAddress: reply.map.externalAddress,
       lifetimeSeconds: reply.lifetimeSeconds,
       epochSeconds: reply.epochSeconds,
-      protocolState: { nonce } satisfies PcpMappingState
+      protocolState: { nonce, sent } satisfies PcpMappingState
     }
   }
 
@@ -103,7 +123,7 @@ export class PcpClient implements GatewayClient {
   async unmap (grant: PortMappingGrant, options: RequestOptions): Promise<void> {
     const state = stateOf(grant)
     if (state === undefined) return
-    await this.#requestMap(grant.protocol, grant.internalPort, state.nonce, 0, 0, undefined, options)
+    await this.#sendMap(this.#encodeMap(grant.protocol, grant.internalPort, state.nonce, 0, 0, undefined), grant.protocol, grant.internalPort, state.nonce, 0, options)
   }
 
   /** The gateway's last reported epoch (RFC 6887 §8.5), undefined before the first reply. */
@@ -127,9 +147,9 @@ export class PcpClient implements GatewayClient {
     this.#channel.close()
   }
 
-  async #requestMap (protocol: TransportProtocol, internalPort: number, nonce: Uint8Array, lifetimeSeconds: number,
-    suggestedExternalPort: number, suggestedExternalAddress: string | undefined, options: RequestOptions): Promise<PcpMapResponse> {
-    const request = encodeMapRequest({
+  #encodeMap (protocol: TransportProtocol, internalPort: number, nonce: Uint8Array, lifetimeSeconds: number,
+    suggestedExternalPort: number, suggestedExternalAddress: string | undefined): Uint8Array {
+    return encodeMapRequest({
       clientAddress: this.localAddress,
       lifetimeSeconds,
       nonce,
@@ -138,6 +158,10 @@ export class PcpClient implements GatewayClient {
       suggestedExternalPort,
       ...(suggestedExternalAddress === undefined ? {} : { suggestedExternalAddress })
     })
+  }
+
+  async #sendMap (request: Uint8Array, protocol: TransportProtocol, internalPort: number, nonce: Uint8Array, lifetimeSeconds: number,
+    options: RequestOptions): Promise<PcpMapResponse> {
     // A reply for another mapping, or an old one with another nonce, is not ours: keep waiting.
     const reply = await this.#request(request, mapKey(nonce), (response) => {
       const map = response.map
@@ -172,7 +196,8 @@ export class PcpClient implements GatewayClient {
 
 function stateOf (grant: PortMappingGrant | undefined): PcpMappingState | undefined {
   const state = grant?.protocolState as Partial<PcpMappingState> | undefined
-  return state?.nonce instanceof Uint8Array ? { nonce: state.nonce } : undefined
+  if (!(state?.nonce instanceof Uint8Array)) return undefined
+  return state.sent === undefined ? { nonce: state.nonce } : { nonce: state.nonce, sent: state.sent }
 }
 
 function sameBytes (a: Uint8Array, b: Uint8Array): boolean {
