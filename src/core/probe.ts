@@ -16,8 +16,11 @@ export interface DiscoveredGateway {
 
 /** Lower is preferred: PCP, then NAT-PMP, then IGDv2, then IGDv1. */
 const TYPE_RANK: Record<NatType, number> = { pcp: 0, 'nat-pmp': 1, 'upnp-igd2': 2, 'upnp-igd1': 3 }
-/** How long the most preferred probe runs alone before the others start (see raceProbes). */
-const PROBE_HEAD_START = 2
+/**
+ * How long the most preferred probe runs alone before the others start (see raceProbes): longer
+ * than a PCP exchange takes in a fresh process (~8 ms in the lab, loading node:dgram included).
+ */
+const PROBE_HEAD_START = 10
 /** The best type a still-running probe could yield. */
 const PROBE_BEST_RANK: Record<WireProtocol, number> = { pcp: 0, 'nat-pmp': 1, upnp: 2 }
 
@@ -159,10 +162,11 @@ export async function raceProbes ({ gateway, localAddress }: GatewayLocation, op
       for (const protocol of waiting.splice(0)) if (!settled) start(protocol)
     }
     // The most preferred protocol goes first; the others follow PROBE_HEAD_START later, or as soon
-    // as a probe fails. A PCP gateway answers within a millisecond or two, and then the SSDP
-    // search (a dozen datagrams) and a second exchange on port 5351 are work the winner would
-    // wait behind; a gateway without PCP says so at once (ICMP, UNSUPP_VERSION), and one that
-    // stays silent costs the others PROBE_HEAD_START.
+    // as a probe fails. A PCP gateway answers within a millisecond (a few in a process that has
+    // just started), and then the SSDP search (a dozen datagrams, and the UPnP code loaded) and a
+    // second exchange on port 5351 are work the winner would wait behind; a gateway without PCP
+    // says so at once (ICMP, UNSUPP_VERSION), and only one that drops port 5351 silently makes
+    // the others wait PROBE_HEAD_START, beside the ~50 ms a router takes to answer a search.
     const ordered = [...protocols].sort((a, b) => PROBE_BEST_RANK[a] - PROBE_BEST_RANK[b])
     for (const protocol of ordered) pending.add(protocol)
     const [first, ...rest] = ordered
