@@ -57,6 +57,29 @@ interface Pending<D> {
 /** A timer may fire up to a millisecond before its time (it counts whole ms): that is on time. */
 const TIMER_SLACK = 1
 
+/** One timer for the earliest of many moments (performance.now() ms); Infinity for none. */
+class EarliestTimer {
+  at = Infinity
+  #timer: NodeJS.Timeout | undefined
+  readonly #fire: () => void
+
+  constructor (fire: () => void) {
+    this.#fire = fire
+  }
+
+  set (at: number): void {
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    this.at = at
+    if (at === Infinity) return
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined
+      this.at = Infinity
+      this.#fire()
+    }, Math.max(0, at - performance.now()))
+  }
+}
+
 const isMalformed = (error: unknown): boolean => (error as { code?: string } | undefined)?.code === 'ERR_MALFORMED_MESSAGE'
 
 /**
@@ -77,10 +100,8 @@ export class UdpChannel<D> {
   readonly #byKey = new Map<string, Array<Pending<D>>>()
   /** Waiting exchanges by the signal that may abort them. */
   readonly #bySignal = new WeakMap<AbortSignal, Set<Pending<D>>>()
-  #deadlineTimer: NodeJS.Timeout | undefined
-  #deadlineAt = Infinity
-  #resendTimer: NodeJS.Timeout | undefined
-  #resendAt = Infinity
+  readonly #deadlines = new EarliestTimer(() => { this.#expire() })
+  readonly #resends = new EarliestTimer(() => { this.#retransmit() })
   #socket: Promise<dgram.Socket> | undefined
   #ready: dgram.Socket | undefined
   #closed = false
@@ -140,8 +161,8 @@ export class UdpChannel<D> {
       if (filed === undefined) this.#byKey.set(request.key, [pending])
       else filed.push(pending)
       if (signal !== undefined) this.#watch(signal, pending)
-      if (pending.deadline < this.#deadlineAt) this.#armDeadline(pending.deadline)
-      if (pending.nextSend < this.#resendAt) this.#armResend(pending.nextSend)
+      if (pending.deadline < this.#deadlines.at) this.#deadlines.set(pending.deadline)
+      if (pending.nextSend < this.#resends.at) this.#resends.set(pending.nextSend)
       this.#send(socket, bytes)
     })
   }
@@ -159,8 +180,8 @@ export class UdpChannel<D> {
     }
     if (pending.signal !== undefined) this.#bySignal.get(pending.signal)?.delete(pending)
     if (this.#pending.size === 0) {
-      this.#armDeadline(Infinity)
-      this.#armResend(Infinity)
+      this.#deadlines.set(Infinity)
+      this.#resends.set(Infinity)
       if (!this.#closed) this.#ready?.unref()
     }
     if (error === undefined) pending.resolve(value)
@@ -189,50 +210,27 @@ export class UdpChannel<D> {
    * One deadline timer for every waiting exchange, set for the earliest deadline: exchanges that
    * started together (renewals that fell due at once) share it, and a new one sets no timer.
    */
-  #armDeadline (at: number): void {
-    clearTimeout(this.#deadlineTimer)
-    this.#deadlineTimer = undefined
-    this.#deadlineAt = at
-    if (at === Infinity) return
-    this.#deadlineTimer = setTimeout(() => {
-      this.#deadlineTimer = undefined
-      this.#deadlineAt = Infinity
-      const now = performance.now() + TIMER_SLACK
-      let next = Infinity
-      for (const pending of [...this.#pending]) {
-        if (pending.deadline <= now) {
-          this.#settle(pending, new TimeoutError(`${pending.what}: no answer within ${pending.timeout} ms${pending.lastMalformed === undefined ? '' : '; the last reply was malformed'}`,
-            pending.lastMalformed === undefined ? undefined : { cause: pending.lastMalformed }))
-        } else {
-          next = Math.min(next, pending.deadline)
-        }
-      }
-      if (next < this.#deadlineAt) this.#armDeadline(next)
-    }, Math.max(0, at - performance.now()))
+  #expire (): void {
+    const now = performance.now() + TIMER_SLACK
+    for (const pending of [...this.#pending]) {
+      if (pending.deadline > now) continue
+      this.#settle(pending, new TimeoutError(`${pending.what}: no answer within ${pending.timeout} ms${pending.lastMalformed === undefined ? '' : '; the last reply was malformed'}`,
+        pending.lastMalformed === undefined ? undefined : { cause: pending.lastMalformed }))
+    }
+    this.#deadlines.set(Math.min(...[...this.#pending].map((pending) => pending.deadline)))
   }
 
   /** The same for retransmissions: each exchange keeps its own protocol schedule, under one timer. */
-  #armResend (at: number): void {
-    clearTimeout(this.#resendTimer)
-    this.#resendTimer = undefined
-    this.#resendAt = at
-    if (at === Infinity) return
-    this.#resendTimer = setTimeout(() => {
-      this.#resendTimer = undefined
-      this.#resendAt = Infinity
-      const socket = this.#ready
-      const now = performance.now()
-      let next = Infinity
-      for (const pending of this.#pending) {
-        if (pending.nextSend <= now + TIMER_SLACK) {
-          if (socket !== undefined) this.#send(socket, pending.bytes)
-          const delay = pending.delays.next()
-          pending.nextSend = delay.done === true ? Infinity : now + delay.value
-        }
-        next = Math.min(next, pending.nextSend)
-      }
-      if (next < this.#resendAt) this.#armResend(next)
-    }, Math.max(0, at - performance.now()))
+  #retransmit (): void {
+    const socket = this.#ready
+    const now = performance.now()
+    for (const pending of this.#pending) {
+      if (pending.nextSend > now + TIMER_SLACK) continue
+      if (socket !== undefined) this.#send(socket, pending.bytes)
+      const delay = pending.delays.next()
+      pending.nextSend = delay.done === true ? Infinity : now + delay.value
+    }
+    this.#resends.set(Math.min(...[...this.#pending].map((pending) => pending.nextSend)))
   }
 
   #send (socket: dgram.Socket, bytes: Uint8Array): void {
