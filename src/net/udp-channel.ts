@@ -57,7 +57,13 @@ interface Pending<D> {
 /** A timer may fire up to a millisecond before its time (it counts whole ms): that is on time. */
 const TIMER_SLACK = 1
 
-/** One timer for the earliest of many moments (performance.now() ms); Infinity for none. */
+/**
+ * One timer for the earliest of many moments (performance.now() ms). It is never cleared while
+ * the channel is open: an exchange that settles early leaves it to fire, find nothing due and
+ * be set for the next moment, which costs one wake-up every few seconds instead of a timer set
+ * and cleared for every renewal. It never holds the process open (the socket does, while an
+ * exchange waits).
+ */
 class EarliestTimer {
   at = Infinity
   #timer: NodeJS.Timeout | undefined
@@ -77,6 +83,7 @@ class EarliestTimer {
       this.at = Infinity
       this.#fire()
     }, Math.max(0, at - performance.now()))
+    this.#timer.unref()
   }
 }
 
@@ -179,11 +186,7 @@ export class UdpChannel<D> {
       else filed.splice(filed.indexOf(pending), 1)
     }
     if (pending.signal !== undefined) this.#bySignal.get(pending.signal)?.delete(pending)
-    if (this.#pending.size === 0) {
-      this.#deadlines.set(Infinity)
-      this.#resends.set(Infinity)
-      if (!this.#closed) this.#ready?.unref()
-    }
+    if (this.#pending.size === 0 && !this.#closed) this.#ready?.unref()
     if (error === undefined) pending.resolve(value)
     else pending.reject(error)
     return true
@@ -244,6 +247,8 @@ export class UdpChannel<D> {
     this.#closed = true
     const closed = new ClosedError('the client was closed')
     for (const pending of [...this.#pending]) this.#settle(pending, closed)
+    this.#deadlines.set(Infinity)
+    this.#resends.set(Infinity)
     this.#socket?.then((socket) => { closeQuietly(socket) }, () => {})
   }
 
