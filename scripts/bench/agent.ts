@@ -16,6 +16,8 @@
  *   be counted while they are held).
  */
 import { spawnSync } from 'node:child_process'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { Session } from 'node:inspector/promises'
 import { createInterface } from 'node:readline'
 import { pathToFileURL } from 'node:url'
@@ -433,6 +435,14 @@ async function processTask (task: Extract<AgentConfig, { task: 'process' }>): Pr
   if (task.only === undefined) {
     rows.push([PROCESS.rssEmptyModule, ['--input-type=module', '-e', report]])
     rows.push([PROCESS.rssBareSockets, ['-e', bareSockets, task.gateway, task.clientAddress]])
+    // The same floor loaded the way natmapper is: an ES module file imported by URL (Node's file
+    // loader, ~1.7 MB, is then part of it), for comparison.
+    const moduleFloor = `${mkdtempSync(`${tmpdir()}/natmapper-bench-`)}/floor.mjs`
+    writeFileSync(moduleFloor, [
+      "import dgram from 'node:dgram'", "import { randomBytes } from 'node:crypto'", "import { readFile } from 'node:fs/promises'",
+      bareSockets.replace(/^\s*const (dgram|\{ randomBytes \}|\{ readFile \}) = require\([^)]*\)$/gm, '')
+    ].join('\n'))
+    rows.push([PROCESS.rssBareSocketsModule, ['--input-type=module', '-e', `await import(${JSON.stringify(pathToFileURL(moduleFloor).href)})`, task.gateway, task.clientAddress]])
     rows.push([PROCESS.rssImportOnly, ['--input-type=module', '-e', importOnly, index]])
   }
   rows.push([task.only === 'rss' ? PROCESS.rssOneUpnpMapping : PROCESS.rssOneMapping, ['--input-type=module', '-e', holdOne, index]])

@@ -49,6 +49,7 @@ export const PROCESS = {
   emptyModuleProcess: 'node --input-type=module -e ""',
   rssEmptyModule: 'node --input-type=module -e "" (the ESM loader, no natmapper)',
   rssBareSockets: 'floor: bare sockets holding one PCP mapping (route read, dgram, crypto nonce)',
+  rssBareSocketsModule: 'the same floor as an ES module file, imported by URL as natmapper is',
   rssImportOnly: 'import natmapper, nothing else',
   rssOneMapping: 'one mapping held (default options: PCP)',
   rssOneUpnpMapping: 'one UPnP mapping held (mode upnp)'
