@@ -128,8 +128,9 @@ function importGraph (entry: string): { files: number, packages: string[], built
   const visit = (file: string): void => {
     if (files.has(file)) return
     files.add(file)
-    // Static imports and re-exports, minified or not; `import(...)` (on first use) does not match.
-    for (const match of readFileSync(file, 'utf8').matchAll(/(?:^|[\n;])\s*(?:import|export)\s*[{*\w][^'"]*?from\s*['"]([^'"]+)['"]|(?:^|[\n;])\s*import\s*['"]([^'"]+)['"]/g)) {
+    // Static imports and re-exports, minified or not (esbuild may put one right after a `}`);
+    // `import(...)` (on first use) does not match.
+    for (const match of readFileSync(file, 'utf8').matchAll(/(?:^|[\n;}])\s*(?:import|export)\s*[{*\w][^'"]*?from\s*['"]([^'"]+)['"]|(?:^|[\n;}])\s*import\s*['"]([^'"]+)['"]/g)) {
       const specifier = match[1] ?? match[2] ?? ''
       if (specifier.startsWith('.')) visit(new URL(specifier, `file://${file}`).pathname)
       else if (specifier.startsWith('node:')) builtins.add(specifier)
