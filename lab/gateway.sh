@@ -17,6 +17,9 @@
 #   lab/gateway.sh drop-mapping tcp|udp EPORT
 #                                     delete the nft rules of that mapping behind miniupnpd's
 #                                     back (it still believes it exists); exit 1 if none matched
+#   lab/gateway.sh set-http-port PORT restart miniupnpd serving HTTP (description, control URLs)
+#                                     on PORT instead (a router back from a reboot on another
+#                                     port); up.sh restores the lab.env port
 #   lab/gateway.sh --gw2 CMD ...      same commands for the second gateway (= lab/gateway2.sh)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -57,6 +60,14 @@ case $cmd in
     parse_flush "$@"; lab_lock; need_lab
     lab_stop_miniupnpd
     if ((flush)); then do_flush; fi
+    lab_start_miniupnpd
+    ;;
+  set-http-port)
+    port=${1:-}
+    [[ $port =~ ^[0-9]+$ ]] && ((port > 0 && port < 65536)) || lab_die "usage: gateway.sh set-http-port PORT"
+    lab_lock; need_lab
+    lab_stop_miniupnpd
+    sed -i "s/^http_port=.*/http_port=$port/" "$LAB_CONF"
     lab_start_miniupnpd
     ;;
   status)

@@ -490,15 +490,17 @@ EOF
 
 # Is miniupnpd listening on everything the configured mode needs?
 lab_miniupnpd_ready() {
-  local upnp pmp out
+  local upnp pmp http out
   upnp=$(sed -n 's/^enable_upnp=//p' "$LAB_CONF")
   pmp=$(sed -n 's/^enable_natpmp=//p' "$LAB_CONF")
+  # gateway.sh set-http-port may have moved it from LAB_HTTP_PORT.
+  http=$(sed -n 's/^http_port=//p' "$LAB_CONF")
   out=$(gw ss -Hlnptu 2>/dev/null) || return 1
   if [[ $pmp == yes ]]; then
     grep -Eq "^udp .*:$LAB_PMP_PORT .*miniupnpd" <<<"$out" || return 1
   fi
   if [[ $upnp == yes ]]; then
-    grep -Eq "^tcp .*:$LAB_HTTP_PORT .*miniupnpd" <<<"$out" || return 1
+    grep -Eq "^tcp .*:${http:-$LAB_HTTP_PORT} .*miniupnpd" <<<"$out" || return 1
     grep -Eq "^udp .*:$LAB_SSDP_PORT .*miniupnpd" <<<"$out" || return 1
   fi
   return 0

@@ -12,14 +12,21 @@
  * "no NAT" rows that end at the 2.5 s timeout; BENCH_MAPPINGS (1000); BENCH_MAPPING_DURATION
  * (360000 ms: see below); BENCH_PHASES (all,pmp,upnp,closed,silent) to run only some gateway modes;
  * BENCH_CPU_PROF=dir to profile every agent (node --cpu-prof); BENCH_RAW=file to keep the raw
- * results as JSON, BENCH_REPORT_FROM=file to render BENCHMARKS.md from such a file again.
+ * results as JSON, BENCH_REPORT_FROM=file to render BENCHMARKS.md from such a file again;
+ * BENCH_OUTPUT=file to write the report there instead of BENCHMARKS.md (quick subset runs);
+ * BENCH_DIST=dir to measure another build of natmapper (say, main's) instead of building dist/.
+ *
+ * A section another script maintains in BENCHMARKS.md between `<!-- NAME:start -->` and
+ * `<!-- NAME:end -->` markers (the libp2p benchmark's) is kept as it is when the file is rewritten.
  */
 import { spawn, spawnSync } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
+import { dirname } from 'node:path'
 import { createInterface } from 'node:readline'
 import { acquireLabLock, lab, labUnavailableReason, releaseLabLock, ROOT, runLabScript, type LabMode } from '../test/helpers/lab.js'
 import type { AgentConfig, DiscoveryOutput, NoNatResult, ProcessResult, RenewalResult } from './bench/agent.js'
+import { renderChart } from './bench/chart.js'
 import { renderReport, type BenchResults, type Machine, type RenewalsMeasured } from './bench/report.js'
 
 const env = (name: string, fallback: number): number => {
@@ -42,7 +49,8 @@ const MAPPING_DURATION = env('BENCH_MAPPING_DURATION', 360_000)
 const FIRST_PORT = 40_000
 const PHASES = (process.env.BENCH_PHASES ?? 'all,pmp,upnp,closed,silent').split(',').map((phase) => phase.trim())
 const AGENT = `${ROOT}scripts/bench/agent.ts`
-const OUTPUT = `${ROOT}BENCHMARKS.md`
+const OUTPUT = process.env.BENCH_OUTPUT === undefined || process.env.BENCH_OUTPUT === '' ? `${ROOT}BENCHMARKS.md` : process.env.BENCH_OUTPUT
+const DIST = process.env.BENCH_DIST === undefined || process.env.BENCH_DIST === '' ? `${ROOT}dist/` : `${process.env.BENCH_DIST.replace(/\/$/, '')}/`
 
 const started = Date.now()
 const log = (message: string): void => { process.stderr.write(`bench [${((Date.now() - started) / 1000).toFixed(0).padStart(3)} s] ${message}\n`) }
@@ -120,7 +128,9 @@ function importGraph (entry: string): { files: number, packages: string[], built
   const visit = (file: string): void => {
     if (files.has(file)) return
     files.add(file)
-    for (const match of readFileSync(file, 'utf8').matchAll(/(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|(?:^|\n)\s*import\s+['"]([^'"]+)['"]/g)) {
+    // Static imports and re-exports, minified or not (esbuild may put one right after a `}`);
+    // `import(...)` (on first use) does not match.
+    for (const match of readFileSync(file, 'utf8').matchAll(/(?:^|[\n;}])\s*(?:import|export)\s*[{*\w][^'"]*?from\s*['"]([^'"]+)['"]|(?:^|[\n;}])\s*import\s*['"]([^'"]+)['"]/g)) {
       const specifier = match[1] ?? match[2] ?? ''
       if (specifier.startsWith('.')) visit(new URL(specifier, `file://${file}`).pathname)
       else if (specifier.startsWith('node:')) builtins.add(specifier)
@@ -160,7 +170,7 @@ function machine (): Machine {
 async function measure (): Promise<BenchResults> {
   const reason = labUnavailableReason()
   if (reason !== undefined) throw new Error(`the benchmark needs the lab: ${reason}`)
-  if (process.env.BENCH_SKIP_BUILD !== '1') {
+  if (process.env.BENCH_SKIP_BUILD !== '1' && DIST === `${ROOT}dist/`) {
     log('building dist/ (npm run build)')
     const build = spawnSync('npm', ['run', 'build'], { encoding: 'utf8', cwd: ROOT })
     if (build.status !== 0) throw new Error(`build failed: ${build.stdout}${build.stderr}`)
@@ -222,7 +232,7 @@ async function measure (): Promise<BenchResults> {
         throw new Error(`BENCH_PHASES: unknown phase ${phase} (expected all, pmp, upnp, closed, silent)`)
     }
   }
-  results.imports = importGraph(`${ROOT}dist/index.js`)
+  results.imports = importGraph(`${DIST}index.js`)
   results.durationMs = Date.now() - started
   return results
 }
@@ -231,7 +241,22 @@ const from = process.env.BENCH_REPORT_FROM
 const results = from === undefined || from === '' ? await measure() : JSON.parse(readFileSync(from, 'utf8')) as BenchResults
 const raw = process.env.BENCH_RAW
 if (raw !== undefined && raw !== '') writeFileSync(raw, JSON.stringify(results, null, 2))
-const report = renderReport(results)
+/**
+ * Sections of the old file between `<!-- NAME:start -->` and `<!-- NAME:end -->` (written by other
+ * scripts), put back into the new report before its closing notes.
+ */
+function keepMarkedSections (report: string, previous: string): string {
+  const sections = [...previous.matchAll(/<!-- ([\w-]+):start -->[\s\S]*?<!-- \1:end -->\n?/g)].map((match) => match[0].endsWith('\n') ? match[0] : `${match[0]}\n`)
+  if (sections.length === 0) return report
+  const notes = report.indexOf('\n## How each number is measured')
+  const at = notes === -1 ? report.length : notes + 1
+  return `${report.slice(0, at)}${sections.join('\n')}\n${report.slice(at)}`
+}
+
+const previous = existsSync(OUTPUT) ? readFileSync(OUTPUT, 'utf8') : ''
+const report = keepMarkedSections(renderReport(results), previous)
 writeFileSync(OUTPUT, report)
+// The picture BENCHMARKS.md and the README show, beside the report.
+writeFileSync(`${dirname(OUTPUT)}/benchmarks.svg`, renderChart(results))
 process.stdout.write(report)
 log(`wrote ${OUTPUT}`)

@@ -13,9 +13,9 @@
  * ```
  */
 export { MAPPING_DURATION, CACHE_TIME, DEFAULT_DISCOVERY_TIMEOUT } from './constants.js'
-export { discoverNAT } from './core/discover.js'
-export { mapEveryFamily, type EveryFamilyMapping } from './core/every-family.js'
-export { probeGateway, type ProbeReport } from './core/probe.js'
+export { discoverNAT, probeGateway } from './discover.js'
+export type { ProbeReport } from './core/probe.js'
+export { mapEveryFamily, type EveryFamilyMapping } from './every-family.js'
 export { NAT } from './core/nat.js'
 export { Mapping, type MappingAddress } from './core/mapping.js'
 export type { MappingEvents, NatEvents, MappingAddressChange } from './core/events.js'

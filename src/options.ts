@@ -50,6 +50,18 @@ export interface DiscoverOptions {
    * 0 turns it off. Default 5 000. Not used when `gateway` is given.
    */
   networkCheckInterval?: number
+  /**
+   * A file where the UPnP gateway that worked (its description URL and WAN service) is remembered
+   * for ten minutes, so that the next process tries it at once instead of waiting for SSDP. Only
+   * ever used for the same gateway and local address. Default: none (remembered in this process
+   * only); the CLI uses $XDG_CACHE_HOME/natmapper/upnp-gateways.json (~/.cache/natmapper/...).
+   */
+  gatewayCacheFile?: string
+  /**
+   * Try the UPnP gateway that worked before (in this process, or from gatewayCacheFile) with one
+   * GET beside the SSDP search. Default true; false always waits for SSDP (diagnostics, benchmarks).
+   */
+  rememberGateway?: boolean
 }
 
 export interface ResolvedDiscoverOptions {
@@ -66,6 +78,20 @@ export interface ResolvedDiscoverOptions {
   closeTimeout: number
   maxConcurrentRequests: number
   networkCheckInterval: number
+  gatewayCacheFile: string | undefined
+  rememberGateway: boolean
+}
+
+function checkBoolean (value: boolean | undefined, name: string, fallback: boolean): boolean {
+  if (value === undefined) return fallback
+  if (typeof value !== 'boolean') throw new InvalidArgumentError(`${name} must be a boolean, got ${JSON.stringify(value)}`)
+  return value
+}
+
+function checkPath (value: string | undefined, name: string): string | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'string' || value === '' || value.includes('\0')) throw new InvalidArgumentError(`${name} must be a file path, got ${JSON.stringify(value)}`)
+  return value
 }
 
 /** Validates every option once, with a message naming the bad one, and fills in the defaults. */
@@ -109,7 +135,9 @@ export function resolveDiscoverOptions (options: DiscoverOptions = {}): Resolved
     requestTimeout: checkMilliseconds(options.requestTimeout, 'options.requestTimeout', DEFAULT_REQUEST_TIMEOUT, 1),
     closeTimeout: checkMilliseconds(options.closeTimeout, 'options.closeTimeout', DEFAULT_CLOSE_TIMEOUT, 1),
     maxConcurrentRequests: checkInteger(options.maxConcurrentRequests, 'options.maxConcurrentRequests', 8, 1, 1024),
-    networkCheckInterval: checkMilliseconds(options.networkCheckInterval, 'options.networkCheckInterval', 5_000, 0)
+    networkCheckInterval: checkMilliseconds(options.networkCheckInterval, 'options.networkCheckInterval', 5_000, 0),
+    gatewayCacheFile: checkPath(options.gatewayCacheFile, 'options.gatewayCacheFile'),
+    rememberGateway: checkBoolean(options.rememberGateway, 'options.rememberGateway', true)
   }
 }
 

@@ -16,21 +16,25 @@
  *   be counted while they are held).
  */
 import { spawnSync } from 'node:child_process'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { Session } from 'node:inspector/promises'
 import { createInterface } from 'node:readline'
 import { pathToFileURL } from 'node:url'
 import type * as Natmapper from '../../src/index.js'
 import type { DiscoverOptions, Mapping, WireMessage } from '../../src/index.js'
 import { assertInLabNamespace } from '../../test/helpers/netns.js'
-import { natPmpFloor, pcpFloor, pcpRenewalFloor, refusedFloor, upnpFloor } from './floor.js'
+import { natPmpFloor, pcpFloor, pcpRenewalFloor, refusedFloor, upnpFloor, upnpMapAt } from './floor.js'
 import { CLIENT, GROUP, NO_NAT, PROCESS } from './labels.js'
 import { summarizeProfiles, type CpuProfile, type Entry, type ProfileSummary } from './profile.js'
 import { achingbrainPmp, achingbrainUpnp, timeProcess, type Timings } from './reference.js'
 
 assertInLabNamespace()
 
-// natmapper as it ships: dist/, which scripts/bench.ts builds first (types from src/, the same API).
-const { discoverNAT, NoNATFoundError, probeGateway, wireChannel } = await import(new URL('../../dist/index.js', import.meta.url).href) as typeof Natmapper
+// natmapper as it ships: dist/, which scripts/bench.ts builds first (types from src/, the same
+// API), or the build BENCH_DIST names (another branch's, for a before/after comparison).
+const DIST = process.env.BENCH_DIST === undefined || process.env.BENCH_DIST === '' ? new URL('../../dist/', import.meta.url).pathname : `${process.env.BENCH_DIST.replace(/\/$/, '')}/`
+const { discoverNAT, NoNATFoundError, probeGateway, wireChannel } = await import(pathToFileURL(`${DIST}index.js`).href) as typeof Natmapper
 
 export type DiscoveryMode = 'all' | 'pmp' | 'upnp'
 export type AgentConfig =
@@ -93,12 +97,15 @@ function discoveryScenarios (mode: DiscoveryMode, gateway: string, clientAddress
   }
   const pmp = { protocols: ['nat-pmp' as const] }
   const pcp = { protocols: ['pcp' as const] }
-  const upnp = { protocols: ['upnp' as const] }
+  // The SSDP rows search every time, as a first contact does; the remembered row does not.
+  const upnp = { protocols: ['upnp' as const], rememberGateway: false }
+  const ssdp = 'SSDP every time (rememberGateway: false)'
   switch (mode) {
     case 'all': {
       const group = GROUP.all
       return [
         { group, client: CLIENT.pcpFloor, run: async () => await pcpFloor(gateway, clientAddress, PORT), warm: true },
+        { group, client: CLIENT.pcpRouteFloor, run: async () => await pcpFloor(gateway, clientAddress, PORT, true), warm: true },
         { group, client: CLIENT.natmapperDefaults, run: async () => await natmapper({}), warm: true },
         { group, client: CLIENT.natmapperAllGateway, run: async () => await natmapper({ gateway }), warm: true },
         { group, client: CLIENT.achingbrainPmp, note: 'NAT-PMP only (no PCP, no discovery: gateway given)', run: async () => await achingbrainPmp(gateway, clientAddress, PORT), warm: true },
@@ -110,9 +117,11 @@ function discoveryScenarios (mode: DiscoveryMode, gateway: string, clientAddress
       return [
         { group: GROUP.pcp, client: CLIENT.pcpFloor, run: async () => await pcpFloor(gateway, clientAddress, PORT), warm: true },
         { group: GROUP.pcp, client: CLIENT.natmapperPcp, run: async () => await natmapper({ ...pcp, gateway }), warm: true },
+        { group: GROUP.pcp, client: CLIENT.pcpRouteFloor, run: async () => await pcpFloor(gateway, clientAddress, PORT, true), warm: true },
         { group: GROUP.pcp, client: CLIENT.natmapperPcpRoute, run: async () => await natmapper(pcp), warm: true },
         { group: GROUP.natPmp, client: CLIENT.natPmpFloor, run: async () => await natPmpFloor(gateway, PORT), warm: true },
         { group: GROUP.natPmp, client: CLIENT.natmapperNatPmp, run: async () => await natmapper({ ...pmp, gateway }), warm: true },
+        { group: GROUP.natPmp, client: CLIENT.natPmpRouteFloor, run: async () => await natPmpFloor(gateway, PORT, true), warm: true },
         { group: GROUP.natPmp, client: CLIENT.natmapperNatPmpRoute, run: async () => await natmapper(pmp), warm: true },
         { group: GROUP.natPmp, client: CLIENT.achingbrainPmp, note: 'gateway given (it has no discovery); map() asks for the address again', run: async () => await achingbrainPmp(gateway, clientAddress, PORT), warm: true },
         { group: GROUP.natPmp, client: CLIENT.natpmpc, run: natpmpc }
@@ -122,9 +131,11 @@ function discoveryScenarios (mode: DiscoveryMode, gateway: string, clientAddress
       const group = GROUP.upnp
       return [
         { group, client: CLIENT.upnpFloor, run: async () => await upnpFloor(gateway, clientAddress, PORT), warm: true },
-        { group, client: CLIENT.natmapperUpnp, run: async () => await natmapper({ ...upnp, gateway }), warm: true },
-        { group, client: CLIENT.natmapperUpnpRoute, run: async () => await natmapper(upnp), warm: true },
-        { group, client: CLIENT.natmapperDefaults, run: async () => await natmapper({}), warm: true },
+        { group, client: CLIENT.natmapperUpnp, note: ssdp, run: async () => await natmapper({ ...upnp, gateway }), warm: true },
+        { group, client: CLIENT.natmapperUpnpRoute, note: ssdp, run: async () => await natmapper(upnp), warm: true },
+        { group, client: CLIENT.natmapperDefaults, note: ssdp, run: async () => await natmapper({ rememberGateway: false }), warm: true },
+        { group, client: CLIENT.upnpKnownFloor, run: async () => await upnpMapAt(new URL(`http://${gateway}:5000/rootDesc.xml`), clientAddress, PORT), warm: true },
+        { group, client: CLIENT.natmapperUpnpRemembered, note: 'one GET, racing the search', run: async () => await natmapper({ protocols: ['upnp'], gateway }), warm: true },
         { group, client: CLIENT.achingbrainUpnp, note: 'map() = AddAnyPortMapping + GetExternalIPAddress', run: async () => await achingbrainUpnp(clientAddress, PORT), warm: true },
         { group, client: CLIENT.upnpc, note: 'waits out its 2 s discovery window; no separate discover step', run: upnpcRun }
       ]
@@ -255,7 +266,8 @@ async function discoveryTask (task: Extract<AgentConfig, { task: 'discovery' }>)
     profiles[CLIENT.natmapperPcp] = await profileRuns({ protocols: ['pcp'], gateway }, task.root)
     profiles[CLIENT.natmapperNatPmp] = await profileRuns({ protocols: ['nat-pmp'], gateway }, task.root)
   } else if (task.mode === 'upnp') {
-    traced[CLIENT.natmapperUpnp] = await phases({ protocols: ['upnp'], gateway }, task.runs)
+    traced[CLIENT.natmapperUpnp] = await phases({ protocols: ['upnp'], gateway, rememberGateway: false }, task.runs)
+    traced[CLIENT.natmapperUpnpRemembered] = await phases({ protocols: ['upnp'], gateway }, task.runs)
   }
   return { tables, phases: traced, profiles }
 }
@@ -348,8 +360,8 @@ function nodeOutput (args: readonly string[]): string {
 async function processTask (task: Extract<AgentConfig, { task: 'process' }>): Promise<ProcessResult> {
   const result: ProcessResult = { times: {}, memory: {} }
   const add = (table: Record<string, number[]>, name: string, value: number): void => { (table[name] ??= []).push(value) }
-  const index = pathToFileURL(`${task.root}dist/index.js`).href
-  const cli = `${task.root}dist/cli/main.js`
+  const index = pathToFileURL(`${DIST}index.js`).href
+  const cli = `${DIST}cli/main.js`
   const node = process.execPath
 
   if (task.only === undefined) {
@@ -423,6 +435,14 @@ async function processTask (task: Extract<AgentConfig, { task: 'process' }>): Pr
   if (task.only === undefined) {
     rows.push([PROCESS.rssEmptyModule, ['--input-type=module', '-e', report]])
     rows.push([PROCESS.rssBareSockets, ['-e', bareSockets, task.gateway, task.clientAddress]])
+    // The same floor loaded the way natmapper is: an ES module file imported by URL (Node's file
+    // loader, ~1.7 MB, is then part of it), for comparison.
+    const moduleFloor = `${mkdtempSync(`${tmpdir()}/natmapper-bench-`)}/floor.mjs`
+    writeFileSync(moduleFloor, [
+      "import dgram from 'node:dgram'", "import { randomBytes } from 'node:crypto'", "import { readFile } from 'node:fs/promises'",
+      bareSockets.replace(/^\s*const (dgram|\{ randomBytes \}|\{ readFile \}) = require\([^)]*\)$/gm, '')
+    ].join('\n'))
+    rows.push([PROCESS.rssBareSocketsModule, ['--input-type=module', '-e', `await import(${JSON.stringify(pathToFileURL(moduleFloor).href)})`, task.gateway, task.clientAddress]])
     rows.push([PROCESS.rssImportOnly, ['--input-type=module', '-e', importOnly, index]])
   }
   rows.push([task.only === 'rss' ? PROCESS.rssOneUpnpMapping : PROCESS.rssOneMapping, ['--input-type=module', '-e', holdOne, index]])

@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import dgram from 'node:dgram'
+import { readFileSync } from 'node:fs'
 import net from 'node:net'
 
 async function exchange (socket: dgram.Socket, request: Buffer, responseOpcode: number): Promise<Buffer> {
@@ -35,10 +36,35 @@ function pcpHeader (opcode: number, lifetime: number, clientAddress: string, len
   return packet
 }
 
-/** PCP: ANNOUNCE, then MAP (and, untimed, the delete). Returns ms for discover and for discover + map. */
-export async function pcpFloor (gateway: string, clientAddress: string, port: number): Promise<{ discover: number, map: number }> {
+/**
+ * What a bare program does to find its gateway on Linux: read /proc/net/route once and take the
+ * default route's next hop (hex, host byte order: little-endian here).
+ */
+function gatewayFromRouteTable (): string {
+  for (const line of readFileSync('/proc/net/route', 'utf8').split('\n').slice(1)) {
+    const fields = line.split(/\s+/)
+    const hex = fields[2]
+    if (fields[1] === '00000000' && fields[7] === '00000000' && hex !== undefined) return [6, 4, 2, 0].map((i) => Number.parseInt(hex.slice(i, i + 2), 16)).join('.')
+  }
+  throw new Error('floor: no default route')
+}
+
+/**
+ * The floor's gateway and our address: given, or (`route`) read from the route table, with our
+ * address taken from the connected socket, as a bare program would.
+ */
+async function locate (gateway: string, clientAddress: string, route: boolean): Promise<{ socket: dgram.Socket, clientAddress: string }> {
+  const socket = await connected(route ? gatewayFromRouteTable() : gateway)
+  return { socket, clientAddress: route ? socket.address().address : clientAddress }
+}
+
+/**
+ * PCP: ANNOUNCE, then MAP (and, untimed, the delete). Returns ms for discover and for discover +
+ * map. `route`: find the gateway in the route table first.
+ */
+export async function pcpFloor (gateway: string, givenClientAddress: string, port: number, route = false): Promise<{ discover: number, map: number }> {
   const started = performance.now()
-  const socket = await connected(gateway)
+  const { socket, clientAddress } = await locate(gateway, givenClientAddress, route)
   await exchange(socket, pcpHeader(0, 0, clientAddress, 24), 0x80)
   const discover = performance.now() - started
   const map = pcpHeader(1, 60, clientAddress, 60)
@@ -57,9 +83,9 @@ export async function pcpFloor (gateway: string, clientAddress: string, port: nu
 }
 
 /** NAT-PMP: external address request, then a TCP map request (and, untimed, the delete). */
-export async function natPmpFloor (gateway: string, port: number): Promise<{ discover: number, map: number }> {
+export async function natPmpFloor (gateway: string, port: number, route = false): Promise<{ discover: number, map: number }> {
   const started = performance.now()
-  const socket = await connected(gateway)
+  const { socket } = await locate(gateway, '', route)
   await exchange(socket, Buffer.from([0, 0]), 128)
   const discover = performance.now() - started
   const map = Buffer.alloc(12)
@@ -112,7 +138,15 @@ export async function upnpFloor (gateway: string, clientAddress: string, port: n
     })
   })
   socket.close()
-  const description = new URL(location)
+  const { discover, map } = await upnpMapAt(new URL(location), clientAddress, port, started)
+  return { discover, map }
+}
+
+/**
+ * UPnP with the description URL already known (what a remembered gateway saves): the description
+ * GET, then AddPortMapping; the delete is untimed. Times are from `started`.
+ */
+export async function upnpMapAt (description: URL, clientAddress: string, port: number, started = performance.now()): Promise<{ discover: number, map: number }> {
   const xml = await httpExchange(description.hostname, Number(description.port), `GET ${description.pathname} HTTP/1.1\r\nHost: ${description.host}\r\nConnection: close\r\n\r\n`)
   const service = /<serviceType>(urn:schemas-upnp-org:service:WANIPConnection:\d)<\/serviceType>[\s\S]*?<controlURL>([^<]+)<\/controlURL>/.exec(xml)
   if (service?.[1] === undefined || service[2] === undefined) throw new Error('floor: no WANIPConnection in the description')

@@ -10,7 +10,10 @@ export const GROUP = {
 export const CLIENT = {
   pcpFloor: 'floor: bare UDP socket, PCP ANNOUNCE + MAP',
   natPmpFloor: 'floor: bare UDP socket, NAT-PMP address + map',
+  pcpRouteFloor: 'floor: /proc/net/route read, then PCP ANNOUNCE + MAP',
+  natPmpRouteFloor: 'floor: /proc/net/route read, then NAT-PMP address + map',
   upnpFloor: 'floor: bare sockets, M-SEARCH + GET description + AddPortMapping',
+  upnpKnownFloor: 'floor: bare sockets, description URL known: GET description + AddPortMapping',
   natmapperDefaults: 'natmapper, default options (default route, all protocols)',
   natmapperAllGateway: 'natmapper, all protocols, gateway given',
   natmapperPcp: 'natmapper, protocols [pcp], gateway given',
@@ -19,6 +22,7 @@ export const CLIENT = {
   natmapperNatPmpRoute: 'natmapper, protocols [nat-pmp], default route',
   natmapperUpnp: 'natmapper, protocols [upnp], gateway given',
   natmapperUpnpRoute: 'natmapper, protocols [upnp], default route',
+  natmapperUpnpRemembered: 'natmapper, protocols [upnp], gateway given, gateway remembered from the run before',
   achingbrainPmp: '@achingbrain/nat-port-mapper pmpNat()',
   achingbrainUpnp: '@achingbrain/nat-port-mapper upnpNat()',
   natpmpc: 'natpmpc (whole process)',
@@ -45,6 +49,7 @@ export const PROCESS = {
   emptyModuleProcess: 'node --input-type=module -e ""',
   rssEmptyModule: 'node --input-type=module -e "" (the ESM loader, no natmapper)',
   rssBareSockets: 'floor: bare sockets holding one PCP mapping (route read, dgram, crypto nonce)',
+  rssBareSocketsModule: 'the same floor as an ES module file, imported by URL as natmapper is',
   rssImportOnly: 'import natmapper, nothing else',
   rssOneMapping: 'one mapping held (default options: PCP)',
   rssOneUpnpMapping: 'one UPnP mapping held (mode upnp)'

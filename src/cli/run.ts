@@ -124,10 +124,23 @@ function hintFor (code: string | undefined, command: Exclude<Command, { name: 'h
   }
 }
 
+/**
+ * Where the CLI remembers the UPnP gateway that worked, so that the next run a minute later skips
+ * the SSDP wait: $XDG_CACHE_HOME/natmapper, else ~/.cache/natmapper (the XDG default).
+ */
+function gatewayCacheFile (): string | undefined {
+  const base = process.env.XDG_CACHE_HOME !== undefined && process.env.XDG_CACHE_HOME.startsWith('/')
+    ? process.env.XDG_CACHE_HOME
+    : process.env.HOME === undefined || process.env.HOME === '' ? undefined : `${process.env.HOME}/.cache`
+  return base === undefined ? undefined : `${base}/natmapper/upnp-gateways.json`
+}
+
 /** Discovery options for one family (the first of --family unless given). */
 function discoverOptions (options: GlobalOptions, extra: DiscoverOptions = {}, family: Family = options.families[0] ?? 'IPv4'): DiscoverOptions {
+  const cacheFile = gatewayCacheFile()
   return {
     family,
+    ...(cacheFile === undefined ? {} : { gatewayCacheFile: cacheFile }),
     ...(options.gateway === undefined ? {} : { gateway: options.gateway }),
     ...(options.protocols === undefined ? {} : { protocols: options.protocols }),
     ...(options.timeout === undefined ? {} : { timeout: options.timeout }),

@@ -103,7 +103,17 @@ export interface ProbeContext {
   localAddress: string
   /** Aborted when discovery settles or times out: a probe must then stop and release everything. */
   signal: AbortSignal
+  /** A file where a probe may remember the gateway that worked, for the next process (DiscoverOptions.gatewayCacheFile). */
+  cacheFile?: string
+  /** False: do not try a remembered gateway (DiscoverOptions.rememberGateway). */
+  rememberGateway?: boolean
 }
 
 /** One protocol's discovery: resolves with a ready client, or rejects saying why not. */
 export type ProtocolProbe = (context: ProbeContext) => Promise<GatewayClient>
+
+/**
+ * Where the core gets each protocol's probe (src/protocols.ts owns the list): the core knows no
+ * wire format, and a protocol's code is loaded only when its probe starts.
+ */
+export type ProbeRegistry = (protocol: 'pcp' | 'nat-pmp' | 'upnp', family: 'IPv4' | 'IPv6') => ProtocolProbe

@@ -7,6 +7,7 @@ import type { MappingEvents } from './events.js'
 import type { GatewayClient, PortMappingGrant, RequestOptions, TransportProtocol } from './gateway-client.js'
 import type { RequestLimiter } from './limiter.js'
 import type { NAT } from './nat.js'
+import type { RenewalClock } from './renewal-clock.js'
 
 export interface MappingAddress {
   address: string
@@ -22,6 +23,8 @@ export interface MappingHost {
   readonly nat: NAT
   readonly client: GatewayClient
   readonly limiter: RequestLimiter
+  /** Shares timers between renewals that fall due together. */
+  readonly clock: RenewalClock
   readonly mappingDuration: number
   readonly cacheTime: number
   readonly requestTimeout: number
@@ -61,8 +64,12 @@ export class Mapping extends EventEmitter<MappingEvents> {
   #lastError: Error | undefined
   #failures = 0
   #renewals = 0
-  #timer: NodeJS.Timeout | undefined
+  /** Cancels the next scheduled attempt. */
+  #cancelTimer: (() => void) | undefined
+  /** Set while an attempt runs: the controller that ends it (close(), a move to another gateway). */
   #attempt: AbortController | undefined
+  /** Reused by every attempt until one is cut short, so a renewal allocates no controller of its own. */
+  #cancel = new AbortController()
   #inFlight: Promise<void> | undefined
   #closing: Promise<void> | undefined
 
@@ -144,8 +151,7 @@ export class Mapping extends EventEmitter<MappingEvents> {
   /** @internal Renew now (a gateway reset, an address change), unless an attempt is already running. */
   renewNow (): void {
     if (this.#closing !== undefined || this.#attempt !== undefined) return
-    clearTimeout(this.#timer)
-    this.#timer = undefined
+    this.#clearTimer()
     this.#renew({}).catch(() => { /* recorded in lastError and the 'failed' event */ })
   }
 
@@ -158,8 +164,11 @@ export class Mapping extends EventEmitter<MappingEvents> {
     const wasEstablished = this.established
     this.#grant = undefined
     this.#validUntil = 0
-    this.#attempt?.abort(new ClosedError('moved to another gateway'))
-    this.#attempt = undefined
+    if (this.#attempt !== undefined) {
+      this.#attempt.abort(new ClosedError('moved to another gateway'))
+      this.#cancel = new AbortController()
+      this.#attempt = undefined
+    }
     if (wasEstablished) this.#host.emit('lost', { mapping: this, error: undefined })
     this.renewNow()
     return grant
@@ -199,9 +208,8 @@ export class Mapping extends EventEmitter<MappingEvents> {
   }
 
   async #release (signal: AbortSignal | undefined): Promise<void> {
-    clearTimeout(this.#timer)
-    this.#timer = undefined
-    this.#attempt?.abort(new ClosedError('mapping closed'))
+    this.#clearTimer()
+    this.#cancel.abort(new ClosedError('mapping closed'))
     this.#host.forget(this)
     const grant = this.#grant
     const held = grant !== undefined && this.#validUntil > Date.now()
@@ -214,8 +222,7 @@ export class Mapping extends EventEmitter<MappingEvents> {
   /** Runs an attempt now, or joins the one in flight. */
   async #renewWith (options: RequestOptions): Promise<void> {
     if (this.#inFlight !== undefined) return await this.#inFlight
-    clearTimeout(this.#timer)
-    this.#timer = undefined
+    this.#clearTimer()
     await this.#renew(options)
   }
 
@@ -232,7 +239,7 @@ export class Mapping extends EventEmitter<MappingEvents> {
   }
 
   async #attemptOnce (options: RequestOptions): Promise<void> {
-    const attempt = new AbortController()
+    const attempt = this.#cancel
     this.#attempt = attempt
     const previous = this.#grant
     const wasEstablished = this.established
@@ -297,7 +304,7 @@ export class Mapping extends EventEmitter<MappingEvents> {
 
     // Renew at a third of the duration we asked for, or at half of a shorter lease the gateway granted.
     const leaseMs = grant.lifetimeSeconds === 0 ? Infinity : grant.lifetimeSeconds * 1000
-    this.#schedule(Math.min(this.#host.mappingDuration / 3, leaseMs / 2))
+    this.#schedule(Math.min(this.#host.mappingDuration / 3, leaseMs / 2), true)
   }
 
   #failed (error: Error): void {
@@ -312,19 +319,34 @@ export class Mapping extends EventEmitter<MappingEvents> {
     const backoff = Math.min(FIRST_RETRY_DELAY * 2 ** (this.#failures - 1), this.#host.mappingDuration / 3)
     // Never let a held lease run out while waiting to retry: try once more just before it ends.
     const untilExpiry = this.#validUntil - Date.now()
-    this.#schedule(untilExpiry > 0 ? Math.min(backoff, Math.max(untilExpiry - 500, 0)) : backoff)
+    this.#schedule(untilExpiry > 0 ? Math.min(backoff, Math.max(untilExpiry - 500, 0)) : backoff, false)
   }
 
-  #schedule (delay: number): void {
-    clearTimeout(this.#timer)
+  /**
+   * The next attempt after `delay` ms. A renewal of a held grant (`shared`) may share a timer
+   * with others due about then (RenewalClock); a retry keeps its exact back-off.
+   */
+  #schedule (delay: number, shared: boolean): void {
+    this.#clearTimer()
     if (this.#closing !== undefined) return
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined
+    const run = (): void => {
+      this.#cancelTimer = undefined
       this.#checkExpiry()
       this.#renew({}).catch(() => { /* recorded in lastError and the 'failed' event */ })
-    }, delay)
-    // Renewals must not keep a process alive on their own: the caller's server does that.
-    this.#timer.unref()
+    }
+    if (shared) {
+      this.#cancelTimer = this.#host.clock.schedule(delay, run)
+    } else {
+      const timer = setTimeout(run, delay)
+      // Renewals must not keep a process alive on their own: the caller's server does that.
+      timer.unref()
+      this.#cancelTimer = () => { clearTimeout(timer) }
+    }
+  }
+
+  #clearTimer (): void {
+    this.#cancelTimer?.()
+    this.#cancelTimer = undefined
   }
 
   /** A lease can run out between attempts (a gateway that granted less than we asked for). */

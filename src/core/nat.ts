@@ -6,9 +6,10 @@ import { listenForAnnouncements, type AnnouncementListener } from '../net/announ
 import { resolveMappingOptions, type MappingOptions, type ResolvedDiscoverOptions } from '../options.js'
 import { withDeadline } from './deadline.js'
 import type { MappingEvents, NatEvents } from './events.js'
-import type { GatewayClient, GatewayEvent, GatewayMappingEntry, NatType, RequestOptions, TransportProtocol } from './gateway-client.js'
+import type { GatewayClient, GatewayEvent, GatewayMappingEntry, NatType, ProbeRegistry, RequestOptions, TransportProtocol } from './gateway-client.js'
 import { allowManyListeners, RequestLimiter } from './limiter.js'
 import { Mapping, type MappingHost } from './mapping.js'
+import { RenewalClock } from './renewal-clock.js'
 import { locateGateway, raceProbes, type DiscoveredGateway } from './probe.js'
 
 const debug = debuglog('natmapper')
@@ -27,6 +28,7 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
   #client: GatewayClient
   #announcements: AnnouncementListener | undefined
   readonly #options: ResolvedDiscoverOptions
+  readonly #probes: ProbeRegistry
   readonly #limiter: RequestLimiter
   readonly #mappings = new Set<Mapping>()
   readonly #host: MappingHost
@@ -40,9 +42,10 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
   #closing: Promise<void> | undefined
 
   /** @internal Created by discoverNAT(). */
-  constructor (discovered: DiscoveredGateway, options: ResolvedDiscoverOptions) {
+  constructor (discovered: DiscoveredGateway, options: ResolvedDiscoverOptions, probes: ProbeRegistry) {
     super()
     this.#options = options
+    this.#probes = probes
     this.#limiter = new RequestLimiter(options.maxConcurrentRequests)
     this.#client = discovered.client
     this.#attach(discovered.client)
@@ -54,6 +57,7 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
       get client () { return currentClient() },
       get knownExternalAddress () { return knownAddress() },
       limiter: this.#limiter,
+      clock: new RenewalClock(),
       mappingDuration: options.mappingDuration,
       cacheTime: options.cacheTime,
       requestTimeout: options.requestTimeout,
@@ -297,7 +301,7 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
     this.#lastRediscovery = Date.now()
     this.#rediscovery = (async () => {
       const location = await locateGateway(this.#options)
-      const found = await raceProbes(location, { ...this.#options, signal: undefined })
+      const found = await raceProbes(location, { ...this.#options, signal: undefined }, this.#probes)
       if (this.closed || (found.client.type === this.type && found.client.gateway === this.gateway && found.client.localAddress === this.localAddress)) {
         await found.client.close()
         return

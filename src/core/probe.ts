@@ -4,13 +4,9 @@ import { findDefaultGateway } from '../net/default-gateway.js'
 import { chooseSourceAddress6, findDefaultGateway6, readInterfaceAddresses6 } from '../net/default-gateway6.js'
 import { sameAddress } from '../net/ip-address.js'
 import { localAddressFacing } from '../net/udp-channel.js'
-import { natPmpProbe } from '../natpmp/client.js'
-import { resolveDiscoverOptions, type DiscoverOptions, type ResolvedDiscoverOptions } from '../options.js'
-import { pcpProbe } from '../pcp/client.js'
-import { upnpProbe } from '../upnp/client.js'
-import { upnpPinholeProbe } from '../upnp/pinhole-client.js'
+import type { ResolvedDiscoverOptions } from '../options.js'
 import { SETTLED, withDeadline } from './deadline.js'
-import type { GatewayClient, NatType, ProtocolProbe } from './gateway-client.js'
+import type { GatewayClient, NatType, ProbeRegistry } from './gateway-client.js'
 
 /** What discovery found: a ready client, and the external address if the probe already asked. */
 export interface DiscoveredGateway {
@@ -18,14 +14,13 @@ export interface DiscoveredGateway {
   externalAddress?: string
 }
 
-const PROBES: Record<WireProtocol, ProtocolProbe> = {
-  pcp: pcpProbe,
-  'nat-pmp': natPmpProbe,
-  upnp: upnpProbe
-}
-
 /** Lower is preferred: PCP, then NAT-PMP, then IGDv2, then IGDv1. */
 const TYPE_RANK: Record<NatType, number> = { pcp: 0, 'nat-pmp': 1, 'upnp-igd2': 2, 'upnp-igd1': 3 }
+/**
+ * How long the most preferred probe runs alone before the others start (see raceProbes): longer
+ * than a PCP exchange takes in a fresh process (~8 ms in the lab, loading node:dgram included).
+ */
+const PROBE_HEAD_START = 10
 /** The best type a still-running probe could yield. */
 const PROBE_BEST_RANK: Record<WireProtocol, number> = { pcp: 0, 'nat-pmp': 1, upnp: 2 }
 
@@ -41,16 +36,16 @@ export interface ProbeReport {
 
 /**
  * Runs every enabled probe to its end (instead of stopping at the first answer) and reports each,
- * for diagnostics such as the CLI's `discover`. Nothing is left open afterwards.
+ * for diagnostics such as the CLI's `discover` (probeGateway()). Nothing is left open afterwards.
  */
-export async function probeGateway (options: DiscoverOptions = {}): Promise<{ gateway: string, localAddress: string, probes: ProbeReport[] }> {
-  const resolved = resolveDiscoverOptions(options)
-  const { gateway, localAddress } = await locateGateway(resolved)
+export async function probeEach ({ gateway, localAddress }: GatewayLocation, resolved: ResolvedDiscoverOptions, registry: ProbeRegistry): Promise<ProbeReport[]> {
   const started = performance.now()
-  const probes = await Promise.all(familyProbes(resolved).map(async ([protocol, probe]): Promise<ProbeReport> => {
+  const cacheFile = { ...(resolved.gatewayCacheFile === undefined ? {} : { cacheFile: resolved.gatewayCacheFile }), rememberGateway: resolved.rememberGateway }
+  return await Promise.all(familyProtocols(resolved).map(async (protocol): Promise<ProbeReport> => {
+    const probe = registry(protocol, resolved.family)
     try {
       const client = await withDeadline(`${protocol} probe`, { timeout: resolved.timeout, ...(resolved.signal === undefined ? {} : { signal: resolved.signal }) },
-        async (signal) => await probe({ gateway, localAddress, signal }))
+        async (signal) => await probe({ gateway, localAddress, signal, ...cacheFile }))
       const ms = performance.now() - started
       await client.close()
       return { protocol, type: client.type, ms }
@@ -58,7 +53,6 @@ export async function probeGateway (options: DiscoverOptions = {}): Promise<{ ga
       return { protocol, ms: performance.now() - started, error: error instanceof Error ? error : new Error(String(error)) }
     }
   }))
-  return { gateway, localAddress, probes }
 }
 
 /** Where the gateway is and which of our addresses faces it. */
@@ -103,10 +97,10 @@ async function locateGateway6 (options: ResolvedDiscoverOptions): Promise<Gatewa
  * that is refused (ICMP port unreachable) counts as a "no" at once, so nothing sits out the
  * timeout when the answer is already known.
  */
-export async function raceProbes ({ gateway, localAddress }: GatewayLocation, options: ResolvedDiscoverOptions): Promise<DiscoveredGateway> {
-  const probes = familyProbes(options)
+export async function raceProbes ({ gateway, localAddress }: GatewayLocation, options: ResolvedDiscoverOptions, registry: ProbeRegistry): Promise<DiscoveredGateway> {
+  const protocols = familyProtocols(options)
   const probing = new AbortController()
-  const context = { gateway, localAddress, signal: probing.signal }
+  const context = { gateway, localAddress, signal: probing.signal, rememberGateway: options.rememberGateway, ...(options.gatewayCacheFile === undefined ? {} : { cacheFile: options.gatewayCacheFile }) }
   const pending = new Set<WireProtocol>()
   const answered: GatewayClient[] = []
   const reasons: Partial<Record<WireProtocol, Error>> = {}
@@ -125,6 +119,7 @@ export async function raceProbes ({ gateway, localAddress }: GatewayLocation, op
       settled = true
       clearTimeout(timeoutTimer)
       clearTimeout(windowTimer)
+      clearTimeout(headStartTimer)
       options.signal?.removeEventListener('abort', onAbort)
       probing.abort(SETTLED)
       for (const client of answered) if (client !== outcome) void client.close()
@@ -146,9 +141,9 @@ export async function raceProbes ({ gateway, localAddress }: GatewayLocation, op
     }
 
     options.signal?.addEventListener('abort', onAbort, { once: true })
-    for (const [protocol, probe] of probes) {
-      pending.add(protocol)
-      probe(context).then((client) => {
+    const waiting: WireProtocol[] = []
+    const start = (protocol: WireProtocol): void => {
+      registry(protocol, options.family)(context).then((client) => {
         if (settled) { void client.close(); return }
         pending.delete(protocol)
         answered.push(client)
@@ -157,18 +152,33 @@ export async function raceProbes ({ gateway, localAddress }: GatewayLocation, op
         if (settled) return
         pending.delete(protocol)
         reasons[protocol] = error instanceof Error ? error : new Error(String(error))
+        startWaiting()
         decide(false)
       })
     }
+    const startWaiting = (): void => {
+      clearTimeout(headStartTimer)
+      for (const protocol of waiting.splice(0)) if (!settled) start(protocol)
+    }
+    // The most preferred protocol goes first; the others follow PROBE_HEAD_START later, or as soon
+    // as a probe fails. A PCP gateway answers within a millisecond (a few in a process that has
+    // just started), and then the SSDP search (a dozen datagrams, and the UPnP code loaded) and a
+    // second exchange on port 5351 are work the winner would wait behind; a gateway without PCP
+    // says so at once (ICMP, UNSUPP_VERSION), and only one that drops port 5351 silently makes
+    // the others wait PROBE_HEAD_START, beside the ~50 ms a router takes to answer a search.
+    const ordered = [...protocols].sort((a, b) => PROBE_BEST_RANK[a] - PROBE_BEST_RANK[b])
+    for (const protocol of ordered) pending.add(protocol)
+    const [first, ...rest] = ordered
+    waiting.push(...rest)
+    const headStartTimer = rest.length === 0 ? undefined : setTimeout(startWaiting, PROBE_HEAD_START)
+    if (first !== undefined) start(first)
     decide(false)
   })
 }
 
-/** The enabled protocols and their probes for the family: on IPv6 no NAT-PMP (RFC 6886 carries IPv4 only), and UPnP's pinhole service. */
-function familyProbes (options: ResolvedDiscoverOptions): Array<[WireProtocol, ProtocolProbe]> {
-  if (options.family !== 'IPv6') return options.protocols.map((protocol) => [protocol, PROBES[protocol]])
-  return options.protocols.flatMap((protocol): Array<[WireProtocol, ProtocolProbe]> =>
-    protocol === 'nat-pmp' ? [] : [[protocol, protocol === 'upnp' ? upnpPinholeProbe : PROBES[protocol]]])
+/** The enabled protocols for the family: on IPv6 no NAT-PMP (RFC 6886 carries IPv4 only). */
+function familyProtocols (options: ResolvedDiscoverOptions): WireProtocol[] {
+  return options.family === 'IPv6' ? options.protocols.filter((protocol) => protocol !== 'nat-pmp') : options.protocols
 }
 
 function externalAddressOf (client: GatewayClient): { externalAddress?: string } {

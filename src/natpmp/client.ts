@@ -3,7 +3,7 @@ import { GatewayResultError, MalformedMessageError, UnsupportedError } from '../
 import { readAnnouncement } from '../net/announcements.js'
 import { EpochTracker } from '../net/epoch.js'
 import { natPmpSchedule } from '../net/retransmit.js'
-import { UdpChannel } from '../net/udp-channel.js'
+import { UdpChannel, type ReplyCodec } from '../net/udp-channel.js'
 import { PCP_SERVER_PORT } from '../constants.js'
 import { wireTracer } from '../core/trace.js'
 import { PCP_VERSION } from '../pcp/codec.js'
@@ -21,6 +21,24 @@ const RESULT_UNSUPP_VERSION = 1
 const RESULT_NETWORK_FAILURE = 3
 const UNSPECIFIED_ADDRESS = '0.0.0.0'
 
+/** RFC 6886 §3.3: replies are told apart by opcode, and map replies by protocol and internal port. */
+const mapKey = (protocol: 'tcp' | 'udp', internalPort: number): string => `${protocol} ${internalPort}`
+const ADDRESS_KEY = 'address'
+
+/** Replies are decoded once and filed by what tells them apart (a truncated map error is offered to every map). */
+function natPmpReplies (gateway: string): ReplyCodec<NatPmpResponse> {
+  return {
+    decode: (bytes) => {
+      // RFC 6887 §9: a PCP-only server may refuse a version-0 request in its own (version 2) format.
+      if (bytes[0] === PCP_VERSION && bytes.length >= 4 && bytes[3] === RESULT_UNSUPP_VERSION) {
+        throw new UnsupportedError(`${gateway} speaks PCP but not NAT-PMP`)
+      }
+      return decodeResponse(bytes)
+    },
+    keyOf: (reply) => reply.opcode === 'external-address' ? ADDRESS_KEY : reply.truncated ? undefined : mapKey(reply.protocol, reply.internalPort)
+  }
+}
+
 /** NAT-PMP (RFC 6886). Replies are told apart by opcode and internal port (RFC 6886 §3.3). */
 export class NatPmpClient implements GatewayClient {
   readonly type = 'nat-pmp'
@@ -28,25 +46,20 @@ export class NatPmpClient implements GatewayClient {
   readonly localAddress: string
   onEvent: ((event: GatewayEvent) => void) | undefined
   readonly #epoch = new EpochTracker()
-  readonly #channel: UdpChannel
+  readonly #channel: UdpChannel<NatPmpResponse>
   /** The external address from the last successful address request (the probe makes one). */
   lastExternalAddress: string | undefined
 
-  /**
-   * `channel`: talk over this channel instead of one of our own. A PCP client passes its own to
-   * ask a gateway that speaks both (miniupnpd) for its address: NAT-PMP replies are version 0 and
-   * PCP replies version 2, so each exchange on the channel recognises its own.
-   */
-  constructor (gateway: string, localAddress: string, channel?: UdpChannel) {
+  constructor (gateway: string, localAddress: string) {
     this.gateway = gateway
     this.localAddress = localAddress
-    this.#channel = channel ?? new UdpChannel(gateway, PCP_SERVER_PORT, wireTracer('nat-pmp', `${gateway}:${PCP_SERVER_PORT}`))
+    this.#channel = new UdpChannel(gateway, PCP_SERVER_PORT, natPmpReplies(gateway), wireTracer('nat-pmp', `${gateway}:${PCP_SERVER_PORT}`))
   }
 
   async externalAddress (options: RequestOptions): Promise<string> {
     let reply
     try {
-      reply = await this.#request(encodeExternalAddressRequest(), (response) =>
+      reply = await this.#request(encodeExternalAddressRequest(), ADDRESS_KEY, (response) =>
         response.opcode === 'external-address' ? response : undefined, options)
     } catch (error) {
       // RFC 6886 §3.5: NETWORK_FAILURE means the gateway has no usable external address (no
@@ -112,7 +125,7 @@ export class NatPmpClient implements GatewayClient {
 
   async #requestMap (protocol: 'tcp' | 'udp', internalPort: number, suggestedExternalPort: number, lifetimeSeconds: number, options: RequestOptions): Promise<NatPmpMapResponse> {
     const request = encodeMapRequest({ protocol, internalPort, suggestedExternalPort, lifetimeSeconds })
-    const reply = await this.#request(request, (response) =>
+    const reply = await this.#request(request, mapKey(protocol, internalPort), (response) =>
       // A truncated error reply has no internal port to match; its opcode and protocol must do.
       response.opcode === 'map' && response.protocol === protocol && (response.truncated || response.internalPort === internalPort) ? response : undefined, options)
     if (reply.truncated) throw resultError(reply.resultCode)
@@ -124,17 +137,12 @@ export class NatPmpClient implements GatewayClient {
   }
 
   /** Sends, waits for the matching reply, records the epoch, turns a failure code into an error. */
-  async #request<R extends NatPmpResponse> (request: Uint8Array, match: (response: NatPmpResponse) => R | undefined, options: RequestOptions): Promise<R> {
+  async #request<R extends NatPmpResponse> (request: Uint8Array, key: string, match: (response: NatPmpResponse) => R | undefined, options: RequestOptions): Promise<R> {
     const reply = await this.#channel.exchange(`nat-pmp request to ${this.gateway}`, {
       request,
       retransmit: natPmpSchedule,
-      accept: (bytes) => {
-        // RFC 6887 §9: a PCP-only server may refuse a version-0 request in its own (version 2) format.
-        if (bytes[0] === PCP_VERSION && bytes.length >= 4 && bytes[3] === RESULT_UNSUPP_VERSION) {
-          throw new UnsupportedError(`${this.gateway} speaks PCP but not NAT-PMP`)
-        }
-        return match(decodeResponse(bytes))
-      }
+      key,
+      accept: match
     }, options)
     if (reply.epochSeconds !== undefined) this.#observeEpoch(reply.epochSeconds)
     if (reply.resultCode === RESULT_UNSUPP_VERSION) throw new UnsupportedError(`${this.gateway} does not speak NAT-PMP version 0`, { cause: resultError(reply.resultCode) })

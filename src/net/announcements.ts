@@ -1,6 +1,7 @@
-import dgram from 'node:dgram'
+import type dgram from 'node:dgram'
 import { debuglog } from 'node:util'
 import { PCP_CLIENT_PORT } from '../constants.js'
+import { loadDgram } from './dgram.js'
 import { sameAddress } from './ip-address.js'
 import { decodeResponse as decodeNatPmp } from '../natpmp/codec.js'
 import { decodeResponse as decodePcp } from '../pcp/codec.js'
@@ -21,29 +22,36 @@ export interface AnnouncementListener {
  * the port or the group cannot be joined, mappings still recover at their next renewal.
  */
 export function listenForAnnouncements (gateway: string, localAddress: string, onAnnouncement: (bytes: Uint8Array) => void): AnnouncementListener {
-  const socket = dgram.createSocket({ type: 'udp4', reuseAddr: true })
+  let socket: dgram.Socket | undefined
   let closed = false
-  socket.on('error', (error) => {
-    debug('announcement listener: %s', error.message)
-    close()
-  })
-  socket.on('message', (message, remote) => {
-    if (sameAddress(remote.address, gateway)) onAnnouncement(message)
-  })
-  socket.bind(PCP_CLIENT_PORT, () => {
-    if (closed) return
-    try {
-      socket.addMembership(ALL_HOSTS_GROUP, localAddress)
-    } catch (error) {
-      debug('announcement listener: cannot join %s on %s: %s', ALL_HOSTS_GROUP, localAddress, (error as Error).message)
-    }
-  })
-  // The listener serves mappings; it must not keep a process alive by itself.
-  socket.unref()
+  loadDgram().then((dgram) => {
+    if (!closed) socket = listen(dgram)
+  }, (error: unknown) => { debug('announcement listener: %s', String(error)) })
   function close (): void {
     if (closed) return
     closed = true
-    try { socket.close() } catch { /* never bound */ }
+    try { socket?.close() } catch { /* never bound */ }
+  }
+  function listen (dgram: typeof import('node:dgram')): dgram.Socket {
+    const socket = dgram.createSocket({ type: 'udp4', reuseAddr: true })
+    socket.on('error', (error) => {
+      debug('announcement listener: %s', error.message)
+      close()
+    })
+    socket.on('message', (message, remote) => {
+      if (sameAddress(remote.address, gateway)) onAnnouncement(message)
+    })
+    socket.bind(PCP_CLIENT_PORT, () => {
+      if (closed) return
+      try {
+        socket.addMembership(ALL_HOSTS_GROUP, localAddress)
+      } catch (error) {
+        debug('announcement listener: cannot join %s on %s: %s', ALL_HOSTS_GROUP, localAddress, (error as Error).message)
+      }
+    })
+    // The listener serves mappings; it must not keep a process alive by itself.
+    socket.unref()
+    return socket
   }
   return { close }
 }

@@ -1,5 +1,5 @@
 import { NoDefaultGatewayError } from '../errors.js'
-import type { DefaultRoute, RouteSources } from './default-gateway.js'
+import { readProcFile, type DefaultRoute, type RouteSources } from './default-gateway.js'
 import { decodeIPv6Field, isIPv6 } from './ip-address.js'
 
 /**
@@ -23,10 +23,7 @@ const SCOPE_GLOBAL = 0x00
 
 const systemSources: RouteSources = {
   platform: process.platform,
-  readFile: async (path) => {
-    const { readFile } = await import('node:fs/promises')
-    return await readFile(path, 'utf8')
-  },
+  readFile: readProcFile,
   run: async () => { throw new Error('not used') }
 }
 

@@ -1,46 +1,116 @@
-import dgram from 'node:dgram'
+import type dgram from 'node:dgram'
 import { DEFAULT_REQUEST_TIMEOUT } from '../constants.js'
 import type { RequestOptions } from '../core/gateway-client.js'
-import { reasonOf, withDeadline } from '../core/deadline.js'
-import { ClosedError, NetworkError, PortUnreachableError, TimeoutError } from '../errors.js'
+import { AbortError, ClosedError, NetworkError, PortUnreachableError, TimeoutError } from '../errors.js'
+import { loadDgram } from './dgram.js'
 import { isIPv6, sameAddress } from './ip-address.js'
 
 /** Produces the wait before each retransmission; when it ends, sending stops but listening goes on. */
 export type RetransmitSchedule = () => Iterator<number>
 
-export interface UdpRequest<T> {
+/**
+ * How a channel reads its server's replies: each datagram is decoded once, and offered only to
+ * the exchanges waiting under its key (a PCP nonce, a NAT-PMP opcode and port), not to all.
+ */
+export interface ReplyCodec<D> {
+  /**
+   * Decodes one datagram. A MalformedMessageError is remembered by every waiting exchange and the
+   * wait goes on (a garbled datagram must not end an exchange a good reply could still finish);
+   * any other error ends the oldest waiting exchange (a server that refuses our version).
+   */
+  decode: (bytes: Uint8Array) => D
+  /** The key of the exchanges a reply may answer; undefined offers it to every waiting exchange. */
+  keyOf: (reply: D) => string | undefined
+}
+
+export interface UdpRequest<D, T> {
   /** What to send; a function when the request must carry our own address (PCP's client address). */
   request: Uint8Array | ((localAddress: string) => Uint8Array)
   retransmit: RetransmitSchedule
+  /** The key its replies are filed under (ReplyCodec.keyOf). */
+  key: string
   /**
-   * Looks at one reply: returns the result to settle with, `undefined` when the reply is not for
-   * this request (another request's, or a stale one), or throws to reject (a decoded failure).
-   * A MalformedMessageError thrown here is remembered and the wait goes on: a garbled datagram
-   * must not end an exchange a good reply could still finish.
+   * Looks at one decoded reply: returns the result to settle with, `undefined` when the reply is
+   * not for this request (another request's, or a stale one), or throws to reject (a decoded
+   * failure). A MalformedMessageError thrown here is remembered and the wait goes on.
    */
-  accept: (reply: Uint8Array) => T | undefined
+  accept: (reply: D) => T | undefined
 }
 
-interface Pending {
-  accept: (reply: Uint8Array) => unknown
+interface Pending<D> {
+  what: string
+  key: string
+  bytes: Uint8Array
+  accept: (reply: D) => unknown
   resolve: (value: unknown) => void
   reject: (error: Error) => void
+  signal: AbortSignal | undefined
+  timeout: number
+  /** performance.now() at which it times out; Infinity for never. */
+  deadline: number
+  /** performance.now() at which it is sent again; Infinity once its schedule has ended. */
+  nextSend: number
+  delays: Iterator<number>
   lastMalformed?: Error
 }
+
+/** A timer may fire up to a millisecond before its time (it counts whole ms): that is on time. */
+const TIMER_SLACK = 1
+
+/**
+ * One timer for the earliest of many moments (performance.now() ms). It is never cleared while
+ * the channel is open: an exchange that settles early leaves it to fire, find nothing due and
+ * be set for the next moment, which costs one wake-up every few seconds instead of a timer set
+ * and cleared for every renewal. It never holds the process open (the socket does, while an
+ * exchange waits).
+ */
+class EarliestTimer {
+  at = Infinity
+  #timer: NodeJS.Timeout | undefined
+  readonly #fire: () => void
+
+  constructor (fire: () => void) {
+    this.#fire = fire
+  }
+
+  set (at: number): void {
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    this.at = at
+    if (at === Infinity) return
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined
+      this.at = Infinity
+      this.#fire()
+    }, Math.max(0, at - performance.now()))
+    this.#timer.unref()
+  }
+}
+
+const isMalformed = (error: unknown): boolean => (error as { code?: string } | undefined)?.code === 'ERR_MALFORMED_MESSAGE'
 
 /**
  * Request/response exchanges with one UDP server (a gateway's port 5351) over one connected
  * socket, kept for the client's life: a connected socket only hears its peer, and the kernel turns
  * an ICMP port unreachable into ECONNREFUSED, which ends every waiting exchange at once instead of
- * at its timeout. Several exchanges may wait at once; each reply goes to the first whose `accept`
- * claims it. The socket holds the process open only while an exchange waits.
+ * at its timeout. Several exchanges may wait at once; each reply is decoded once and goes to the
+ * first exchange under its key that claims it. The socket holds the process open only while an
+ * exchange waits.
  */
-export class UdpChannel {
+export class UdpChannel<D> {
   readonly address: string
   readonly port: number
+  readonly #codec: ReplyCodec<D>
   readonly #trace: ((direction: 'send' | 'receive', bytes: Uint8Array) => void) | undefined
-  readonly #pending = new Set<Pending>()
+  /** Every waiting exchange, oldest first, and the same filed by key. */
+  readonly #pending = new Set<Pending<D>>()
+  readonly #byKey = new Map<string, Array<Pending<D>>>()
+  /** Waiting exchanges by the signal that may abort them. */
+  readonly #bySignal = new WeakMap<AbortSignal, Set<Pending<D>>>()
+  readonly #deadlines = new EarliestTimer(() => { this.#expire() })
+  readonly #resends = new EarliestTimer(() => { this.#retransmit() })
   #socket: Promise<dgram.Socket> | undefined
+  #ready: dgram.Socket | undefined
   #closed = false
   readonly #bindAddress: string | undefined
 
@@ -48,9 +118,10 @@ export class UdpChannel {
    * `bindAddress`: send from this address instead of the kernel's choice (IPv6: the stable global
    * address a pinhole is for, where the kernel would pick a temporary or link-local one).
    */
-  constructor (address: string, port: number, trace?: (direction: 'send' | 'receive', bytes: Uint8Array) => void, bindAddress?: string) {
+  constructor (address: string, port: number, codec: ReplyCodec<D>, trace?: (direction: 'send' | 'receive', bytes: Uint8Array) => void, bindAddress?: string) {
     this.address = address
     this.port = port
+    this.#codec = codec
     this.#trace = trace
     this.#bindAddress = bindAddress
   }
@@ -62,61 +133,133 @@ export class UdpChannel {
 
   /** Our port, held for the channel's life (the kernel picks an ephemeral one, >= 1024). */
   async localPort (): Promise<number> {
-    return (await this.#open()).address().port
+    return (this.#ready ?? await this.#open()).address().port
   }
 
-  /** Sends `request` (and its retransmissions) until a reply is accepted, bounded by the caller's deadline. */
-  async exchange<T> (what: string, request: UdpRequest<T>, options: RequestOptions): Promise<T> {
-    return await withDeadline(what, { ...options, timeout: options.timeout ?? DEFAULT_REQUEST_TIMEOUT }, async (signal) => {
-      const socket = await this.#open()
-      if (signal.aborted) throw reasonOf(signal)
-      const bytes = typeof request.request === 'function' ? request.request(socket.address().address) : request.request
-      let timer: NodeJS.Timeout | undefined
-      let pending: Pending | undefined
-      let onAbort: (() => void) | undefined
-      try {
-        return await new Promise<T>((resolve, reject) => {
-          pending = { accept: request.accept, resolve: resolve as (value: unknown) => void, reject }
-          const waiting = pending
-          onAbort = () => {
-            const reason = reasonOf(signal)
-            reject(reason instanceof TimeoutError && waiting.lastMalformed !== undefined
-              ? new TimeoutError(`${reason.message}; the last reply was malformed`, { cause: waiting.lastMalformed })
-              : reason)
-          }
-          signal.addEventListener('abort', onAbort, { once: true })
-          if (this.#pending.size === 0) socket.ref()
-          this.#pending.add(pending)
-          const delays = request.retransmit()
-          const send = (): void => {
-            this.#trace?.('send', bytes)
-            socket.send(bytes, (error) => { if (error !== null && error !== undefined) this.#fail(error) })
-            const next = delays.next()
-            if (next.done !== true) timer = setTimeout(send, next.value)
-          }
-          send()
-        })
-      } finally {
-        clearTimeout(timer)
-        if (onAbort !== undefined) signal.removeEventListener('abort', onAbort)
-        if (pending !== undefined) this.#pending.delete(pending)
-        if (this.#pending.size === 0 && !this.#closed) socket.unref()
+  /**
+   * Sends `request` (and its retransmissions) until a reply is accepted; rejects with TimeoutError
+   * after `timeout` ms (default DEFAULT_REQUEST_TIMEOUT; Infinity for none), with AbortError when
+   * `signal` aborts. Nothing of the exchange (timer, listener) outlives it.
+   */
+  async exchange<T> (what: string, request: UdpRequest<D, T>, options: RequestOptions): Promise<T> {
+    const signal = options.signal
+    if (this.#closed) throw new ClosedError('the client was closed')
+    if (signal?.aborted === true) throw new AbortError(`${what}: aborted`, { cause: signal.reason })
+    const socket = this.#ready ?? await this.#open()
+    // The signal may have aborted while the socket opened.
+    if ((signal?.aborted as boolean | undefined) === true) throw new AbortError(`${what}: aborted`, { cause: signal?.reason })
+    const bytes = typeof request.request === 'function' ? request.request(socket.address().address) : request.request
+    const timeout = options.timeout ?? DEFAULT_REQUEST_TIMEOUT
+    return await new Promise<T>((resolve, reject) => {
+      const now = performance.now()
+      const delays = request.retransmit()
+      const first = delays.next()
+      const pending: Pending<D> = {
+        what,
+        key: request.key,
+        bytes,
+        accept: request.accept,
+        resolve: resolve as (value: unknown) => void,
+        reject,
+        signal,
+        timeout,
+        deadline: now + timeout,
+        nextSend: first.done === true ? Infinity : now + first.value,
+        delays
       }
+      if (this.#pending.size === 0) socket.ref()
+      this.#pending.add(pending)
+      const filed = this.#byKey.get(request.key)
+      if (filed === undefined) this.#byKey.set(request.key, [pending])
+      else filed.push(pending)
+      if (signal !== undefined) this.#watch(signal, pending)
+      if (pending.deadline < this.#deadlines.at) this.#deadlines.set(pending.deadline)
+      if (pending.nextSend < this.#resends.at) this.#resends.set(pending.nextSend)
+      this.#send(socket, bytes)
     })
+  }
+
+  /**
+   * Settles a waiting exchange (a reply, its deadline, an abort, a failure, close()); false when
+   * it had already settled. With nothing left waiting, the timers stop.
+   */
+  #settle (pending: Pending<D>, error: Error | undefined, value?: unknown): boolean {
+    if (!this.#pending.delete(pending)) return false
+    const filed = this.#byKey.get(pending.key)
+    if (filed !== undefined) {
+      if (filed.length === 1) this.#byKey.delete(pending.key)
+      else filed.splice(filed.indexOf(pending), 1)
+    }
+    if (pending.signal !== undefined) this.#bySignal.get(pending.signal)?.delete(pending)
+    if (this.#pending.size === 0 && !this.#closed) this.#ready?.unref()
+    if (error === undefined) pending.resolve(value)
+    else pending.reject(error)
+    return true
+  }
+
+  /**
+   * One abort listener per signal (a mapping's, kept across its renewals), not one per exchange:
+   * it ends whichever of the signal's exchanges are waiting when it aborts.
+   */
+  #watch (signal: AbortSignal, pending: Pending<D>): void {
+    let waiting = this.#bySignal.get(signal)
+    if (waiting === undefined) {
+      const set = new Set<Pending<D>>()
+      waiting = set
+      this.#bySignal.set(signal, set)
+      signal.addEventListener('abort', () => {
+        for (const each of [...set]) this.#settle(each, new AbortError(`${each.what}: aborted`, { cause: signal.reason }))
+      }, { once: true })
+    }
+    waiting.add(pending)
+  }
+
+  /**
+   * One deadline timer for every waiting exchange, set for the earliest deadline: exchanges that
+   * started together (renewals that fell due at once) share it, and a new one sets no timer.
+   */
+  #expire (): void {
+    const now = performance.now() + TIMER_SLACK
+    for (const pending of [...this.#pending]) {
+      if (pending.deadline > now) continue
+      this.#settle(pending, new TimeoutError(`${pending.what}: no answer within ${pending.timeout} ms${pending.lastMalformed === undefined ? '' : '; the last reply was malformed'}`,
+        pending.lastMalformed === undefined ? undefined : { cause: pending.lastMalformed }))
+    }
+    this.#deadlines.set(Math.min(...[...this.#pending].map((pending) => pending.deadline)))
+  }
+
+  /** The same for retransmissions: each exchange keeps its own protocol schedule, under one timer. */
+  #retransmit (): void {
+    const socket = this.#ready
+    const now = performance.now()
+    for (const pending of this.#pending) {
+      if (pending.nextSend > now + TIMER_SLACK) continue
+      if (socket !== undefined) this.#send(socket, pending.bytes)
+      const delay = pending.delays.next()
+      pending.nextSend = delay.done === true ? Infinity : now + delay.value
+    }
+    this.#resends.set(Math.min(...[...this.#pending].map((pending) => pending.nextSend)))
+  }
+
+  #send (socket: dgram.Socket, bytes: Uint8Array): void {
+    this.#trace?.('send', bytes)
+    socket.send(bytes, (error) => { if (error !== null && error !== undefined) this.#fail(error) })
   }
 
   /** Ends every waiting exchange with ClosedError and closes the socket. Idempotent. */
   close (): void {
     if (this.#closed) return
     this.#closed = true
-    for (const pending of this.#pending) pending.reject(new ClosedError('the client was closed'))
-    this.#pending.clear()
+    const closed = new ClosedError('the client was closed')
+    for (const pending of [...this.#pending]) this.#settle(pending, closed)
+    this.#deadlines.set(Infinity)
+    this.#resends.set(Infinity)
     this.#socket?.then((socket) => { closeQuietly(socket) }, () => {})
   }
 
   async #open (): Promise<dgram.Socket> {
     if (this.#closed) throw new ClosedError('the client was closed')
-    this.#socket ??= new Promise((resolve, reject) => {
+    this.#socket ??= loadDgram().then(async (dgram) => await new Promise((resolve, reject) => {
       const socket = dgram.createSocket(isIPv6(this.address) ? 'udp6' : 'udp4')
       socket.on('message', (message, remote) => {
         // connect() already filters by peer; checking again costs nothing and documents the rule.
@@ -128,12 +271,13 @@ export class UdpChannel {
           socket.off('error', reject)
           socket.on('error', (error) => { this.#fail(error) })
           socket.unref()
+          this.#ready = socket
           resolve(socket)
         })
       }
       if (this.#bindAddress === undefined) connect()
       else socket.bind({ address: this.#bindAddress, port: 0 }, connect)
-    })
+    }))
     try {
       return await this.#socket
     } catch (error) {
@@ -144,19 +288,36 @@ export class UdpChannel {
 
   #dispatch (message: Uint8Array): void {
     this.#trace?.('receive', message)
-    for (const pending of this.#pending) {
+    if (this.#pending.size === 0) return
+    let reply: D
+    try {
+      reply = this.#codec.decode(message)
+    } catch (error) {
+      if (isMalformed(error)) {
+        for (const pending of this.#pending) pending.lastMalformed = error as Error
+      } else {
+        const oldest = this.#pending.values().next().value
+        if (oldest !== undefined) this.#settle(oldest, error as Error)
+      }
+      return
+    }
+    const key = this.#codec.keyOf(reply)
+    const candidates = key === undefined ? this.#pending : this.#byKey.get(key)
+    if (candidates === undefined) return
+    for (const pending of candidates) {
+      let result: unknown
       try {
-        const result = pending.accept(message)
-        if (result === undefined) continue
-        pending.resolve(result)
+        result = pending.accept(reply)
       } catch (error) {
-        if ((error as { code?: string }).code === 'ERR_MALFORMED_MESSAGE') {
+        if (isMalformed(error)) {
           pending.lastMalformed = error as Error
           continue
         }
-        pending.reject(error as Error)
+        this.#settle(pending, error as Error)
+        return
       }
-      this.#pending.delete(pending)
+      if (result === undefined) continue
+      this.#settle(pending, undefined, result)
       return
     }
   }
@@ -166,8 +327,7 @@ export class UdpChannel {
     const failure = error.code === 'ECONNREFUSED'
       ? new PortUnreachableError(`${this.address}:${this.port} is not listening (ICMP port unreachable)`, { cause: error })
       : new NetworkError(`UDP exchange with ${this.address}:${this.port} failed: ${error.message}`, { cause: error })
-    for (const pending of this.#pending) pending.reject(failure)
-    this.#pending.clear()
+    for (const pending of [...this.#pending]) this.#settle(pending, failure)
   }
 }
 
@@ -178,6 +338,7 @@ function closeQuietly (socket: dgram.Socket): void {
 
 /** The local address the kernel would use to reach `address` (no packet is sent). */
 export async function localAddressFacing (address: string, port: number): Promise<string> {
+  const dgram = await loadDgram()
   const socket = dgram.createSocket(isIPv6(address) ? 'udp6' : 'udp4')
   try {
     return await new Promise<string>((resolve, reject) => {

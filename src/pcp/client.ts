@@ -4,10 +4,9 @@ import { readAnnouncement } from '../net/announcements.js'
 import { randomBytes } from '../net/random.js'
 import { EpochTracker } from '../net/epoch.js'
 import { pcpSchedule } from '../net/retransmit.js'
-import { UdpChannel } from '../net/udp-channel.js'
+import { UdpChannel, type ReplyCodec } from '../net/udp-channel.js'
 import { isIPv4, isIPv4Mapped, isIPv6 } from '../net/ip-address.js'
 import { NatPmpClient } from '../natpmp/client.js'
-import { NATPMP_OPCODE, NATPMP_RESPONSE_BIT, NATPMP_VERSION } from '../natpmp/codec.js'
 import { PCP_SERVER_PORT } from '../constants.js'
 import { wireTracer } from '../core/trace.js'
 import { decodeResponse, encodeAnnounceRequest, encodeMapRequest, pcpResultName, type PcpDecoded } from './codec.js'
@@ -17,9 +16,34 @@ const RESULT_SUCCESS = 0
 /** What a PCP mapping must keep across renewals: RFC 6887 §11.1 ties a mapping to its nonce. */
 interface PcpMappingState {
   nonce: Uint8Array
+  /** The last request sent for it: a renewal that asks for the same again resends these bytes. */
+  sent?: SentMap
+}
+
+interface SentMap {
+  bytes: Uint8Array
+  lifetimeSeconds: number
+  suggestedExternalPort: number
+  suggestedExternalAddress: string | undefined
 }
 
 type PcpResponse = Extract<PcpDecoded, { kind: 'response' }>
+
+/** Two hex digits per byte value, for reply keys. */
+const HEX = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, '0'))
+
+/** RFC 6887 §11.1: a MAP reply carries its request's nonce, which is what we file it under. */
+function mapKey (nonce: Uint8Array): string {
+  let key = 'map '
+  for (const byte of nonce) key += HEX[byte] ?? ''
+  return key
+}
+
+/** Replies are decoded once and filed by opcode, and for MAP by nonce. */
+const PCP_REPLIES: ReplyCodec<PcpDecoded> = {
+  decode: decodeResponse,
+  keyOf: (reply) => reply.kind !== 'response' ? undefined : reply.map === undefined ? reply.opcode : mapKey(reply.map.nonce)
+}
 type PcpMapResponse = PcpResponse & { map: NonNullable<PcpResponse['map']> }
 
 /**
@@ -34,7 +58,6 @@ const ADDRESS_QUERY_LIFETIME_SECONDS = 30
  * UNSUPP_VERSION at once (RFC 6887 §9); this bounds the cost of one that stays silent.
  */
 const NATPMP_ADDRESS_PROBE_TIMEOUT = 500
-const NATPMP_ADDRESS_RESPONSE_OPCODE = NATPMP_RESPONSE_BIT | NATPMP_OPCODE.EXTERNAL_ADDRESS
 
 /** PCP (RFC 6887) MAP and ANNOUNCE. */
 export class PcpClient implements GatewayClient {
@@ -43,13 +66,11 @@ export class PcpClient implements GatewayClient {
   readonly localAddress: string
   onEvent: ((event: GatewayEvent) => void) | undefined
   readonly #epoch = new EpochTracker()
-  readonly #channel: UdpChannel
-  /** The same gateway's NAT-PMP, over our channel, for the address (IPv4 gateways only). */
+  readonly #channel: UdpChannel<PcpDecoded>
+  /** The same gateway's NAT-PMP, on a socket of its own, for the address (IPv4 gateways only). */
   readonly #natPmp: NatPmpClient | undefined
   /** Whether the gateway answers NAT-PMP address requests; undefined until we asked. */
   #speaksNatPmp: boolean | undefined
-  /** NAT-PMP address requests in flight on our channel (see #request: whose refusal a reply is). */
-  #natPmpInFlight = 0
   /** Our mappings the gateway holds, by nonce (kept across renewals): the address each last reported, and until when. */
   readonly #held = new Map<Uint8Array, { externalAddress: string, until: number }>()
 
@@ -58,18 +79,15 @@ export class PcpClient implements GatewayClient {
     this.localAddress = localAddress
     // IPv6: send from the address discovery chose (stable, global), which the request's client
     // address field names; the server answers ADDRESS_MISMATCH if the two differ (RFC 6887 §8.1).
-    // The channel also carries NAT-PMP (the address request below): trace each by its version.
-    const tracePcp = wireTracer('pcp', `${gateway}:${PCP_SERVER_PORT}`)
-    const traceNatPmp = wireTracer('nat-pmp', `${gateway}:${PCP_SERVER_PORT}`)
-    this.#channel = new UdpChannel(gateway, PCP_SERVER_PORT, (direction, bytes) => { (bytes[0] === NATPMP_VERSION ? traceNatPmp : tracePcp)(direction, bytes) },
+    this.#channel = new UdpChannel(gateway, PCP_SERVER_PORT, PCP_REPLIES, wireTracer('pcp', `${gateway}:${PCP_SERVER_PORT}`),
       isIPv6(localAddress) && !isIPv4Mapped(localAddress) ? localAddress : undefined)
-    // NAT-PMP (RFC 6886) carries IPv4 only.
-    this.#natPmp = isIPv4(gateway) ? new NatPmpClient(gateway, localAddress, this.#channel) : undefined
+    // NAT-PMP (RFC 6886) carries IPv4 only. Its socket opens on the first address request.
+    this.#natPmp = isIPv4(gateway) ? new NatPmpClient(gateway, localAddress) : undefined
   }
 
   /** ANNOUNCE (RFC 6887 §14.1): a cheap request that any PCP server answers. */
   async announce (options: RequestOptions): Promise<PcpResponse> {
-    return await this.#request(encodeAnnounceRequest({ clientAddress: this.localAddress }),
+    return await this.#request(encodeAnnounceRequest({ clientAddress: this.localAddress }), 'announce',
       (response) => response.opcode === 'announce' ? response : undefined, options)
   }
 
@@ -78,7 +96,7 @@ export class PcpClient implements GatewayClient {
    * permission rules refuse (miniupnpd's sample config allows ports >= 1024 only; 2.3.1 then walks
    * every external port for ~1 s before refusing, answering nothing else meanwhile). So, in order:
    * the same gateway's NAT-PMP address request (miniupnpd speaks both on port 5351); else what a
-   * mapping of ours last reported; else a short mapping of our own channel's port (ephemeral, so
+   * mapping of ours last reported; else a short mapping of our own socket's port (ephemeral, so
    * >= 1024), deleted at once. No probe ever uses a port below 1024.
    */
   async externalAddress (options: RequestOptions): Promise<string> {
@@ -111,11 +129,10 @@ export class PcpClient implements GatewayClient {
     return latest
   }
 
-  /** The address from a NAT-PMP request on our channel; undefined when the gateway does not speak NAT-PMP. */
+  /** The address from the gateway's NAT-PMP; undefined when the gateway does not speak NAT-PMP. */
   async #externalAddressOverNatPmp (options: RequestOptions): Promise<string | undefined> {
     if (this.#natPmp === undefined || this.#speaksNatPmp === false) return undefined
     const firstTime = this.#speaksNatPmp === undefined
-    this.#natPmpInFlight++
     try {
       const address = await this.#natPmp.externalAddress(firstTime
         ? { ...options, timeout: Math.min(options.timeout ?? NATPMP_ADDRESS_PROBE_TIMEOUT, NATPMP_ADDRESS_PROBE_TIMEOUT) }
@@ -126,30 +143,40 @@ export class PcpClient implements GatewayClient {
       // A gateway that answered before and fails now has given its answer; so has a caller who gave up.
       if (!firstTime || options.signal?.aborted === true || error instanceof ClosedError) throw error
       this.#speaksNatPmp = false
+      // Its socket is of no more use.
+      await this.#natPmp.close()
       return undefined
-    } finally {
-      this.#natPmpInFlight--
     }
   }
 
   async map (request: PortMappingRequest, previous: PortMappingGrant | undefined, options: RequestOptions): Promise<PortMappingGrant> {
     // RFC 6887 §11.1: the nonce stays the same for the mapping's whole life.
-    const nonce = stateOf(previous)?.nonce ?? randomBytes(12)
-    const reply = await this.#requestMap(request.protocol, request.internalPort, nonce, request.lifetimeSeconds,
-      request.suggestedExternalPort, request.suggestedExternalAddress, options)
-    const grant: PortMappingGrant = {
+    const state = stateOf(previous)
+    const nonce = state?.nonce ?? randomBytes(12)
+    // A renewal asks for what the last grant gave: the same request, already encoded.
+    const last = state?.sent
+    const sent: SentMap = last !== undefined && last.lifetimeSeconds === request.lifetimeSeconds &&
+      last.suggestedExternalPort === request.suggestedExternalPort && last.suggestedExternalAddress === request.suggestedExternalAddress
+      ? last
+      : {
+          bytes: this.#encodeMap(request.protocol, request.internalPort, nonce, request.lifetimeSeconds, request.suggestedExternalPort, request.suggestedExternalAddress),
+          lifetimeSeconds: request.lifetimeSeconds,
+          suggestedExternalPort: request.suggestedExternalPort,
+          suggestedExternalAddress: request.suggestedExternalAddress
+        }
+    const reply = await this.#sendMap(sent.bytes, request.protocol, request.internalPort, nonce, request.lifetimeSeconds, options)
+    // Newest last: externalAddress() reads the latest report.
+    this.#held.delete(nonce)
+    this.#held.set(nonce, { externalAddress: reply.map.externalAddress, until: Date.now() + reply.lifetimeSeconds * 1000 })
+    return {
       protocol: request.protocol,
       internalPort: request.internalPort,
       externalPort: reply.map.externalPort,
       externalAddress: reply.map.externalAddress,
       lifetimeSeconds: reply.lifetimeSeconds,
       epochSeconds: reply.epochSeconds,
-      protocolState: { nonce } satisfies PcpMappingState
+      protocolState: { nonce, sent } satisfies PcpMappingState
     }
-    // Newest last: externalAddress() reads the latest report.
-    this.#held.delete(nonce)
-    this.#held.set(nonce, { externalAddress: reply.map.externalAddress, until: Date.now() + reply.lifetimeSeconds * 1000 })
-    return grant
   }
 
   /** RFC 6887 §15: a MAP with lifetime 0 and the mapping's nonce deletes it. */
@@ -157,7 +184,7 @@ export class PcpClient implements GatewayClient {
     const state = stateOf(grant)
     if (state === undefined) return
     this.#held.delete(state.nonce)
-    await this.#requestMap(grant.protocol, grant.internalPort, state.nonce, 0, 0, undefined, options)
+    await this.#sendMap(this.#encodeMap(grant.protocol, grant.internalPort, state.nonce, 0, 0, undefined), grant.protocol, grant.internalPort, state.nonce, 0, options)
   }
 
   /** The gateway's last reported epoch (RFC 6887 §8.5), undefined before the first reply. */
@@ -179,11 +206,12 @@ export class PcpClient implements GatewayClient {
 
   async close (): Promise<void> {
     this.#channel.close()
+    await this.#natPmp?.close()
   }
 
-  async #requestMap (protocol: TransportProtocol, internalPort: number, nonce: Uint8Array, lifetimeSeconds: number,
-    suggestedExternalPort: number, suggestedExternalAddress: string | undefined, options: RequestOptions): Promise<PcpMapResponse> {
-    const request = encodeMapRequest({
+  #encodeMap (protocol: TransportProtocol, internalPort: number, nonce: Uint8Array, lifetimeSeconds: number,
+    suggestedExternalPort: number, suggestedExternalAddress: string | undefined): Uint8Array {
+    return encodeMapRequest({
       clientAddress: this.localAddress,
       lifetimeSeconds,
       nonce,
@@ -192,8 +220,12 @@ export class PcpClient implements GatewayClient {
       suggestedExternalPort,
       ...(suggestedExternalAddress === undefined ? {} : { suggestedExternalAddress })
     })
+  }
+
+  async #sendMap (request: Uint8Array, protocol: TransportProtocol, internalPort: number, nonce: Uint8Array, lifetimeSeconds: number,
+    options: RequestOptions): Promise<PcpMapResponse> {
     // A reply for another mapping, or an old one with another nonce, is not ours: keep waiting.
-    const reply = await this.#request(request, (response) => {
+    const reply = await this.#request(request, mapKey(nonce), (response) => {
       const map = response.map
       if (response.opcode !== 'map' || map === undefined) return undefined
       if (map.protocol !== protocol || map.internalPort !== internalPort || !sameBytes(map.nonce, nonce)) return undefined
@@ -206,16 +238,13 @@ export class PcpClient implements GatewayClient {
     return reply
   }
 
-  async #request<R extends PcpResponse> (request: Uint8Array, match: (response: PcpResponse) => R | undefined, options: RequestOptions): Promise<R> {
+  async #request<R extends PcpResponse> (request: Uint8Array, key: string, match: (response: PcpResponse) => R | undefined, options: RequestOptions): Promise<R> {
     const reply = await this.#channel.exchange(`pcp request to ${this.gateway}`, {
       request,
       retransmit: pcpSchedule(),
-      accept: (bytes) => {
-        const decoded = decodeResponse(bytes)
+      key,
+      accept: (decoded) => {
         if (decoded.kind === 'version-mismatch') {
-          // A NAT-PMP-format refusal of opcode 0 answers our NAT-PMP address request as well as
-          // an ANNOUNCE: while one is in flight, it is that request's to take.
-          if (decoded.serverVersion === NATPMP_VERSION && bytes[1] === NATPMP_ADDRESS_RESPONSE_OPCODE && this.#natPmpInFlight > 0) return undefined
           throw new UnsupportedError(`${this.gateway} does not speak PCP version 2 (it answered as version ${decoded.serverVersion})`)
         }
         return match(decoded)
@@ -229,7 +258,8 @@ export class PcpClient implements GatewayClient {
 
 function stateOf (grant: PortMappingGrant | undefined): PcpMappingState | undefined {
   const state = grant?.protocolState as Partial<PcpMappingState> | undefined
-  return state?.nonce instanceof Uint8Array ? { nonce: state.nonce } : undefined
+  if (!(state?.nonce instanceof Uint8Array)) return undefined
+  return state.sent === undefined ? { nonce: state.nonce } : { nonce: state.nonce, sent: state.sent }
 }
 
 function sameBytes (a: Uint8Array, b: Uint8Array): boolean {

@@ -12,6 +12,7 @@
  * ```
  */
 import { Buffer } from 'node:buffer'
+import { debuglog } from 'node:util'
 import { isIP, isPubliclyRoutable, sameAddress } from '../net/ip-address.js'
 import { DEFAULT_REQUEST_TIMEOUT } from '../constants.js'
 import { withDeadline } from '../core/deadline.js'
@@ -68,6 +69,9 @@ import {
 import { startSsdpSearch } from './ssdp-search.js'
 import { loadXmlParser } from './xml.js'
 import { hostOf, trustedControlUrl } from './trust.js'
+import { recalledInProcess, recallGateway, rememberGateway, type Recalled } from './remembered.js'
+
+const debug = debuglog('natmapper')
 
 /** Internal knobs of the UPnP probe; tests use them to stay on loopback and be quick. */
 export interface UpnpProbeOptions {
@@ -174,8 +178,13 @@ async function probeUpnp (context: ProbeContext, options: ResolvedUpnpProbeOptio
       if (timer !== undefined) clearTimeout(timer)
       context.signal.removeEventListener('abort', onAbort)
       probing.abort(new AbortError('upnp probe settled'))
-      if (outcome instanceof UpnpClient) resolve(outcome)
-      else reject(outcome)
+      if (outcome instanceof UpnpClient) {
+        rememberGateway(context.gateway, context.localAddress,
+          { location: outcome.descriptionUrl.href, serviceType: outcome.service.serviceType, controlUrl: outcome.service.controlUrl.href }, context.cacheFile)
+        resolve(outcome)
+      } else {
+        reject(outcome)
+      }
     }
     const onAbort = (): void => {
       settle(new AbortError(`upnp: discovery stopped before a usable gateway answered (${problem()})`, { cause: descriptionProblem ?? searchProblem ?? context.signal.reason }))
@@ -198,21 +207,50 @@ async function probeUpnp (context: ProbeContext, options: ResolvedUpnpProbeOptio
     }, UPNP_PRELOAD_DELAY)
     preload.unref()
     probing.signal.addEventListener('abort', () => { clearTimeout(preload) }, { once: true })
-    startSsdpSearch({
-      gateway: context.gateway,
-      localAddress: context.localAddress,
-      port: options.ssdpPort,
-      multicast: options.multicast,
-      schedule: options.searchSchedule,
-      signal: probing.signal,
-      onRefused: (error) => { settle(error) },
-      onLocation: (location, announced) => {
-        connectToGateway({ location, announced, context, options, signal: probing.signal }).then(settle, (error: Error) => {
-          descriptionProblem = error
-        })
-      },
-      onProblem: (error) => { searchProblem = error }
-    })
+    let searching = false
+    const tryRemembered = (remembered: Recalled | undefined): void => {
+      if (remembered === undefined || settled) return
+      // A stale entry is no problem to report: the search goes on as if there had been none.
+      connectToGateway({ location: remembered.location, announced: remembered.location, context, options, signal: probing.signal, service: remembered }).then(settle, (error: Error) => {
+        debug('upnp: remembered gateway %s failed: %s', remembered.location.href, error.message)
+        search()
+      })
+    }
+    const search = (): void => {
+      if (settled || searching) return
+      searching = true
+      startSsdpSearch({
+        gateway: context.gateway,
+        localAddress: context.localAddress,
+        port: options.ssdpPort,
+        multicast: options.multicast,
+        schedule: options.searchSchedule,
+        signal: probing.signal,
+        onRefused: (error) => { settle(error) },
+        onLocation: (location, announced) => {
+          connectToGateway({ location, announced, context, options, signal: probing.signal }).then(settle, (error: Error) => {
+            descriptionProblem = error
+          })
+        },
+        onProblem: (error) => { searchProblem = error }
+      })
+    }
+    // A gateway that worked before is tried at once with one GET, beside the search: whichever
+    // confirms a usable gateway first wins. Remembered in this process, its GET gets a head start
+    // of REMEMBERED_HEAD_START (the search's dozen datagrams would otherwise go out before its
+    // connection is up), cut short if it fails; a router takes tens of ms to answer a search
+    // anyway. From the cache file, the search starts while the file is read.
+    const inProcess = context.rememberGateway === false ? undefined : recalledInProcess(context.gateway, context.localAddress)
+    if (inProcess !== undefined) {
+      tryRemembered(inProcess)
+      const headStart = setTimeout(search, REMEMBERED_HEAD_START)
+      probing.signal.addEventListener('abort', () => { clearTimeout(headStart) }, { once: true })
+    } else {
+      search()
+      if (context.rememberGateway !== false && context.cacheFile !== undefined) {
+        recallGateway(context.gateway, context.localAddress, context.cacheFile).then(tryRemembered, () => {})
+      }
+    }
   })
 }
 
@@ -224,10 +262,12 @@ interface GatewayLocation {
   context: ProbeContext
   options: ResolvedUpnpProbeOptions
   signal: AbortSignal
+  /** The WAN service chosen last time (a remembered gateway): used again, without choosing anew. */
+  service?: { serviceType: string, controlUrl: string }
 }
 
 /** Fetches and reads the description, keeps the WAN services on the gateway, and builds the client. */
-async function connectToGateway ({ location, announced, context, options, signal }: GatewayLocation): Promise<UpnpClient> {
+async function connectToGateway ({ location, announced, context, options, signal, service: chosen }: GatewayLocation): Promise<UpnpClient> {
   const { response, localAddress } = await withDeadline(`upnp: GET ${location.href}`, { signal, timeout: options.requestTimeout }, async (deadline) =>
     await httpExchange({ method: 'GET', url: location, headers: REQUEST_HEADERS, maxBodyBytes: MAX_DESCRIPTION_BYTES, signal: deadline }))
   expectSuccess(response, `upnp: GET ${location.href}`)
@@ -241,6 +281,8 @@ async function connectToGateway ({ location, announced, context, options, signal
       return controlUrl === undefined ? [] : [{ ...service, controlUrl }]
     })
     .sort((a, b) => SERVICE_PREFERENCE[a.kind] - SERVICE_PREFERENCE[b.kind])
+  const remembered = chosen === undefined ? -1 : services.findIndex((service) => service.serviceType === chosen.serviceType && service.controlUrl.href === chosen.controlUrl)
+  if (remembered > 0) services.unshift(...services.splice(remembered, 1))
   if (services.length === 0) {
     throw new UnsupportedError(description.wanServices.length === 0
       ? `upnp: ${location.href} offers no WANIPConnection or WANPPPConnection service`
@@ -261,7 +303,7 @@ async function connectToGateway ({ location, announced, context, options, signal
     maxConcurrentRequests: options.maxConcurrentRequests,
     randomPort: options.randomPort
   })
-  if (services.length > 1) {
+  if (services.length > 1 && remembered === -1) {
     try {
       await client.selectService({ signal, timeout: options.requestTimeout * services.length })
     } catch (error) {
@@ -279,6 +321,8 @@ const SERVICE_PREFERENCE: Readonly<Record<WanServiceKind, number>> = {
   'WANPPPConnection:1': 2
 }
 
+/** How long a remembered gateway's GET goes ahead of the SSDP search (see probeUpnp). */
+const REMEMBERED_HEAD_START = 2
 /** How long the probe waits before loading what a UPnP gateway needs (see createUpnpProbe). */
 const UPNP_PRELOAD_DELAY = 20
 /** listMappings() stops here: a table this long is a router bug or a loop. */

@@ -1,8 +1,8 @@
-import type { TransportProtocol } from './gateway-client.js'
-import type { DiscoverOptions, MappingOptions } from '../options.js'
+import type { TransportProtocol } from './core/gateway-client.js'
+import type { DiscoverOptions, MappingOptions } from './options.js'
 import { discoverNAT } from './discover.js'
-import type { Mapping } from './mapping.js'
-import type { NAT } from './nat.js'
+import type { Mapping } from './core/mapping.js'
+import type { NAT } from './core/nat.js'
 
 /** What mapEveryFamily() opened, and why a family has nothing. */
 export interface EveryFamilyMapping {

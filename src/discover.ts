@@ -1,0 +1,27 @@
+import { NAT } from './core/nat.js'
+import { locateGateway, probeEach, raceProbes, type ProbeReport } from './core/probe.js'
+import { AbortError } from './errors.js'
+import { resolveDiscoverOptions, type DiscoverOptions } from './options.js'
+import { protocolProbes } from './protocols.js'
+
+/**
+ * Finds the NAT gateway in front of this host and returns a NAT service driving it with the best
+ * protocol that answered (PCP, then NAT-PMP, then UPnP IGDv2, then IGDv1).
+ */
+export async function discoverNAT (options: DiscoverOptions = {}): Promise<NAT> {
+  const resolved = resolveDiscoverOptions(options)
+  const signal = resolved.signal
+  if (signal?.aborted === true) throw new AbortError('discovery aborted', { cause: signal.reason })
+  const location = await locateGateway(resolved)
+  return new NAT(await raceProbes(location, resolved, protocolProbes), resolved, protocolProbes)
+}
+
+/**
+ * Runs every enabled probe to its end (instead of stopping at the first answer) and reports each,
+ * for diagnostics such as the CLI's `discover`. Nothing is left open afterwards.
+ */
+export async function probeGateway (options: DiscoverOptions = {}): Promise<{ gateway: string, localAddress: string, probes: ProbeReport[] }> {
+  const resolved = resolveDiscoverOptions(options)
+  const location = await locateGateway(resolved)
+  return { ...location, probes: await probeEach(location, resolved, protocolProbes) }
+}

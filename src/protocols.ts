@@ -1,0 +1,36 @@
+/**
+ * The protocols natmapper speaks and how each one's code is loaded: the one module that knows
+ * them all, above the core (which sees only a ProbeRegistry) and the protocol folders.
+ *
+ * PCP and NAT-PMP are small and answer within a millisecond or two, so they load with the
+ * package. UPnP (SSDP, HTTP, SOAP, the XML parser) is most of the code and waits ~50 ms for the
+ * router's SSDP answer anyway: it is loaded (a separate chunk) only when its probe starts, so a
+ * program that never probes UPnP never compiles it.
+ */
+import type { ProbeContext, ProbeRegistry, ProtocolProbe } from './core/gateway-client.js'
+import { natPmpProbe } from './natpmp/client.js'
+import { pcpProbe } from './pcp/client.js'
+
+/** A probe whose module is imported on the first call (once: later calls share the import). */
+function onFirstUse (load: () => Promise<ProtocolProbe>): ProtocolProbe {
+  let loading: Promise<ProtocolProbe> | undefined
+  return async (context: ProbeContext) => {
+    loading ??= load().catch((error: unknown) => {
+      loading = undefined
+      throw error
+    })
+    return await (await loading)(context)
+  }
+}
+
+const upnpProbe = onFirstUse(async () => (await import('./upnp/client.js')).upnpProbe)
+const upnpPinholeProbe = onFirstUse(async () => (await import('./upnp/pinhole-client.js')).upnpPinholeProbe)
+
+/** IPv6 UPnP is WANIPv6FirewallControl pinholes, not port mappings. */
+export const protocolProbes: ProbeRegistry = (protocol, family) => {
+  switch (protocol) {
+    case 'pcp': return pcpProbe
+    case 'nat-pmp': return natPmpProbe
+    case 'upnp': return family === 'IPv6' ? upnpPinholeProbe : upnpProbe
+  }
+}

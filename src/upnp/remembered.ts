@@ -1,0 +1,114 @@
+/**
+ * The remembered UPnP gateway: where the description of a gateway that worked is, and the WAN
+ * service chosen on it, so that the next discovery (a rediscovery in this process, a new NAT, or,
+ * through a small cache file, the next `natmapper` run) tries it at once with one GET instead of
+ * waiting ~50 ms for the router's SSDP answer. The caller races it against the SSDP search, so a
+ * stale entry (the router rebooted onto another port, or is another router now) costs nothing.
+ *
+ * An entry is keyed by gateway and local address, lives REMEMBER_FOR, and is used only when its
+ * description URL names the current gateway itself: an entry edited to name another host, or left
+ * from another network, never makes us talk to anyone but the gateway of the default route.
+ */
+import { Buffer } from 'node:buffer'
+import { mkdir, open, rename, writeFile } from 'node:fs/promises'
+import { dirname } from 'node:path'
+import { debuglog } from 'node:util'
+import { sameAddress } from './trust.js'
+
+const debug = debuglog('natmapper')
+
+/** How long a gateway is remembered: long enough for a CLI run a minute later, short enough that a new router is not tried for long. */
+export const REMEMBER_FOR = 10 * 60_000
+/** The cache file is tiny; anything larger was not written by us. */
+const MAX_FILE_BYTES = 16 * 1024
+/** Entries kept in the file (one per gateway and local address). */
+const MAX_ENTRIES = 16
+
+export interface RememberedGateway {
+  /** The description URL. */
+  location: string
+  /** The WAN service chosen on it. */
+  serviceType: string
+  controlUrl: string
+  /** Date.now() when it last worked. */
+  savedAt: number
+}
+
+const inProcess = new Map<string, RememberedGateway>()
+
+const keyOf = (gateway: string, localAddress: string): string => `${gateway} ${localAddress}`
+
+/**
+ * The remembered gateway for this gateway and local address, if fresh and on the gateway itself;
+ * from this process's memory, else from `file`. Never throws: a bad file means nothing remembered.
+ */
+export async function recallGateway (gateway: string, localAddress: string, file: string | undefined): Promise<Recalled | undefined> {
+  return recalledInProcess(gateway, localAddress) ?? (file === undefined ? undefined : usable((await readEntries(file))[keyOf(gateway, localAddress)], gateway))
+}
+
+/** The same from this process's memory alone, at once. */
+export function recalledInProcess (gateway: string, localAddress: string): Recalled | undefined {
+  return usable(inProcess.get(keyOf(gateway, localAddress)), gateway)
+}
+
+export interface Recalled { location: URL, serviceType: string, controlUrl: string }
+
+function usable (entry: unknown, gateway: string): Recalled | undefined {
+  if (entry === undefined || !isEntry(entry)) return undefined
+  const age = Date.now() - entry.savedAt
+  if (age < 0 || age > REMEMBER_FOR) return undefined
+  let location: URL
+  try {
+    location = new URL(entry.location)
+  } catch {
+    return undefined
+  }
+  if (location.protocol !== 'http:' || !sameAddress(location.hostname, gateway)) {
+    debug('upnp: remembered gateway %s is not %s: ignored', location.host, gateway)
+    return undefined
+  }
+  return { location, serviceType: entry.serviceType, controlUrl: entry.controlUrl }
+}
+
+/** Remembers a gateway that worked, in this process and (best effort) in `file`. */
+export function rememberGateway (gateway: string, localAddress: string, entry: Omit<RememberedGateway, 'savedAt'>, file: string | undefined): void {
+  const key = keyOf(gateway, localAddress)
+  const saved: RememberedGateway = { ...entry, savedAt: Date.now() }
+  inProcess.set(key, saved)
+  if (file !== undefined) {
+    writeEntry(file, key, saved).catch((error: unknown) => { debug('upnp: cannot write %s: %s', file, String(error)) })
+  }
+}
+
+function isEntry (value: unknown): value is RememberedGateway {
+  const entry = value as Partial<RememberedGateway> | null
+  return typeof entry === 'object' && entry !== null && typeof entry.location === 'string' && typeof entry.serviceType === 'string' &&
+    typeof entry.controlUrl === 'string' && typeof entry.savedAt === 'number' && Number.isFinite(entry.savedAt)
+}
+
+async function readEntries (file: string): Promise<Record<string, unknown>> {
+  try {
+    const handle = await open(file, 'r')
+    try {
+      const buffer = Buffer.alloc(MAX_FILE_BYTES + 1)
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0)
+      if (bytesRead > MAX_FILE_BYTES) return {}
+      const parsed = JSON.parse(buffer.subarray(0, bytesRead).toString('utf8')) as { gateways?: unknown }
+      return typeof parsed.gateways === 'object' && parsed.gateways !== null ? parsed.gateways as Record<string, unknown> : {}
+    } finally {
+      await handle.close()
+    }
+  } catch {
+    return {}
+  }
+}
+
+/** Read, update, write to a temporary file and rename: a reader never sees half a file. */
+async function writeEntry (file: string, key: string, entry: RememberedGateway): Promise<void> {
+  const entries = Object.entries(await readEntries(file)).filter(([other, value]) => other !== key && isEntry(value) && Date.now() - value.savedAt <= REMEMBER_FOR)
+  const gateways = Object.fromEntries([...entries.slice(-(MAX_ENTRIES - 1)), [key, entry]])
+  await mkdir(dirname(file), { recursive: true, mode: 0o700 })
+  const temporary = `${file}.${process.pid}.tmp`
+  await writeFile(temporary, JSON.stringify({ version: 1, gateways }, null, 2) + '\n', { mode: 0o600 })
+  await rename(temporary, file)
+}
