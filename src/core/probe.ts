@@ -16,11 +16,6 @@ export interface DiscoveredGateway {
 
 /** Lower is preferred: PCP, then NAT-PMP, then IGDv2, then IGDv1. */
 const TYPE_RANK: Record<NatType, number> = { pcp: 0, 'nat-pmp': 1, 'upnp-igd2': 2, 'upnp-igd1': 3 }
-/**
- * How long the most preferred probe runs alone before the others start (see raceProbes): longer
- * than a PCP exchange takes in a fresh process (~8 ms in the lab, loading node:dgram included).
- */
-const PROBE_HEAD_START = 10
 /** The best type a still-running probe could yield. */
 const PROBE_BEST_RANK: Record<WireProtocol, number> = { pcp: 0, 'nat-pmp': 1, upnp: 2 }
 
@@ -119,7 +114,6 @@ export async function raceProbes ({ gateway, localAddress }: GatewayLocation, op
       settled = true
       clearTimeout(timeoutTimer)
       clearTimeout(windowTimer)
-      clearTimeout(headStartTimer)
       options.signal?.removeEventListener('abort', onAbort)
       probing.abort(SETTLED)
       for (const client of answered) if (client !== outcome) void client.close()
@@ -141,8 +135,10 @@ export async function raceProbes ({ gateway, localAddress }: GatewayLocation, op
     }
 
     options.signal?.addEventListener('abort', onAbort, { once: true })
-    const waiting: WireProtocol[] = []
-    const start = (protocol: WireProtocol): void => {
+    // Every probe starts at once (a head start for the preferred one would make the others wait
+    // out a fixed delay whenever it stays silent); the preference window above orders answers.
+    for (const protocol of protocols) {
+      pending.add(protocol)
       registry(protocol, options.family)(context).then((client) => {
         if (settled) { void client.close(); return }
         pending.delete(protocol)
@@ -152,26 +148,9 @@ export async function raceProbes ({ gateway, localAddress }: GatewayLocation, op
         if (settled) return
         pending.delete(protocol)
         reasons[protocol] = error instanceof Error ? error : new Error(String(error))
-        startWaiting()
         decide(false)
       })
     }
-    const startWaiting = (): void => {
-      clearTimeout(headStartTimer)
-      for (const protocol of waiting.splice(0)) if (!settled) start(protocol)
-    }
-    // The most preferred protocol goes first; the others follow PROBE_HEAD_START later, or as soon
-    // as a probe fails. A PCP gateway answers within a millisecond (a few in a process that has
-    // just started), and then the SSDP search (a dozen datagrams, and the UPnP code loaded) and a
-    // second exchange on port 5351 are work the winner would wait behind; a gateway without PCP
-    // says so at once (ICMP, UNSUPP_VERSION), and only one that drops port 5351 silently makes
-    // the others wait PROBE_HEAD_START, beside the ~50 ms a router takes to answer a search.
-    const ordered = [...protocols].sort((a, b) => PROBE_BEST_RANK[a] - PROBE_BEST_RANK[b])
-    for (const protocol of ordered) pending.add(protocol)
-    const [first, ...rest] = ordered
-    waiting.push(...rest)
-    const headStartTimer = rest.length === 0 ? undefined : setTimeout(startWaiting, PROBE_HEAD_START)
-    if (first !== undefined) start(first)
     decide(false)
   })
 }
