@@ -13,7 +13,8 @@
 import { Buffer } from 'node:buffer'
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads'
 import { parseArgs } from 'node:util'
-import { generateInput, mixSeed, prng } from './fuzz/mutate.js'
+import { generateInput } from './fuzz/mutate.js'
+import { mixSeed, prng } from './lib/random.js'
 import { TARGETS, type FuzzTarget } from './fuzz/targets.js'
 
 interface WorkerJob { target: string, seed: number, from: number, count: number, deadline: number, progress: SharedArrayBuffer }
