@@ -37,8 +37,9 @@ const RECOVERY_BOUND_MS = 30_000
 const DETECTION_BOUND_MS = 15_000
 /** Heap growth (median of the last third of samples over the first third) allowed per agent. */
 const HEAP_GROWTH_BOUND = 3 * 1024 * 1024
-/** Active handles growth allowed per agent, same comparison. */
-const HANDLE_GROWTH_BOUND = 2
+/** Growth allowed per agent, same comparison, of live resources (timers, sockets, ...) and of open file descriptors. */
+const HANDLE_GROWTH_BOUND = 4
+const FD_GROWTH_BOUND = 2
 
 const AGENTS = [
   { name: 'pcp', protocols: ['pcp'] },
@@ -49,7 +50,8 @@ const AGENTS = [
 
 interface MappingStatus { transport: 'tcp' | 'udp', port: number, established: boolean, externalPort: number, address?: string, addressError?: unknown }
 interface AgentStatus { type: string, gateway: string, localAddress: string, mappings: MappingStatus[] }
-interface MemorySample { t: number, heapUsed: number, rss: number, handles: number, byKind: Record<string, number>, mappings: number, gc: boolean }
+/** `handles`: timers, UDP sockets and servers alive by async_hooks' count, unref'd ones included; `fds`: open file descriptors. */
+interface MemorySample { t: number, heapUsed: number, rss: number, handles: number, fds: number, timers: number, byKind: Record<string, number>, mappings: number, gc: boolean }
 interface AgentEvent { event: string, t: number, [field: string]: unknown }
 
 export interface TimelineEntry { t: number, what: string }
@@ -64,7 +66,7 @@ export interface SoakResult {
   wallSeconds: number
   episodes: EpisodeResult[]
   violations: Violation[]
-  memory: Record<string, { samples: MemorySample[], heapFirstThird: number, heapLastThird: number, handlesFirstThird: number, handlesLastThird: number }>
+  memory: Record<string, { samples: MemorySample[], heapFirstThird: number, heapLastThird: number, handlesFirstThird: number, handlesLastThird: number, fdsFirstThird: number, fdsLastThird: number }>
   agentEvents: Record<string, Record<string, number>>
   timeline: TimelineEntry[]
 }
@@ -322,10 +324,12 @@ async function main (): Promise<void> {
   for (const [name, samples] of memory) {
     const [heapFirstThird, heapLastThird] = thirds(samples, (sample) => sample.heapUsed)
     const [handlesFirstThird, handlesLastThird] = thirds(samples, (sample) => sample.handles)
-    memoryReport[name] = { samples, heapFirstThird, heapLastThird, handlesFirstThird, handlesLastThird }
+    const [fdsFirstThird, fdsLastThird] = thirds(samples, (sample) => sample.fds)
+    memoryReport[name] = { samples, heapFirstThird, heapLastThird, handlesFirstThird, handlesLastThird, fdsFirstThird, fdsLastThird }
     if (samples.length >= 3) {
       if (heapLastThird - heapFirstThird > HEAP_GROWTH_BOUND) violate('memory', `${name}: heap grew ${((heapLastThird - heapFirstThird) / 1_048_576).toFixed(2)} MB (bound ${HEAP_GROWTH_BOUND / 1_048_576} MB)`)
-      if (handlesLastThird - handlesFirstThird > HANDLE_GROWTH_BOUND) violate('memory', `${name}: active handles grew from ${handlesFirstThird} to ${handlesLastThird}`)
+      if (handlesLastThird - handlesFirstThird > HANDLE_GROWTH_BOUND) violate('memory', `${name}: live resources (timers, sockets) grew from ${handlesFirstThird} to ${handlesLastThird}`)
+      if (fdsLastThird - fdsFirstThird > FD_GROWTH_BOUND) violate('memory', `${name}: open file descriptors grew from ${fdsFirstThird} to ${fdsLastThird}`)
     }
   }
 
@@ -400,7 +404,7 @@ function printSummary (result: SoakResult): void {
     console.log(`${kind.padEnd(17)} ${String(applied).padStart(7)} ${String(median(times)).padStart(21)} ${String(Math.max(0, ...times)).padStart(11)}`)
   }
   for (const [name, figures] of Object.entries(result.memory)) {
-    console.log(`${name.padEnd(8)} heap ${(figures.heapFirstThird / 1_048_576).toFixed(2)} → ${(figures.heapLastThird / 1_048_576).toFixed(2)} MB, handles ${figures.handlesFirstThird} → ${figures.handlesLastThird} (${figures.samples.length} samples after GC)`)
+    console.log(`${name.padEnd(8)} heap ${(figures.heapFirstThird / 1_048_576).toFixed(2)} → ${(figures.heapLastThird / 1_048_576).toFixed(2)} MB, live resources ${figures.handlesFirstThird} → ${figures.handlesLastThird}, fds ${figures.fdsFirstThird} → ${figures.fdsLastThird} (${figures.samples.length} samples after GC)`)
   }
   for (const violation of result.violations) console.log(`VIOLATION ${violation.invariant} at ${(violation.t / 1_000).toFixed(1)} s: ${violation.detail}`)
 }

@@ -3,6 +3,8 @@
 // that must never happen (an unhandled rejection, an uncaught exception, a process warning such
 // as MaxListenersExceededWarning) instead of dying, so the soak can count it. After "exit" it
 // closes everything and never calls process.exit: the soak checks that it then ends by itself.
+import { createHook } from 'node:async_hooks'
+import { readdirSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { discoverNAT, type DiscoverOptions, type Mapping, type NAT } from '../../../src/index.js'
 import { assertInLabNamespace } from '../../helpers/netns.js'
@@ -28,6 +30,27 @@ const describeError = (error: unknown): Record<string, unknown> =>
 process.on('unhandledRejection', (reason) => { report('crash', { kind: 'unhandledRejection', error: describeError(reason), stack: (reason as Error | undefined)?.stack }) })
 process.on('uncaughtException', (error) => { report('crash', { kind: 'uncaughtException', error: describeError(error), stack: error.stack }) })
 process.on('warning', (warning) => { report('warning', { name: warning.name, message: warning.message }) })
+
+// natmapper unrefs its sockets and timers, so process.getActiveResourcesInfo() does not see them:
+// count what is alive ourselves. Timers, sockets and other resources by type (created minus
+// destroyed), and open file descriptors, which every socket holds.
+const live: Record<string, number> = {}
+const liveTypes = new Map<number, string>()
+createHook({
+  init (id, type) {
+    if (type === 'PROMISE' || type === 'TickObject' || type === 'Microtask') return
+    liveTypes.set(id, type)
+    live[type] = (live[type] ?? 0) + 1
+  },
+  destroy (id) {
+    const type = liveTypes.get(id)
+    if (type === undefined) return
+    liveTypes.delete(id)
+    live[type] = (live[type] ?? 1) - 1
+  }
+}).enable()
+
+const LONG_LIVED = ['Timeout', 'UDPWRAP', 'TCPSERVERWRAP']
 
 const held = new Map<string, { mapping: Mapping, echo: EchoServer }>()
 const key = (transport: string, port: number): string => `${transport}/${port}`
@@ -84,11 +107,20 @@ function memory (): Record<string, unknown> {
   // Measured after a full collection, so that the figure is what is still referenced.
   const collect = (globalThis as { gc?: () => void }).gc
   collect?.()
-  const resources = process.getActiveResourcesInfo()
-  const byKind: Record<string, number> = {}
-  for (const resource of resources) byKind[resource] = (byKind[resource] ?? 0) + 1
+  const byKind = Object.fromEntries(Object.entries(live).filter(([, count]) => count > 0))
   const usage = process.memoryUsage()
-  return { gc: collect !== undefined, heapUsed: usage.heapUsed, rss: usage.rss, handles: resources.length, byKind, mappings: held.size, natMappings: nat.mappings().length }
+  return {
+    gc: collect !== undefined,
+    heapUsed: usage.heapUsed,
+    rss: usage.rss,
+    fds: readdirSync('/proc/self/fd').length,
+    timers: live.Timeout ?? 0,
+    // What lives as long as a mapping or a NAT; file reads and HTTP connections come and go.
+    handles: LONG_LIVED.reduce((sum, type) => sum + (live[type] ?? 0), 0),
+    byKind,
+    mappings: held.size,
+    natMappings: nat.mappings().length
+  }
 }
 
 await Promise.all(config.mappings.map(async ({ transport, port }) => { await open(transport, port) }))
