@@ -26,7 +26,7 @@ import type {
   RequestOptions,
   TransportProtocol
 } from '../core/gateway-client.js'
-import { RequestLimiter } from '../core/limiter.js'
+import { allowManyListeners, RequestLimiter } from '../core/limiter.js'
 import {
   AbortError,
   ClosedError,
@@ -329,6 +329,11 @@ export class UpnpClient implements GatewayClient {
   readonly #limiter: RequestLimiter
   readonly #requestTimeout: number
   readonly #randomPort: () => number
+  /**
+   * Aborts every request in flight on close(). Each request listens to it while it waits, so a
+   * burst (a gateway reset renewing every mapping at once) puts many listeners on it; that is not
+   * a leak (found by the soak: MaxListenersExceededWarning with 13 mappings moving at once).
+   */
   readonly #shutdown = new AbortController()
   #closed = false
   /** Learnt from a 725 answer: this gateway grants static leases only. */
@@ -345,6 +350,7 @@ export class UpnpClient implements GatewayClient {
   constructor (init: UpnpClientInit) {
     const first = init.services[0]
     if (first === undefined) throw new InvalidArgumentError('a UPnP client needs a WAN service')
+    allowManyListeners(this.#shutdown.signal)
     this.type = init.description.igdVersion === 2 ? 'upnp-igd2' : 'upnp-igd1'
     this.gateway = init.gateway
     this.localAddress = init.localAddress

@@ -1,6 +1,7 @@
 import { Buffer } from 'node:buffer'
 import { DEFAULT_REQUEST_TIMEOUT } from '../constants.js'
 import { withDeadline } from '../core/deadline.js'
+import { allowManyListeners } from '../core/limiter.js'
 import type { GatewayClient, GatewayEvent, PortMappingGrant, PortMappingRequest, ProbeContext, RequestOptions } from '../core/gateway-client.js'
 import { ClosedError, GatewayResultError, HttpStatusError, UnsupportedError } from '../errors.js'
 import { UpnpClient, upnpProbe } from './client.js'
@@ -58,11 +59,17 @@ export class UpnpPinholeClient implements GatewayClient {
   readonly #controlUrl: URL
   readonly #serviceType: string
   readonly #requestTimeout: number
+  /**
+   * Aborts every request in flight on close(). Each request listens to it while it waits, so a
+   * burst (a gateway reset renewing every mapping at once) puts many listeners on it; that is not
+   * a leak (found by the soak: MaxListenersExceededWarning with 13 mappings moving at once).
+   */
   readonly #shutdown = new AbortController()
   #status: FirewallStatus | undefined
   #closed = false
 
   constructor (init: UpnpPinholeClientInit) {
+    allowManyListeners(this.#shutdown.signal)
     this.gateway = init.gateway
     this.localAddress = init.localAddress
     this.#controlUrl = init.controlUrl

@@ -335,6 +335,21 @@ describe('UPnP probe trust and failures', () => {
   })
 })
 
+describe('UPnP client under load', () => {
+  // Regression (soak, seed 7): 13 mappings moving off a UPnP gateway at once deleted them with 13
+  // requests in flight, each listening to the client's shutdown signal: MaxListenersExceededWarning.
+  it('serves many requests at once without a MaxListenersExceededWarning', async (t) => {
+    const { client } = await connect(t)
+    const warnings: string[] = []
+    const onWarning = (warning: Error): void => { warnings.push(`${warning.name}: ${warning.message}`) }
+    process.on('warning', onWarning)
+    t.after(() => { process.off('warning', onWarning) })
+    await Promise.all(Array.from({ length: 16 }, async () => await client.externalAddress()))
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    assert.deepEqual(warnings, [])
+  })
+})
+
 describe('UPnP client close', () => {
   it('leaves no socket or timer behind, is idempotent, and refuses calls afterwards', async () => {
     const before = await settledResources()
