@@ -22,8 +22,10 @@ cd "$out/code" || exit 1
 status=0
 for seed in "$@"; do
   echo "$(date -u +%FT%TZ) seed $seed: $minutes min, $mappings mappings per NAT" >>"$out/progress.txt"
-  node --import tsx --expose-gc scripts/soak.ts --minutes "$minutes" --mappings "$mappings" --seed "$seed" --out "$out" >"$out/soak-$seed.log" 2>&1 || status=1
-  echo "$(date -u +%FT%TZ) seed $seed: exit $?" >>"$out/progress.txt"
+  node --import tsx --expose-gc scripts/soak.ts --minutes "$minutes" --mappings "$mappings" --seed "$seed" --out "$out" >"$out/soak-$seed.log" 2>&1
+  rc=$?
+  ((rc == 0)) || status=1
+  echo "$(date -u +%FT%TZ) seed $seed: exit $rc" >>"$out/progress.txt"
 done
 node --import tsx scripts/soak-report.ts "$out" >"$out/summary.md" 2>&1 || status=1
 echo "$(date -u +%FT%TZ) done (status $status); summary in $out/summary.md" >>"$out/progress.txt"
