@@ -14,7 +14,7 @@
 import { Buffer } from 'node:buffer'
 import { isIP, isPubliclyRoutable, sameAddress } from '../net/ip-address.js'
 import { DEFAULT_REQUEST_TIMEOUT } from '../constants.js'
-import { withDeadline } from '../core/deadline.js'
+import { anySignal, withDeadline } from '../core/deadline.js'
 import type {
   GatewayClient,
   GatewayEvent,
@@ -668,12 +668,15 @@ export class UpnpClient implements GatewayClient {
   /** Bounds a public call in time, ties it to close(), and turns a close into ClosedError. */
   async #run<T> (what: string, options: RequestOptions, task: (signal: AbortSignal) => Promise<T>): Promise<T> {
     if (this.#closed) throw new ClosedError('upnp client closed')
-    const signal = options.signal === undefined ? this.#shutdown.signal : AbortSignal.any([options.signal, this.#shutdown.signal])
+    const linked = options.signal === undefined ? undefined : anySignal([options.signal, this.#shutdown.signal])
+    const signal = linked?.signal ?? this.#shutdown.signal
     try {
       return await withDeadline(`upnp ${what}`, { signal, timeout: options.timeout ?? this.#requestTimeout }, task)
     } catch (error) {
       if (this.#closed && !(error instanceof GatewayResultError)) throw new ClosedError('upnp client closed')
       throw error
+    } finally {
+      linked?.release()
     }
   }
 

@@ -81,8 +81,12 @@ async function close (transport: 'tcp' | 'udp', port: number): Promise<void> {
   const entry = held.get(key(transport, port))
   if (entry === undefined) return
   held.delete(key(transport, port))
-  await entry.mapping.close()
-  await entry.echo.close()
+  // close() rejects when the gateway cannot be told (it is silent); the service goes all the same.
+  try {
+    await entry.mapping.close()
+  } finally {
+    await entry.echo.close()
+  }
 }
 
 /** Every held mapping as it reports itself now: established, and where it says it is reachable. */
