@@ -20,8 +20,9 @@
  * A failure prints the seed and the fault timeline; the same seed replays the same schedule.
  * Results go to DIR/soak-SEED.json (read by scripts/soak-report.ts). Exit code 1 on any violation.
  */
+import { Buffer } from 'node:buffer'
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { closeSync, mkdirSync, openSync, readSync, statSync, writeFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { acquireLabLock, lab, labEnv, labUnavailableReason, releaseLabLock, ROOT, WanProber } from '../test/helpers/lab.js'
@@ -56,6 +57,8 @@ interface AgentEvent { event: string, t: number, [field: string]: unknown }
 
 export interface TimelineEntry { t: number, what: string }
 export interface Violation { t: number, invariant: 'recovery' | 'truthful' | 'crash' | 'close' | 'memory' | 'agent', detail: string }
+/** An episode after which the gateway itself could not add rules until it was restarted. */
+export interface GatewayIncident { t: number, episode: number, evidence: string, recoveredAfterRestartMs: number | undefined }
 export interface EpisodeResult { index: number, kinds: FaultKind[], faults: PlannedFault[], startedAt: number, settledAt: number, recoveredMs: number | undefined }
 export interface SoakResult {
   seed: number
@@ -66,6 +69,8 @@ export interface SoakResult {
   wallSeconds: number
   episodes: EpisodeResult[]
   violations: Violation[]
+  /** Gateway breakdowns no client could mend (see gatewayBreakage); not violations, but listed. */
+  incidents: GatewayIncident[]
   memory: Record<string, { samples: MemorySample[], heapFirstThird: number, heapLastThird: number, handlesFirstThird: number, handlesLastThird: number, fdsFirstThird: number, fdsLastThird: number }>
   agentEvents: Record<string, Record<string, number>>
   timeline: TimelineEntry[]
@@ -185,11 +190,14 @@ async function main (): Promise<void> {
   const statuses = new Map<string, AgentStatus>()
   const memory = new Map<string, MemorySample[]>()
   const episodes: EpisodeResult[] = []
+  const incidents: GatewayIncident[] = []
+  let gatewayLog: LogTail | undefined
   let stopSampling = false
   let sampler: Promise<void> = Promise.resolve()
   try {
     await labScript('up.sh', ['--mode', 'all', '--uptime', 'daemon'])
     await labScript('gateway2.sh', ['up'])
+    gatewayLog = new LogTail(`${labEnv.LAB_RUN_DIR ?? '/run/natmapper-lab'}/miniupnpd.log`)
     prober.current = new WanProber()
     const onEvent = (agent: SoakAgent, event: AgentEvent): void => {
       if (event.event === 'crash' || event.event === 'warning') violate('crash', `${agent.name}: ${event.event} ${JSON.stringify(event)}`)
@@ -270,8 +278,26 @@ async function main (): Promise<void> {
         await active.undo().catch((error: unknown) => { note(`  ${fault.kind} could not be undone: ${String(error)}`) })
       }))
       const settledAt = Date.now()
-      const recoveredMs = await waitForRecovery(agents, prober.current, settledAt, violate)
-      note(recoveredMs === undefined ? `episode ${index}: NOT recovered within ${RECOVERY_BOUND_MS} ms` : `episode ${index}: every mapping reachable ${recoveredMs} ms after the faults were undone`)
+      const recovery = await waitForRecovery(agents, prober.current, settledAt)
+      const recoveredMs = recovery.ms
+      if (recoveredMs === undefined) {
+        // A gateway that cannot add rules any more cannot be repaired by any client: say so,
+        // restart it (what its owner would do), and require recovery from then on.
+        const evidence = gatewayBreakage(gatewayLog?.readNew() ?? '')
+        if (evidence === undefined) {
+          violate('recovery', `not every mapping was back within ${RECOVERY_BOUND_MS} ms: ${recovery.problems.slice(0, 8).join('; ')}`)
+        } else {
+          note(`episode ${index}: the gateway itself is broken (miniupnpd log: "${evidence}"); restarting it`)
+          await labScript('gateway.sh', ['restart'])
+          const restartedAt = Date.now()
+          const after = await waitForRecovery(agents, prober.current, restartedAt)
+          incidents.push({ t: restartedAt - began, episode: index, evidence, recoveredAfterRestartMs: after.ms })
+          if (after.ms === undefined) violate('recovery', `not every mapping was back within ${RECOVERY_BOUND_MS} ms of restarting the broken gateway: ${after.problems.slice(0, 8).join('; ')}`)
+          else note(`episode ${index}: every mapping reachable ${after.ms} ms after the broken gateway was restarted`)
+        }
+      }
+      gatewayLog?.readNew()
+      if (recoveredMs !== undefined) note(`episode ${index}: every mapping reachable ${recoveredMs} ms after the faults were undone`)
       episodes.push({ index, kinds: episode.faults.map((fault) => fault.kind), faults: episode.faults, startedAt, settledAt: settledAt - began, recoveredMs })
       if (recoveredMs !== undefined) {
         for (const agent of agents) {
@@ -342,6 +368,7 @@ async function main (): Promise<void> {
     wallSeconds: Math.round((Date.now() - began) / 1_000),
     episodes,
     violations,
+    incidents,
     memory: memoryReport,
     agentEvents: Object.fromEntries(agents.map((agent) => [agent.name, agent.counts])),
     timeline
@@ -365,9 +392,10 @@ function labGateway2 (): string {
 
 /**
  * Waits until every mapping of every agent is established and reachable from the WAN host at the
- * address and port it reports; resolves with the time that took, or undefined past the bound.
+ * address and port it reports; resolves with the time that took, or with what is still wrong
+ * once the bound has passed.
  */
-async function waitForRecovery (agents: readonly SoakAgent[], prober: WanProber, since: number, violate: (invariant: Violation['invariant'], detail: string) => void): Promise<number | undefined> {
+async function waitForRecovery (agents: readonly SoakAgent[], prober: WanProber, since: number): Promise<{ ms?: number, problems: string[] }> {
   let problems: string[] = []
   while (Date.now() - since < RECOVERY_BOUND_MS) {
     problems = []
@@ -381,11 +409,44 @@ async function waitForRecovery (agents: readonly SoakAgent[], prober: WanProber,
         if (!reach.ok) problems.push(`${id} at ${mapping.address}:${mapping.externalPort} unreachable (${reach.error ?? ''})`)
       })
     }))
-    if (problems.length === 0) return Date.now() - since
+    if (problems.length === 0) return { ms: Date.now() - since, problems }
     await sleep(200)
   }
-  violate('recovery', `not every mapping was back within ${RECOVERY_BOUND_MS} ms: ${problems.slice(0, 8).join('; ')}`)
-  return undefined
+  return { problems }
+}
+
+/**
+ * miniupnpd 2.3.1's nftables backend can stop adding rules for good ("mnl_cb_run returned -1",
+ * "send_batch failed" on every request) after its rules were changed behind its back; only a
+ * restart mends it. The first such line in `log`, or undefined.
+ */
+function gatewayBreakage (log: string): string | undefined {
+  return /^.*(?:send_batch failed|mnl_cb_run returned -1).*$/m.exec(log)?.[0]?.trim()
+}
+
+/** Reads what miniupnpd has logged since the last call. */
+class LogTail {
+  readonly #path: string
+  #offset: number
+  constructor (path: string) {
+    this.#path = path
+    this.#offset = this.#size()
+  }
+
+  readNew (): string {
+    const size = this.#size()
+    if (size < this.#offset) this.#offset = 0
+    const length = Math.min(size - this.#offset, 4 * 1024 * 1024)
+    const buffer = Buffer.alloc(length)
+    const fd = openSync(this.#path, 'r')
+    try { readSync(fd, buffer, 0, length, this.#offset) } finally { closeSync(fd) }
+    this.#offset = size
+    return buffer.toString('latin1')
+  }
+
+  #size (): number {
+    try { return statSync(this.#path).size } catch { return 0 }
+  }
 }
 
 function printSummary (result: SoakResult): void {
@@ -406,6 +467,7 @@ function printSummary (result: SoakResult): void {
   for (const [name, figures] of Object.entries(result.memory)) {
     console.log(`${name.padEnd(8)} heap ${(figures.heapFirstThird / 1_048_576).toFixed(2)} → ${(figures.heapLastThird / 1_048_576).toFixed(2)} MB, live resources ${figures.handlesFirstThird} → ${figures.handlesLastThird}, fds ${figures.fdsFirstThird} → ${figures.fdsLastThird} (${figures.samples.length} samples after GC)`)
   }
+  for (const incident of result.incidents) console.log(`GATEWAY BROKEN after episode ${incident.episode} (${incident.evidence}); restarted; every mapping back ${String(incident.recoveredAfterRestartMs)} ms later`)
   for (const violation of result.violations) console.log(`VIOLATION ${violation.invariant} at ${(violation.t / 1_000).toFixed(1)} s: ${violation.detail}`)
 }
 
