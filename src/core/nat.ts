@@ -37,8 +37,6 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
   #addressTimer: NodeJS.Timeout | undefined
   #networkTimer: NodeJS.Timeout | undefined
   #failuresInARow = 0
-  #lastResetRenewal = 0
-  #resetTimer: NodeJS.Timeout | undefined
   #rediscovery: Promise<void> | undefined
   #lastRediscovery = 0
   #closing: Promise<void> | undefined
@@ -219,7 +217,7 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
     if (event.kind === 'reset') {
       debug('gateway %s reset: %s', this.gateway, event.reason)
       this.emit('gateway-reset', { reason: event.reason })
-      this.#renewAllAfterReset()
+      this.#renewAll()
     } else {
       this.#noteExternalAddress(event.address)
     }
@@ -248,27 +246,6 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
 
   #renewAll (): void {
     for (const mapping of this.#mappings) mapping.renewNow()
-  }
-
-  /**
-   * A reset renews every mapping at once, but only once per renewal period: the renewals a reset
-   * starts report more resets (UPnP finds each mapping gone before re-adding it), and a gateway
-   * that keeps failing would otherwise be asked again and again without backing off (found by the
-   * soak: thousands of requests a second). A reset within the period renews everything at its end.
-   */
-  #renewAllAfterReset (): void {
-    const wait = this.#lastResetRenewal + this.#options.mappingDuration / 3 - Date.now()
-    if (wait <= 0) {
-      this.#lastResetRenewal = Date.now()
-      this.#renewAll()
-    } else {
-      this.#resetTimer ??= setTimeout(() => {
-        this.#resetTimer = undefined
-        if (this.closed) return
-        this.#lastResetRenewal = Date.now()
-        this.#renewAll()
-      }, wait).unref()
-    }
   }
 
   /** Counts failures in a row; enough of them make the NAT look for what works now. */
@@ -309,8 +286,6 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
   }
 
   #stopWatching (): void {
-    clearTimeout(this.#resetTimer)
-    this.#resetTimer = undefined
     clearTimeout(this.#addressTimer)
     clearTimeout(this.#networkTimer)
     this.#addressTimer = undefined

@@ -346,6 +346,8 @@ export class UpnpClient implements GatewayClient {
   readonly #deviceUuids = new Set<string>()
   /** The gateway said ssdp:byebye: its next ssdp:alive means it came back, whatever its BOOTID. */
   #saidByebye = false
+  /** Grants already reported lost (a reset), so that their retries do not report it again. */
+  readonly #reportedLost = new WeakSet<PortMappingGrant>()
 
   constructor (init: UpnpClientInit) {
     const first = init.services[0]
@@ -452,6 +454,11 @@ export class UpnpClient implements GatewayClient {
       if (!(error instanceof GatewayResultError) || error.resultCode !== UpnpErrorCode.NoSuchEntryInArray) return
     }
     if (entry === undefined || entry.internalPort !== grant.internalPort || !sameAddress(entry.internalClient, this.localAddress)) {
+      // Once per grant: the retries of a mapping the gateway keeps refusing renew from the same
+      // grant, and a reset for each made the NAT renew every mapping again and again instead of
+      // backing off (found by the soak against a miniupnpd that could no longer add rules).
+      if (this.#reportedLost.has(grant)) return
+      this.#reportedLost.add(grant)
       this.onEvent?.({ kind: 'reset', reason: `the gateway no longer holds ${grant.protocol} port ${grant.externalPort} for us` })
     }
   }
