@@ -58,9 +58,8 @@ export async function withDeadline<T> (
 /**
  * A signal that aborts when any of `signals` does, for one call; `release()` (when the call
  * settles) detaches it. Not AbortSignal.any(): on Node 20 each call leaves an entry on every
- * source signal that is never freed (~100 bytes), so a client's long-lived shutdown signal grew
- * by one per request (found by the soak: +0.6 MB per UPnP NAT in 22 minutes; the issue's
- * 10.7 MB over a UPnP run).
+ * source signal that is never freed (~100 bytes), so a UPnP client's long-lived shutdown signal
+ * grew by one entry per request (looked for after the soak showed the UPnP NATs' heap rising).
  */
 export function anySignal (signals: readonly AbortSignal[]): { signal: AbortSignal, release: () => void } {
   const controller = new AbortController()
