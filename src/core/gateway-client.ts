@@ -72,6 +72,11 @@ export interface GatewayClient {
    * RFC 6887 §14.1.3), reporting what it means through `onEvent`. Present on PCP and NAT-PMP.
    */
   handleAnnouncement? (bytes: Uint8Array): void
+  /**
+   * Interprets an SSDP NOTIFY the gateway multicast to 239.255.255.250:1900 (UDA 1.1 §1.2: alive,
+   * byebye, a new BOOTID after a restart), reporting what it means through `onEvent`. Present on UPnP.
+   */
+  handleNotify? (bytes: Uint8Array): void
   /** Release sockets, agents and timers. Idempotent. */
   close (): Promise<void>
 }

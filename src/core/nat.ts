@@ -2,7 +2,8 @@ import { EventEmitter } from 'node:events'
 import { addressScope, type AddressScope, isIPv4 } from '../net/ip-address.js'
 import { debuglog } from 'node:util'
 import { ClosedError, TimeoutError, UnsupportedError } from '../errors.js'
-import { listenForAnnouncements, type AnnouncementListener } from '../net/announcements.js'
+import { listenForAnnouncements, listenToGatewayMulticast, type AnnouncementListener } from '../net/announcements.js'
+import { SSDP_MULTICAST_IPV4, SSDP_PORT } from '../upnp/constants.js'
 import { resolveMappingOptions, type MappingOptions, type ResolvedDiscoverOptions } from '../options.js'
 import { withDeadline } from './deadline.js'
 import type { MappingEvents, NatEvents } from './events.js'
@@ -27,6 +28,7 @@ const REDISCOVERY_MIN_INTERVAL = 5_000
 export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
   #client: GatewayClient
   #announcements: AnnouncementListener | undefined
+  #notifications: AnnouncementListener | undefined
   readonly #options: ResolvedDiscoverOptions
   readonly #probes: ProbeRegistry
   readonly #limiter: RequestLimiter
@@ -173,7 +175,7 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
 
   async #close (): Promise<void> {
     this.#stopWatching()
-    this.#announcements?.close()
+    this.#stopListening()
     const deadline = new AbortController()
     allowManyListeners(deadline.signal)
     const timer = setTimeout(() => { deadline.abort(new TimeoutError(`close: mappings not deleted within ${this.#options.closeTimeout} ms`)) }, this.#options.closeTimeout)
@@ -190,12 +192,28 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
   /** Wires a client's unsolicited news to this NAT, and listens for its gateway's announcements. */
   #attach (client: GatewayClient): void {
     client.onEvent = (event) => { this.#onGatewayEvent(client, event) }
-    this.#announcements?.close()
-    this.#announcements = undefined
+    this.#stopListening()
     // Announcements are multicast by a real gateway on our link; a gateway on loopback has none.
-    if (client.handleAnnouncement !== undefined && isIPv4(client.gateway) && !client.gateway.startsWith('127.')) {
+    if (!isIPv4(client.gateway) || client.gateway.startsWith('127.')) return
+    if (client.handleAnnouncement !== undefined) {
       this.#announcements = listenForAnnouncements(client.gateway, client.localAddress, (bytes) => { client.handleAnnouncement?.(bytes) })
     }
+    if (client.handleNotify !== undefined) {
+      this.#notifications = listenToGatewayMulticast({
+        port: SSDP_PORT,
+        group: SSDP_MULTICAST_IPV4,
+        gateway: client.gateway,
+        localAddress: client.localAddress,
+        onMessage: (bytes) => { client.handleNotify?.(bytes) }
+      })
+    }
+  }
+
+  #stopListening (): void {
+    this.#announcements?.close()
+    this.#notifications?.close()
+    this.#announcements = undefined
+    this.#notifications = undefined
   }
 
   #onGatewayEvent (client: GatewayClient, event: GatewayEvent): void {

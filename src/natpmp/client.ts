@@ -165,7 +165,11 @@ export async function natPmpProbe (context: ProbeContext): Promise<GatewayClient
   try {
     await client.externalAddress({ signal: context.signal, timeout: Infinity })
   } catch (error) {
-    if (!(error instanceof GatewayResultError)) throw error
+    if (!(error instanceof GatewayResultError)) {
+      // A probe that failed (silence, refusal, abort) must not keep its socket (found by the soak).
+      await client.close()
+      throw error
+    }
   }
   return client
 }

@@ -17,16 +17,36 @@ export interface AnnouncementListener {
 
 /**
  * Listens on port 5350 for the gateway's multicast announcements (a restart, a new external
- * address) and hands each datagram from the gateway to `onAnnouncement`. Several processes on a
- * host may listen at once (SO_REUSEADDR). Listening is an optimisation, never a requirement: when
- * the port or the group cannot be joined, mappings still recover at their next renewal.
+ * address) and hands each datagram from the gateway to `onAnnouncement`. Listening is an
+ * optimisation, never a requirement: when the port or the group cannot be joined, mappings still
+ * recover at their next renewal.
  */
 export function listenForAnnouncements (gateway: string, localAddress: string, onAnnouncement: (bytes: Uint8Array) => void): AnnouncementListener {
+  return listenToGatewayMulticast({ port: PCP_CLIENT_PORT, group: ALL_HOSTS_GROUP, gateway, localAddress, onMessage: onAnnouncement })
+}
+
+export interface GatewayMulticastOptions {
+  port: number
+  group: string
+  /** Only datagrams from this address are handed on: anyone on the LAN can multicast. */
+  gateway: string
+  /** Our address on the gateway's link: the group is joined there. */
+  localAddress: string
+  onMessage: (bytes: Uint8Array) => void
+}
+
+/**
+ * Joins a multicast group on our link and hands on what the gateway sends to it. Several
+ * processes on a host may listen at once (SO_REUSEADDR). Never throws and never keeps the
+ * process alive; a port or group that cannot be joined only means nothing arrives.
+ */
+export function listenToGatewayMulticast ({ port, group, gateway, localAddress, onMessage }: GatewayMulticastOptions): AnnouncementListener {
   let socket: dgram.Socket | undefined
   let closed = false
+  // node:dgram loads on first use (start-up time): the socket comes a moment later.
   loadDgram().then((dgram) => {
     if (!closed) socket = listen(dgram)
-  }, (error: unknown) => { debug('announcement listener: %s', String(error)) })
+  }, (error: unknown) => { debug('multicast listener %s:%d: %s', group, port, String(error)) })
   function close (): void {
     if (closed) return
     closed = true
@@ -35,18 +55,18 @@ export function listenForAnnouncements (gateway: string, localAddress: string, o
   function listen (dgram: typeof import('node:dgram')): dgram.Socket {
     const socket = dgram.createSocket({ type: 'udp4', reuseAddr: true })
     socket.on('error', (error) => {
-      debug('announcement listener: %s', error.message)
+      debug('multicast listener %s:%d: %s', group, port, error.message)
       close()
     })
     socket.on('message', (message, remote) => {
-      if (sameAddress(remote.address, gateway)) onAnnouncement(message)
+      if (sameAddress(remote.address, gateway)) onMessage(message)
     })
-    socket.bind(PCP_CLIENT_PORT, () => {
+    socket.bind(port, () => {
       if (closed) return
       try {
-        socket.addMembership(ALL_HOSTS_GROUP, localAddress)
+        socket.addMembership(group, localAddress)
       } catch (error) {
-        debug('announcement listener: cannot join %s on %s: %s', ALL_HOSTS_GROUP, localAddress, (error as Error).message)
+        debug('multicast listener: cannot join %s on %s: %s', group, localAddress, (error as Error).message)
       }
     })
     // The listener serves mappings; it must not keep a process alive by itself.

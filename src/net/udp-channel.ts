@@ -265,10 +265,16 @@ export class UdpChannel<D> {
         // connect() already filters by peer; checking again costs nothing and documents the rule.
         if (remote.port === this.port && sameAddress(remote.address, this.address)) this.#dispatch(message)
       })
-      socket.once('error', reject)
+      // A socket that cannot bind or connect (no route while the host changes networks, an
+      // address that went away) is closed here: the next exchange opens a new one (found by the
+      // soak: one socket leaked per failed attempt).
+      socket.once('error', (error) => {
+        closeQuietly(socket)
+        reject(error)
+      })
       const connect = (): void => {
         socket.connect(this.port, this.address, () => {
-          socket.off('error', reject)
+          socket.removeAllListeners('error')
           socket.on('error', (error) => { this.#fail(error) })
           socket.unref()
           this.#ready = socket

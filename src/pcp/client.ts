@@ -276,7 +276,11 @@ export async function pcpProbe (context: ProbeContext): Promise<GatewayClient> {
   try {
     await client.announce({ signal: context.signal, timeout: Infinity })
   } catch (error) {
-    if (!(error instanceof GatewayResultError)) throw error
+    if (!(error instanceof GatewayResultError)) {
+      // A probe that failed (silence, refusal, abort) must not keep its socket (found by the soak).
+      await client.close()
+      throw error
+    }
   }
   return client
 }

@@ -15,7 +15,7 @@ import { Buffer } from 'node:buffer'
 import { debuglog } from 'node:util'
 import { isIP, isPubliclyRoutable, sameAddress } from '../net/ip-address.js'
 import { DEFAULT_REQUEST_TIMEOUT } from '../constants.js'
-import { withDeadline } from '../core/deadline.js'
+import { anySignal, withDeadline } from '../core/deadline.js'
 import type {
   GatewayClient,
   GatewayEvent,
@@ -27,7 +27,7 @@ import type {
   RequestOptions,
   TransportProtocol
 } from '../core/gateway-client.js'
-import { RequestLimiter } from '../core/limiter.js'
+import { allowManyListeners, RequestLimiter } from '../core/limiter.js'
 import {
   AbortError,
   ClosedError,
@@ -67,6 +67,7 @@ import {
   type UpnpProtocol
 } from './soap.js'
 import { startSsdpSearch } from './ssdp-search.js'
+import { decodeNotify, type SearchResponse } from './ssdp.js'
 import { loadXmlParser } from './xml.js'
 import { hostOf, trustedControlUrl } from './trust.js'
 import { recalledInProcess, recallGateway, rememberGateway, type Recalled } from './remembered.js'
@@ -227,8 +228,8 @@ async function probeUpnp (context: ProbeContext, options: ResolvedUpnpProbeOptio
         schedule: options.searchSchedule,
         signal: probing.signal,
         onRefused: (error) => { settle(error) },
-        onLocation: (location, announced) => {
-          connectToGateway({ location, announced, context, options, signal: probing.signal }).then(settle, (error: Error) => {
+        onLocation: (location, announced, response) => {
+          connectToGateway({ location, announced, response, context, options, signal: probing.signal }).then(settle, (error: Error) => {
             descriptionProblem = error
           })
         },
@@ -259,6 +260,11 @@ interface GatewayLocation {
   location: URL
   /** LOCATION as the gateway announced it. */
   announced: URL
+  /**
+   * The search answer that gave the location (its USN and BOOTID identify the device's boot);
+   * none for a remembered gateway, whose BOOTID the first NOTIFY then tells.
+   */
+  response?: SearchResponse
   context: ProbeContext
   options: ResolvedUpnpProbeOptions
   signal: AbortSignal
@@ -267,7 +273,7 @@ interface GatewayLocation {
 }
 
 /** Fetches and reads the description, keeps the WAN services on the gateway, and builds the client. */
-async function connectToGateway ({ location, announced, context, options, signal, service: chosen }: GatewayLocation): Promise<UpnpClient> {
+async function connectToGateway ({ location, announced, response: searchResponse, context, options, signal, service: chosen }: GatewayLocation): Promise<UpnpClient> {
   const { response, localAddress } = await withDeadline(`upnp: GET ${location.href}`, { signal, timeout: options.requestTimeout }, async (deadline) =>
     await httpExchange({ method: 'GET', url: location, headers: REQUEST_HEADERS, maxBodyBytes: MAX_DESCRIPTION_BYTES, signal: deadline }))
   expectSuccess(response, `upnp: GET ${location.href}`)
@@ -295,6 +301,8 @@ async function connectToGateway ({ location, announced, context, options, signal
     localAddress: localAddress ?? context.localAddress,
     descriptionUrl: location,
     description,
+    ...(searchResponse?.bootId === undefined ? {} : { bootId: searchResponse.bootId }),
+    ...(searchResponse?.usn === undefined ? {} : { usn: searchResponse.usn }),
     services,
     firewallControl: firewallControlUrl === undefined || description.firewallControl === undefined
       ? undefined
@@ -325,6 +333,8 @@ const SERVICE_PREFERENCE: Readonly<Record<WanServiceKind, number>> = {
 const REMEMBERED_HEAD_START = 2
 /** How long the probe waits before loading what a UPnP gateway needs (see createUpnpProbe). */
 const UPNP_PRELOAD_DELAY = 20
+/** Most device uuids remembered from NOTIFYs (miniupnpd's IGD has three). */
+const MAX_DEVICE_UUIDS = 16
 /** listMappings() stops here: a table this long is a router bug or a loop. */
 const MAX_LISTED_MAPPINGS = 1_024
 const USER_AGENT = `Node.js/${process.versions.node} UPnP/1.1 natmapper/1`
@@ -335,6 +345,10 @@ export interface UpnpClientInit {
   localAddress: string
   descriptionUrl: URL
   description: DeviceDescription
+  /** BOOTID.UPNP.ORG from the search answer, if the gateway sent one. */
+  bootId?: number
+  /** USN from the search answer: its uuid names the device whose NOTIFYs count. */
+  usn?: string
   /** Trusted WAN services, most preferred first; the first is used until selectService() picks another. */
   services: WanService[]
   firewallControl?: FirewallControlService | undefined
@@ -362,6 +376,11 @@ export class UpnpClient implements GatewayClient {
   readonly #limiter: RequestLimiter
   readonly #requestTimeout: number
   readonly #randomPort: () => number
+  /**
+   * Aborts every request in flight on close(). Each request listens to it while it waits, so a
+   * burst (a gateway reset renewing every mapping at once) puts many listeners on it; that is not
+   * a leak (found by the soak: MaxListenersExceededWarning with 13 mappings moving at once).
+   */
   readonly #shutdown = new AbortController()
   #closed = false
   /** Learnt from a 725 answer (or 402 to a timed lease): this gateway grants static leases only. */
@@ -370,10 +389,19 @@ export class UpnpClient implements GatewayClient {
   #noPermanentLeases = false
   /** Cleared when a gateway that claims IGDv2 does not implement AddAnyPortMapping. */
   #addAnyPortMapping: boolean
+  /** The gateway's boot instance as last announced (BOOTID.UPNP.ORG). */
+  #bootId: number | undefined
+  /** The uuids of the gateway's devices (root and embedded): whose NOTIFYs we read. */
+  readonly #deviceUuids = new Set<string>()
+  /** The gateway said ssdp:byebye: its next ssdp:alive means it came back, whatever its BOOTID. */
+  #saidByebye = false
+  /** Grants already reported lost (a reset), so that their retries do not report it again. */
+  readonly #reportedLost = new WeakSet<PortMappingGrant>()
 
   constructor (init: UpnpClientInit) {
     const first = init.services[0]
     if (first === undefined) throw new InvalidArgumentError('a UPnP client needs a WAN service')
+    allowManyListeners(this.#shutdown.signal)
     this.type = init.description.igdVersion === 2 ? 'upnp-igd2' : 'upnp-igd1'
     this.gateway = init.gateway
     this.localAddress = init.localAddress
@@ -387,6 +415,9 @@ export class UpnpClient implements GatewayClient {
     this.#requestTimeout = init.requestTimeout
     this.#randomPort = init.randomPort
     this.#addAnyPortMapping = first.kind === 'WANIPConnection:2'
+    this.#bootId = init.bootId
+    const uuid = uuidOf(init.usn)
+    if (uuid !== undefined) this.#deviceUuids.add(uuid)
   }
 
   /** The WAN connection service requests go to. */
@@ -421,6 +452,38 @@ export class UpnpClient implements GatewayClient {
     })
   }
 
+  /**
+   * A NOTIFY from the gateway's address. miniupnpd, like most IGDs, multicasts ssdp:byebye when
+   * it stops and ssdp:alive with a new BOOTID.UPNP.ORG when it starts, having forgotten every
+   * mapping that was not in its lease file: either is reported as a reset at once, so the NAT
+   * renews every mapping without waiting for the check before the next renewal. Only the
+   * description we use counts (a media server on the router announces its own boots).
+   */
+  handleNotify (bytes: Uint8Array): void {
+    let notification
+    try {
+      notification = decodeNotify(bytes)
+    } catch {
+      return
+    }
+    const uuid = uuidOf(notification.usn)
+    if (notification.kind === 'alive' && notification.location !== undefined && sameDescription(notification.location, this.descriptionUrl)) {
+      // Embedded devices announce the same description: learn their uuids (bounded) for byebye.
+      if (uuid !== undefined && this.#deviceUuids.size < MAX_DEVICE_UUIDS) this.#deviceUuids.add(uuid)
+      const restarted = this.#saidByebye || (notification.bootId !== undefined && this.#bootId !== undefined && notification.bootId !== this.#bootId)
+      const previousBootId = this.#bootId
+      this.#bootId = notification.bootId ?? this.#bootId
+      this.#saidByebye = false
+      if (restarted) {
+        this.onEvent?.({ kind: 'reset', reason: previousBootId !== this.#bootId && previousBootId !== undefined
+          ? `the gateway restarted (SSDP BOOTID ${previousBootId} → ${String(this.#bootId)})`
+          : 'the gateway restarted (SSDP byebye, then alive)' })
+      }
+    } else if (notification.kind === 'byebye' && uuid !== undefined && this.#deviceUuids.has(uuid)) {
+      this.#saidByebye = true
+    }
+  }
+
   async statusInfo (options: RequestOptions = {}): Promise<StatusInfo> {
     return await this.#run('GetStatusInfo', options, async (signal) => decodeStatusInfo(await this.#soap(SoapActions.getStatusInfo(), signal)))
   }
@@ -440,6 +503,11 @@ export class UpnpClient implements GatewayClient {
       if (!(error instanceof GatewayResultError) || error.resultCode !== UpnpErrorCode.NoSuchEntryInArray) return
     }
     if (entry === undefined || entry.internalPort !== grant.internalPort || !sameAddress(entry.internalClient, this.localAddress)) {
+      // Once per grant: the retries of a mapping the gateway keeps refusing renew from the same
+      // grant, and a reset for each made the NAT renew every mapping again and again instead of
+      // backing off (found by the soak against a miniupnpd that could no longer add rules).
+      if (this.#reportedLost.has(grant)) return
+      this.#reportedLost.add(grant)
       this.onEvent?.({ kind: 'reset', reason: `the gateway no longer holds ${grant.protocol} port ${grant.externalPort} for us` })
     }
   }
@@ -705,12 +773,15 @@ export class UpnpClient implements GatewayClient {
   /** Bounds a public call in time, ties it to close(), and turns a close into ClosedError. */
   async #run<T> (what: string, options: RequestOptions, task: (signal: AbortSignal) => Promise<T>): Promise<T> {
     if (this.#closed) throw new ClosedError('upnp client closed')
-    const signal = options.signal === undefined ? this.#shutdown.signal : AbortSignal.any([options.signal, this.#shutdown.signal])
+    const linked = options.signal === undefined ? undefined : anySignal([options.signal, this.#shutdown.signal])
+    const signal = linked?.signal ?? this.#shutdown.signal
     try {
       return await withDeadline(`upnp ${what}`, { signal, timeout: options.timeout ?? this.#requestTimeout }, task)
     } catch (error) {
       if (this.#closed && !(error instanceof GatewayResultError)) throw new ClosedError('upnp client closed')
       throw error
+    } finally {
+      linked?.release()
     }
   }
 
@@ -764,6 +835,17 @@ function upnpProtocol (protocol: TransportProtocol): UpnpProtocol {
 function leaseKindOf (grant: PortMappingGrant | undefined): UpnpMappingState['leaseKind'] | undefined {
   const state = grant?.protocolState as Partial<UpnpMappingState> | undefined
   return state?.leaseKind
+}
+
+/** The uuid in a USN (`uuid:XXXX::urn:...`), lower-cased, or undefined. */
+function uuidOf (usn: string | undefined): string | undefined {
+  const match = /^uuid:([^:\s]{1,128})/i.exec(usn ?? '')
+  return match?.[1]?.toLowerCase()
+}
+
+/** Whether an announced LOCATION is the description we read (the sender is already the gateway). */
+function sameDescription (location: URL, descriptionUrl: URL): boolean {
+  return location.port === descriptionUrl.port && location.pathname === descriptionUrl.pathname
 }
 
 function utf8 (bytes: Uint8Array): string {

@@ -1,6 +1,7 @@
 import { Buffer } from 'node:buffer'
 import { DEFAULT_REQUEST_TIMEOUT } from '../constants.js'
-import { withDeadline } from '../core/deadline.js'
+import { anySignal, withDeadline } from '../core/deadline.js'
+import { allowManyListeners } from '../core/limiter.js'
 import type { GatewayClient, GatewayEvent, PortMappingGrant, PortMappingRequest, ProbeContext, RequestOptions } from '../core/gateway-client.js'
 import { ClosedError, GatewayResultError, HttpStatusError, UnsupportedError } from '../errors.js'
 import { UpnpClient, upnpProbe } from './client.js'
@@ -58,11 +59,17 @@ export class UpnpPinholeClient implements GatewayClient {
   readonly #controlUrl: URL
   readonly #serviceType: string
   readonly #requestTimeout: number
+  /**
+   * Aborts every request in flight on close(). Each request listens to it while it waits, so a
+   * burst (a gateway reset renewing every mapping at once) puts many listeners on it; that is not
+   * a leak (found by the soak: MaxListenersExceededWarning with 13 mappings moving at once).
+   */
   readonly #shutdown = new AbortController()
   #status: FirewallStatus | undefined
   #closed = false
 
   constructor (init: UpnpPinholeClientInit) {
+    allowManyListeners(this.#shutdown.signal)
     this.gateway = init.gateway
     this.localAddress = init.localAddress
     this.#controlUrl = init.controlUrl
@@ -141,8 +148,12 @@ export class UpnpPinholeClient implements GatewayClient {
 
   async #run<T> (what: string, options: RequestOptions, task: (signal: AbortSignal) => Promise<T>): Promise<T> {
     if (this.#closed) throw new ClosedError('upnp pinhole client closed')
-    const signal = options.signal === undefined ? this.#shutdown.signal : AbortSignal.any([options.signal, this.#shutdown.signal])
-    return await withDeadline(`upnp ${what}`, { signal, timeout: options.timeout ?? this.#requestTimeout }, task)
+    const linked = options.signal === undefined ? undefined : anySignal([options.signal, this.#shutdown.signal])
+    try {
+      return await withDeadline(`upnp ${what}`, { signal: linked?.signal ?? this.#shutdown.signal, timeout: options.timeout ?? this.#requestTimeout }, task)
+    } finally {
+      linked?.release()
+    }
   }
 
   async #soap (request: SoapRequest, signal: AbortSignal): Promise<Map<string, string>> {

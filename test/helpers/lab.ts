@@ -346,3 +346,51 @@ export async function assertMappingLifecycle (config: { transport: 'tcp' | 'udp'
     agent.kill()
   }
 }
+
+/** A wan-prober agent in the WAN namespace: many reachability probes, one process. */
+export class WanProber {
+  readonly #child: ChildProcessWithoutNullStreams
+  readonly #pending = new Map<number, (result: { ok: boolean, error?: string }) => void>()
+  #nextId = 1
+
+  constructor () {
+    this.#child = spawnInNamespace(lab.wanNamespace, 'wan-prober.ts', [])
+    createInterface({ input: this.#child.stdout }).on('line', (line) => {
+      let reply: { id: number, ok: boolean, error?: string }
+      try { reply = JSON.parse(line) as typeof reply } catch { return }
+      this.#pending.get(reply.id)?.(reply)
+      this.#pending.delete(reply.id)
+    })
+    this.#child.on('close', () => {
+      for (const resolve of this.#pending.values()) resolve({ ok: false, error: 'wan-prober exited' })
+      this.#pending.clear()
+    })
+  }
+
+  /** One round trip from the WAN host to address:port, bounded by `timeout` ms. */
+  async probe (protocol: 'tcp' | 'udp', address: string, port: number, timeout = 1_000): Promise<{ ok: boolean, error?: string }> {
+    const id = this.#nextId++
+    return await new Promise((resolve) => {
+      this.#pending.set(id, resolve)
+      this.#child.stdin.write(JSON.stringify({ id, protocol, address, port, timeout }) + '\n')
+    })
+  }
+
+  /** Probes every `interval` ms until one round trip succeeds; resolves with the time that took, or throws after `limit`. */
+  async untilReachable (protocol: 'tcp' | 'udp', address: string, port: () => number, limit: number, interval = 50): Promise<number> {
+    const started = Date.now()
+    let last = ''
+    while (Date.now() - started < limit) {
+      const result = await this.probe(protocol, address, port(), 500)
+      if (result.ok) return Date.now() - started
+      last = result.error ?? ''
+      await new Promise((resolve) => setTimeout(resolve, interval))
+    }
+    throw new Error(`${protocol} ${address}:${port()} not reachable within ${limit} ms: ${last}`)
+  }
+
+  close (): void {
+    this.#child.stdin.end()
+    this.#child.kill()
+  }
+}

@@ -335,6 +335,48 @@ describe('UPnP probe trust and failures', () => {
   })
 })
 
+describe('UPnP client: a mapping the gateway lost and keeps refusing', () => {
+  // Regression (soak, seed 101): miniupnpd's nft backend broke and refused every rule (501). Each
+  // retry of each mapping found it gone in the check before renewing and reported a reset, and each
+  // reset made the NAT renew every mapping at once: dozens of resets in half a second, a loop of
+  // requests instead of backing off. The loss is news once per grant.
+  it('reports the loss once per grant, not on every retry', async (t) => {
+    let refusing = false
+    const { igd, client } = await connect(t, { fault: (call) => refusing && call.action === 'AddPortMapping' ? 501 : undefined })
+    const resets: string[] = []
+    client.onEvent = (event) => { if (event.kind === 'reset') resets.push(event.reason) }
+    const grant = await client.map(request({ internalPort: 5100 }), undefined, {})
+    igd.mappings.clear()
+    refusing = true
+    for (let retry = 0; retry < 5; retry++) {
+      await assert.rejects(client.map(request({ internalPort: 5100 }), grant, {}), (error: unknown) => error instanceof GatewayResultError && error.resultCode === 501)
+    }
+    assert.deepEqual(resets, [`the gateway no longer holds tcp port ${grant.externalPort} for us`])
+    // A new grant lost again is news again.
+    refusing = false
+    const renewed = await client.map(request({ internalPort: 5100 }), grant, {})
+    igd.mappings.clear()
+    refusing = true
+    await assert.rejects(client.map(request({ internalPort: 5100 }), renewed, {}))
+    assert.equal(resets.length, 2)
+  })
+})
+
+describe('UPnP client under load', () => {
+  // Regression (soak, seed 7): 13 mappings moving off a UPnP gateway at once deleted them with 13
+  // requests in flight, each listening to the client's shutdown signal: MaxListenersExceededWarning.
+  it('serves many requests at once without a MaxListenersExceededWarning', async (t) => {
+    const { client } = await connect(t)
+    const warnings: string[] = []
+    const onWarning = (warning: Error): void => { warnings.push(`${warning.name}: ${warning.message}`) }
+    process.on('warning', onWarning)
+    t.after(() => { process.off('warning', onWarning) })
+    await Promise.all(Array.from({ length: 16 }, async () => await client.externalAddress()))
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    assert.deepEqual(warnings, [])
+  })
+})
+
 describe('UPnP client close', () => {
   it('leaves no socket or timer behind, is idempotent, and refuses calls afterwards', async () => {
     const before = await settledResources()
