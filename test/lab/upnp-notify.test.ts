@@ -10,7 +10,7 @@ import { Agent, gatewayHolds, lab, labSuite, runLabScript, WanProber } from '../
 const SLOW = { protocols: ['upnp'], mappingDuration: 600_000, cacheTime: 600_000, networkCheckInterval: 600_000 }
 const RESTARTS = 5
 
-labSuite('lab: UPnP gateway restarts heard through SSDP NOTIFY', 'all', () => {
+labSuite('lab: UPnP gateway restarts heard through SSDP NOTIFY', { mode: 'all', profile: 'stock' }, () => {
   it('upnp: restarted with its rules flushed, the mapping is back long before any renewal', async (t) => {
     const agent = new Agent(lab.lanNamespace, 'map-agent.ts', { transport: 'tcp', port: 25_000, discover: SLOW })
     const prober = new WanProber()

@@ -22,9 +22,10 @@ describe('UDP channel', () => {
   // way, deterministically and without sending anything.
   it('closes a socket that failed to bind or connect, and opens a new one for the next exchange', async () => {
     const before = udpSockets()
-    const channel = new UdpChannel('127.0.0.1', 9, undefined, '192.0.2.1')
+    const codec = { decode: (bytes: Uint8Array) => bytes, keyOf: () => undefined }
+    const channel = new UdpChannel('127.0.0.1', 9, codec, undefined, '192.0.2.1')
     for (let attempt = 0; attempt < 3; attempt++) {
-      await assert.rejects(channel.exchange('test', { request: new Uint8Array(1), accept: () => undefined, retransmit: () => [][Symbol.iterator]() }, { timeout: 1_000 }), NetworkError)
+      await assert.rejects(channel.exchange('test', { request: new Uint8Array(1), key: 'test', accept: () => undefined, retransmit: () => [][Symbol.iterator]() }, { timeout: 1_000 }), NetworkError)
     }
     // close() completes on a later turn of the event loop.
     await new Promise((resolve) => setTimeout(resolve, 50))
