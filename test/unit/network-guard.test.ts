@@ -31,6 +31,8 @@ describe('network guard (tests in the root namespace reach loopback only)', { sk
   })
 
   it('stops discovery via the default route from leaving the machine', async () => {
-    await assert.rejects(discoverNAT({ timeout: 500 }), /network guard|ERR_NO_DEFAULT_GATEWAY|no route/)
+    // Either the guard stops the first packet, or (in a namespace without one) there is no route.
+    await assert.rejects(discoverNAT({ timeout: 500 }), (error: Error & { code?: string }) =>
+      /network guard/.test(error.message) || error.code === 'ERR_NO_DEFAULT_GATEWAY')
   })
 })
