@@ -105,8 +105,12 @@ export class UdpChannel<D> {
   /** Every waiting exchange, oldest first, and the same filed by key. */
   readonly #pending = new Set<Pending<D>>()
   readonly #byKey = new Map<string, Array<Pending<D>>>()
-  /** Waiting exchanges by the signal that may abort them. */
-  readonly #bySignal = new WeakMap<AbortSignal, Set<Pending<D>>>()
+  /**
+   * Waiting exchanges by the signal that may abort them, with the one listener on that signal. The
+   * listener goes when the last of them settles: signals outlive channels (a mapping's moves to
+   * new gateways, each with a channel of its own), and must not collect a listener from each.
+   */
+  readonly #bySignal = new Map<AbortSignal, { waiting: Set<Pending<D>>, onAbort: () => void }>()
   readonly #deadlines = new EarliestTimer(() => { this.#expire() })
   readonly #resends = new EarliestTimer(() => { this.#retransmit() })
   #socket: Promise<dgram.Socket> | undefined
@@ -190,7 +194,7 @@ export class UdpChannel<D> {
       if (filed.length === 1) this.#byKey.delete(pending.key)
       else filed.splice(filed.indexOf(pending), 1)
     }
-    if (pending.signal !== undefined) this.#bySignal.get(pending.signal)?.delete(pending)
+    if (pending.signal !== undefined) this.#unwatch(pending.signal, pending)
     if (this.#pending.size === 0 && !this.#closed) this.#ready?.unref()
     if (error === undefined) pending.resolve(value)
     else pending.reject(error)
@@ -202,16 +206,26 @@ export class UdpChannel<D> {
    * it ends whichever of the signal's exchanges are waiting when it aborts.
    */
   #watch (signal: AbortSignal, pending: Pending<D>): void {
-    let waiting = this.#bySignal.get(signal)
-    if (waiting === undefined) {
-      const set = new Set<Pending<D>>()
-      waiting = set
-      this.#bySignal.set(signal, set)
-      signal.addEventListener('abort', () => {
-        for (const each of [...set]) this.#settle(each, new AbortError(`${each.what}: aborted`, { cause: signal.reason }))
-      }, { once: true })
+    let watched = this.#bySignal.get(signal)
+    if (watched === undefined) {
+      const waiting = new Set<Pending<D>>()
+      const onAbort = (): void => {
+        for (const each of [...waiting]) this.#settle(each, new AbortError(`${each.what}: aborted`, { cause: signal.reason }))
+      }
+      watched = { waiting, onAbort }
+      this.#bySignal.set(signal, watched)
+      signal.addEventListener('abort', onAbort, { once: true })
     }
-    waiting.add(pending)
+    watched.waiting.add(pending)
+  }
+
+  #unwatch (signal: AbortSignal, pending: Pending<D>): void {
+    const watched = this.#bySignal.get(signal)
+    if (watched === undefined) return
+    watched.waiting.delete(pending)
+    if (watched.waiting.size > 0) return
+    this.#bySignal.delete(signal)
+    signal.removeEventListener('abort', watched.onAbort)
   }
 
   /**
