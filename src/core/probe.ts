@@ -6,7 +6,7 @@ import { sameAddress } from '../net/ip-address.js'
 import { localAddressFacing } from '../net/udp-channel.js'
 import type { ResolvedDiscoverOptions } from '../options.js'
 import { SETTLED, withDeadline } from './deadline.js'
-import type { GatewayClient, NatType, ProbeRegistry } from './gateway-client.js'
+import type { GatewayClient, NatType, ProbeContext, ProbeRegistry } from './gateway-client.js'
 
 /** What discovery found: a ready client, and the external address if the probe already asked. */
 export interface DiscoveredGateway {
@@ -35,12 +35,11 @@ export interface ProbeReport {
  */
 export async function probeEach ({ gateway, localAddress }: GatewayLocation, resolved: ResolvedDiscoverOptions, registry: ProbeRegistry): Promise<ProbeReport[]> {
   const started = performance.now()
-  const cacheFile = { ...(resolved.gatewayCacheFile === undefined ? {} : { cacheFile: resolved.gatewayCacheFile }), rememberGateway: resolved.rememberGateway }
   return await Promise.all(familyProtocols(resolved).map(async (protocol): Promise<ProbeReport> => {
     const probe = registry(protocol, resolved.family)
     try {
       const client = await withDeadline(`${protocol} probe`, { timeout: resolved.timeout, ...(resolved.signal === undefined ? {} : { signal: resolved.signal }) },
-        async (signal) => await probe({ gateway, localAddress, signal, ...cacheFile }))
+        async (signal) => await probe(probeContext({ gateway, localAddress }, resolved, signal)))
       const ms = performance.now() - started
       await client.close()
       return { protocol, type: client.type, ms }
@@ -95,7 +94,7 @@ async function locateGateway6 (options: ResolvedDiscoverOptions): Promise<Gatewa
 export async function raceProbes ({ gateway, localAddress }: GatewayLocation, options: ResolvedDiscoverOptions, registry: ProbeRegistry): Promise<DiscoveredGateway> {
   const protocols = familyProtocols(options)
   const probing = new AbortController()
-  const context = { gateway, localAddress, signal: probing.signal, rememberGateway: options.rememberGateway, ...(options.gatewayCacheFile === undefined ? {} : { cacheFile: options.gatewayCacheFile }) }
+  const context = probeContext({ gateway, localAddress }, options, probing.signal)
   const pending = new Set<WireProtocol>()
   const answered: GatewayClient[] = []
   const reasons: Partial<Record<WireProtocol, Error>> = {}
@@ -153,6 +152,11 @@ export async function raceProbes ({ gateway, localAddress }: GatewayLocation, op
     }
     decide(false)
   })
+}
+
+/** What every probe is handed: where the gateway is, its signal, and where UPnP remembers gateways. */
+function probeContext (location: GatewayLocation, options: ResolvedDiscoverOptions, signal: AbortSignal): ProbeContext {
+  return { ...location, signal, rememberGateway: options.rememberGateway, ...(options.gatewayCacheFile === undefined ? {} : { cacheFile: options.gatewayCacheFile }) }
 }
 
 /** The enabled protocols for the family: on IPv6 no NAT-PMP (RFC 6886 carries IPv4 only). */
