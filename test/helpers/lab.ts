@@ -296,6 +296,13 @@ export class Agent {
     return this.events.filter((e) => e.event === event).length
   }
 
+  /** Tells the agent to close its NAT and exit, and asserts it closed and exited by itself with 0. */
+  async exitCleanly (): Promise<void> {
+    this.send('exit')
+    await this.next('closed')
+    assert.equal(await this.exit(), 0)
+  }
+
   /** Resolves with the exit code if the process ends by itself within `timeout`, else kills it and throws. */
   async exit (timeout = 15_000): Promise<number | null> {
     const timer = new Promise<'hung'>((resolve) => { const t = setTimeout(() => { resolve('hung') }, timeout); t.unref() })
@@ -339,9 +346,7 @@ export async function assertMappingLifecycle (config: { transport: 'tcp' | 'udp'
     agent.send('close-mapping')
     assert.equal((await agent.next('mapping-closed')).established, false)
     assert.ok(!held(), 'the gateway no longer holds the mapping')
-    agent.send('exit')
-    await agent.next('closed')
-    assert.equal(await agent.exit(), 0)
+    await agent.exitCleanly()
   } finally {
     agent.kill()
   }

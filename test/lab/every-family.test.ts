@@ -23,9 +23,7 @@ labSuite('lab: mapEveryFamily against miniupnpd', { mode: 'all', profile: 'permi
         assert.deepEqual({ address: v6.address, port: v6.port }, { address: lab.lanAddress6, port })
         assert.ok((await reachableFromWan(transport, v4.address, v4.port)).ok, 'reachable over IPv4')
         assert.ok((await reachableFromWan(transport, v6.address, v6.port)).ok, 'reachable over IPv6')
-        agent.send('exit')
-        await agent.next('closed')
-        assert.equal(await agent.exit(), 0)
+        await agent.exitCleanly()
         assert.ok(!gatewayHoldsPinhole(transport, lab.lanAddress6, port), 'the pinhole is gone')
         assert.ok(!(await reachableFromWan(transport, v6.address, v6.port)).ok, 'closed again over IPv6')
       } finally {

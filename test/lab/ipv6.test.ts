@@ -31,9 +31,7 @@ labSuite('lab: IPv6 pinholes against miniupnpd', { mode: 'all', profile: 'permis
           assert.ok(!gatewayHoldsPinhole(transport, lab.lanAddress6, port), 'the gateway no longer holds the pinhole')
           assert.ok(!(await reachableFromWan(transport, lab.lanAddress6, port)).ok, 'closed again after close')
 
-          agent.send('exit')
-          await agent.next('closed')
-          assert.equal(await agent.exit(), 0)
+          await agent.exitCleanly()
         } finally {
           agent.kill()
         }
@@ -50,9 +48,7 @@ labSuite('lab: IPv6 pinholes against miniupnpd', { mode: 'all', profile: 'permis
         await agent.next('mapping-closed')
         const reach = await reachableFromWan('tcp', lab.lanAddress6, port)
         assert.ok(!reach.ok, `blocked without a pinhole: ${reach.output}`)
-        agent.send('exit')
-        await agent.next('closed')
-        assert.equal(await agent.exit(), 0)
+        await agent.exitCleanly()
       } finally {
         agent.kill()
       }
@@ -71,9 +67,7 @@ labSuite('lab: IPv6 pinholes against miniupnpd', { mode: 'all', profile: 'permis
         assert.ok(gatewayHoldsPinhole('udp', lab.lanAddress6, port))
         const reach = await reachableFromWan('udp', lab.lanAddress6, port)
         assert.ok(reach.ok, reach.output)
-        agent.send('exit')
-        await agent.next('closed')
-        assert.equal(await agent.exit(), 0)
+        await agent.exitCleanly()
         // PCP: miniupnpd 2.3.1 bug: once a PCP IPv6 pinhole has been renewed ("updating pinhole" in its
         // log), a MAP with lifetime 0 and the same nonce is refused ("Unauthorized to remove PCP
         // mapping"): the pinhole then closes only when its granted lifetime (3 s here) runs out.

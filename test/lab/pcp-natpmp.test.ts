@@ -33,9 +33,7 @@ labSuite('lab: PCP and NAT-PMP against miniupnpd', { mode: 'pmp', profile: 'perm
           assert.equal(closed.established, false)
           assert.ok(!gatewayHolds(transport, externalPort), 'the gateway no longer holds the mapping')
 
-          agent.send('exit')
-          await agent.next('closed')
-          assert.equal(await agent.exit(), 0)
+          await agent.exitCleanly()
         } finally {
           agent.kill()
         }
@@ -61,9 +59,7 @@ labSuite('lab: PCP and NAT-PMP against miniupnpd', { mode: 'pmp', profile: 'perm
         assert.equal(address.port, mapped.port)
         const reach = await reachableFromWan('tcp', lab.gatewayWanAddress, mapped.port as number)
         assert.ok(reach.ok, reach.output)
-        agent.send('exit')
-        await agent.next('closed')
-        assert.equal(await agent.exit(), 0)
+        await agent.exitCleanly()
         assert.ok(!gatewayHolds('tcp', mapped.port as number), 'nat.close() deleted the mapping')
       } finally {
         agent.kill()
@@ -76,9 +72,7 @@ labSuite('lab: PCP and NAT-PMP against miniupnpd', { mode: 'pmp', profile: 'perm
     try {
       assert.equal((await agent.next('discovered')).type, 'pcp')
       await agent.next('mapped')
-      agent.send('exit')
-      await agent.next('closed')
-      assert.equal(await agent.exit(), 0)
+      await agent.exitCleanly()
     } finally {
       agent.kill()
     }

@@ -28,9 +28,7 @@ labSuite('lab: faults (gateway restart, address change, silence, lost rules)', {
         // when it checks before renewing. Either way the NAT says the gateway lost its state.
         const reset = await agent.next('gateway-reset', 30_000, from)
         t.diagnostic(`${protocol}: told by "${String(reset.reason)}"`)
-        agent.send('exit')
-        await agent.next('closed')
-        assert.equal(await agent.exit(), 0)
+        await agent.exitCleanly()
       } finally {
         agent.kill()
       }
@@ -53,9 +51,7 @@ labSuite('lab: faults (gateway restart, address change, silence, lost rules)', {
         const address = await agent.ask('address', 'address')
         assert.equal(address.address, moved)
         await waitUntilReachable('tcp', moved, () => address.port as number, 30_000)
-        agent.send('exit')
-        await agent.next('closed')
-        assert.equal(await agent.exit(), 0)
+        await agent.exitCleanly()
       } finally {
         agent.kill()
         runLabScript('gateway.sh', ['set-wan-ip', `${lab.gatewayWanAddress}/24`])
@@ -80,9 +76,7 @@ labSuite('lab: faults (gateway restart, address change, silence, lost rules)', {
         t.diagnostic(`${protocol}: re-established ${Date.now() - unblocked} ms after the gateway answered again`)
         const address = await agent.ask('address', 'address')
         await waitUntilReachable('tcp', lab.gatewayWanAddress, () => address.port as number, 30_000)
-        agent.send('exit')
-        await agent.next('closed')
-        assert.equal(await agent.exit(), 0)
+        await agent.exitCleanly()
       } finally {
         agent.kill()
         runLabScript('gateway.sh', ['unblock'])
@@ -103,9 +97,7 @@ labSuite('lab: faults (gateway restart, address change, silence, lost rules)', {
         runLabScript('gateway.sh', ['drop-mapping', 'tcp', String(mapped.port)])
         const ms = await waitUntilReachable('tcp', lab.gatewayWanAddress, () => mapped.port as number, 60_000)
         t.diagnostic(`${protocol}: rule restored and reachable ${ms} ms after it was deleted (target: one renewal period, ${RENEWAL_MS} ms)`)
-        agent.send('exit')
-        await agent.next('closed')
-        assert.equal(await agent.exit(), 0)
+        await agent.exitCleanly()
       } finally {
         agent.kill()
       }
@@ -127,9 +119,7 @@ labSuite('lab: faults (gateway restart, address change, silence, lost rules)', {
         status = await agent.ask('status', 'status')
       }
       assert.equal(status.externalAddressIsPublic, false, JSON.stringify(status))
-      agent.send('exit')
-      await agent.next('closed')
-      assert.equal(await agent.exit(), 0)
+      await agent.exitCleanly()
     } finally {
       agent.kill()
       runLabScript('gateway.sh', ['set-wan-ip', `${lab.gatewayWanAddress}/24`])
@@ -159,9 +149,7 @@ labSuite('lab: faults (gateway restart, address change, silence, lost rules)', {
       })()
       await waitUntilReachable('tcp', labEnv.LAB_GW2_WAN_IP ?? '', () => address.port as number, 30_000)
       t.diagnostic(`moved to ${String(changed.gateway)} (${String(changed.type)}) and reachable at ${String(address.address)}:${String(address.port)} ${Date.now() - moved} ms after the route changed`)
-      agent.send('exit')
-      await agent.next('closed')
-      assert.equal(await agent.exit(), 0)
+      await agent.exitCleanly()
     } finally {
       agent.kill()
       runLabScript('lan-route.sh', ['gw'])

@@ -40,9 +40,7 @@ labSuite('lab: a stock router (miniupnpd sample rules)', { mode: 'all', profile:
         assert.match(error.message, /internal port 80/)
         assert.match(error.message, /1024-65535/)
         assert.doesNotMatch(gatewayRules(), /dport 80\b/, 'nothing mapped')
-        agent.send('exit')
-        await agent.next('closed')
-        assert.equal(await agent.exit(), 0)
+        await agent.exitCleanly()
       } finally {
         agent.kill()
       }

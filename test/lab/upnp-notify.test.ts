@@ -35,9 +35,7 @@ labSuite('lab: UPnP gateway restarts heard through SSDP NOTIFY', { mode: 'all', 
       }
       const sorted = [...figures].sort((a, b) => a - b)
       t.diagnostic(`upnp restart (stop, flush, start) → reachable: median ${sorted[Math.floor(sorted.length / 2)]} ms, worst ${sorted.at(-1)} ms over ${RESTARTS} restarts (target: within 1 000 ms)`)
-      agent.send('exit')
-      await agent.next('closed')
-      assert.equal(await agent.exit(), 0)
+      await agent.exitCleanly()
       assert.equal(gatewayHolds('tcp', port), false, 'close() deleted the mapping')
     } finally {
       prober.close()

@@ -31,9 +31,7 @@ labSuite('lab: the remembered UPnP gateway', { mode: 'upnp', profile: 'stock' },
       assert.equal(discovered.gateway, lab.gatewayLanAddress)
       const mapped = await agent.next('mapped')
       assert.equal(mapped.address, lab.gatewayWanAddress)
-      agent.send('exit')
-      await agent.next('closed')
-      assert.equal(await agent.exit(), 0)
+      await agent.exitCleanly()
     } finally {
       agent.kill()
     }

@@ -31,9 +31,7 @@ for (const [gateway, type] of gateways) {
           agent.send('close-mapping')
           await agent.next('mapping-closed')
           assert.ok(!gatewayHolds(transport, externalPort), 'the gateway no longer holds the mapping')
-          agent.send('exit')
-          await agent.next('closed')
-          assert.equal(await agent.exit(), 0)
+          await agent.exitCleanly()
         } finally {
           agent.kill()
         }
@@ -56,9 +54,7 @@ for (const [gateway, type] of gateways) {
         assert.ok(gatewayHolds('tcp', externalPort))
         const reach = await reachableFromWan('tcp', lab.gatewayWanAddress, externalPort)
         assert.ok(reach.ok, `WAN host reaches us on the port we reported: ${reach.output}`)
-        agent.send('exit')
-        await agent.next('closed')
-        assert.equal(await agent.exit(), 0)
+        await agent.exitCleanly()
         assert.ok(!gatewayHolds('tcp', externalPort))
         assert.ok(gatewayHolds('tcp', port), 'the other host\'s mapping is untouched')
       } finally {
