@@ -89,7 +89,7 @@ async function runRenewals (config: Extract<AgentConfig, { task: 'renewals' }>):
   for await (const line of createInterface({ input: child.stdout })) {
     last = line
     const event = (JSON.parse(line) as { event?: string }).event
-    if (event === 'mapped' || event === 'period') log(`renewals: ${line}`)
+    if (event === 'mapped' || event === 'period' || event === 'default-rate') log(`renewals: ${line}`)
     if (event === 'held') {
       rulesHeld = gatewayRuleCount(config.firstPort, config.count)
       child.stdin.end('close\n')

@@ -475,8 +475,17 @@ export interface RenewalResult {
   closeMs: number
   /** One more renewal period, after the measured ones, under the CPU profiler (its CPU is not counted above). */
   profile: ProfileSummary & { windowMs: number, cpuPercent: number, renewed: number }
-  /** CPU per PCP MAP exchange on a bare socket (sequential), the floor of a renewal's cost. */
-  floor: { exchanges: number, cpuMsPerExchange: number }
+  /**
+   * The same floor paced as the measured periods renew (count / a third of mappingDuration): a
+   * process woken less often pays more per wake-up, so this is the floor of those periods.
+   */
+  pacedFloor: { exchanges: number, cpuMsPerExchange: number, perSecond: number }
+  /**
+   * A smaller NAT renewing at the rate 1 000 mappings at the default 60 s duration would (50 a
+   * second), which the gateway cannot sustain with 1 000 rules: CPU per renewal at that pace,
+   * beside the bare-socket floor at the same pace.
+   */
+  defaultRate: DefaultRateResult
   /** ms per mapping created, for each tenth of them in order: the gateway's pace as its rules grow. */
   creationPace: number[]
   /** CPU of this process while it holds nothing and waits (% of one core): what the periods include anyway. */
@@ -491,19 +500,103 @@ function heapAfterGc (): number {
   return process.memoryUsage().heapUsed
 }
 
-/** Bare-socket exchanges timed for the CPU floor, spread over FLOOR_SPREAD_MS (50 a second). */
-const FLOOR_EXCHANGES = 200
-const FLOOR_SPREAD_MS = 4_000
+/** How long the floor paced as the periods renew is timed. */
+const PACED_FLOOR_MS = 30_000
 /** The longest stretch of a renewal period that is profiled. */
 const PROFILE_WINDOW_MS = 20_000
 /** How long the agent's own idle CPU is measured, before any NAT exists. */
 const IDLE_MS = 3_000
+/** The default-rate measurement: this many mappings, renewed 50 times a second in all. */
+const DEFAULT_RATE_MAPPINGS = 100
+const DEFAULT_RATE_PER_SECOND = 1_000 / (60 / 3)
+/** Renewal periods of the default-rate NAT timed in each block (after one untimed). */
+const DEFAULT_RATE_PERIODS = 5
+/** Blocks of [floor, natmapper] at the default rate, one after the other (the machine's load drifts). */
+const DEFAULT_RATE_BLOCKS = 2
+
+export interface DefaultRateResult {
+  mappings: number
+  mappingDuration: number
+  blocks: number
+  renewed: number
+  failed: number
+  lost: number
+  wallMs: number
+  cpuMs: number
+  userMs: number
+  systemMs: number
+  cpuMsPerRenewal: number
+  cpuPercent: number
+  /** The bare-socket floor at the same rate, timed in the same blocks. */
+  floor: { exchanges: number, cpuMsPerExchange: number }
+}
+
+/**
+ * DEFAULT_RATE_MAPPINGS mappings whose duration makes them renew 50 times a second in all, the
+ * rate of 1 000 mappings at the default 60 s, timed over DEFAULT_RATE_PERIODS renewal periods;
+ * each such block follows a block of the bare-socket floor at the same rate for as long.
+ */
+async function defaultRateTask (task: Extract<AgentConfig, { task: 'renewals' }>, firstPort: number): Promise<DefaultRateResult> {
+  const mappingDuration = 3 * 1000 * DEFAULT_RATE_MAPPINGS / DEFAULT_RATE_PER_SECOND
+  const timedMs = DEFAULT_RATE_PERIODS * mappingDuration / 3
+  const total = { renewed: 0, failed: 0, lost: 0, wallMs: 0, userMs: 0, systemMs: 0, floorMs: 0, floorExchanges: 0 }
+  for (let block = 0; block < DEFAULT_RATE_BLOCKS; block++) {
+    const exchanges = Math.round(DEFAULT_RATE_PER_SECOND * timedMs / 1000)
+    const floor = await pcpRenewalFloor(task.gateway, task.clientAddress, firstPort - 1, exchanges, timedMs)
+    total.floorMs += floor.cpuMsPerExchange * floor.exchanges
+    total.floorExchanges += floor.exchanges
+
+    const nat = await discoverNAT({ protocols: ['pcp'], gateway: task.gateway, mappingDuration, maxConcurrentRequests: task.maxConcurrentRequests ?? 8 })
+    const counts = { renewed: 0, failed: 0, lost: 0 }
+    nat.on('mapping-renewed', () => { counts.renewed++ })
+    nat.on('mapping-failed', () => { counts.failed++ })
+    nat.on('mapping-lost', () => { counts.lost++ })
+    await Promise.all(Array.from({ length: DEFAULT_RATE_MAPPINGS }, async (_, i) => await nat.newMapping('tcp', firstPort + i)))
+    // One untimed period first: renewals settle into their rhythm.
+    await new Promise((resolve) => setTimeout(resolve, mappingDuration / 3))
+    const before = { ...counts }
+    const cpu = process.cpuUsage()
+    const wall = performance.now()
+    await new Promise((resolve) => setTimeout(resolve, timedMs))
+    const used = process.cpuUsage(cpu)
+    total.wallMs += performance.now() - wall
+    total.userMs += used.user / 1000
+    total.systemMs += used.system / 1000
+    total.renewed += counts.renewed - before.renewed
+    total.failed += counts.failed - before.failed
+    total.lost += counts.lost - before.lost
+    await nat.close()
+    // The gateway quiet again (its deletes done) before the next block.
+    await new Promise((resolve) => setTimeout(resolve, 1_000))
+  }
+  const cpuMs = total.userMs + total.systemMs
+  return {
+    mappings: DEFAULT_RATE_MAPPINGS,
+    mappingDuration,
+    blocks: DEFAULT_RATE_BLOCKS,
+    renewed: total.renewed,
+    failed: total.failed,
+    lost: total.lost,
+    wallMs: total.wallMs,
+    cpuMs,
+    userMs: total.userMs,
+    systemMs: total.systemMs,
+    cpuMsPerRenewal: cpuMs / total.renewed,
+    cpuPercent: 100 * cpuMs / total.wallMs,
+    floor: { exchanges: total.floorExchanges, cpuMsPerExchange: total.floorMs / total.floorExchanges }
+  }
+}
 
 async function renewalsTask (task: Extract<AgentConfig, { task: 'renewals' }>): Promise<RenewalResult> {
   const limit = task.maxConcurrentRequests ?? 8
-  // The floor first, while the gateway holds nothing: CPU per PCP MAP exchange on a bare socket;
-  // and what this process burns doing nothing for a while.
-  const floor = await pcpRenewalFloor(task.gateway, task.clientAddress, task.firstPort - 1, FLOOR_EXCHANGES, FLOOR_SPREAD_MS)
+  // First, while the gateway holds nothing: the floor, CPU per PCP MAP exchange on a bare socket
+  // paced as the periods will renew; the default-rate blocks; and what this process burns doing
+  // nothing for a while.
+  const perSecond = task.count / (task.mappingDuration / 3000)
+  const pacedCount = Math.max(1, Math.round(perSecond * PACED_FLOOR_MS / 1000))
+  const pacedFloor = { ...await pcpRenewalFloor(task.gateway, task.clientAddress, task.firstPort - 1, pacedCount, PACED_FLOOR_MS), perSecond }
+  const defaultRate = await defaultRateTask(task, task.firstPort - 1 - DEFAULT_RATE_MAPPINGS)
+  print({ event: 'default-rate', ...defaultRate })
   const idleCpu = process.cpuUsage()
   const idleWall = performance.now()
   await new Promise((resolve) => setTimeout(resolve, IDLE_MS))
@@ -602,7 +695,8 @@ async function renewalsTask (task: Extract<AgentConfig, { task: 'renewals' }>): 
     ...counts,
     closeMs,
     profile: profiled,
-    floor,
+    pacedFloor,
+    defaultRate,
     creationPace,
     idlePercent
   }

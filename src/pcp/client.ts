@@ -263,7 +263,10 @@ function stateOf (grant: PortMappingGrant | undefined): PcpMappingState | undefi
 }
 
 function sameBytes (a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((byte, i) => byte === b[i])
+  if (a.length !== b.length) return false
+  // A plain loop: this runs for every reply, and every() costs a call per byte.
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
 }
 
 /**
