@@ -54,13 +54,13 @@ export function renderSoakReport (runs: readonly SoakResult[]): string {
   lines.push(`Gateway breakdowns (miniupnpd's nftables backend refusing every rule until restarted; no client can mend that, so the soak restarts the gateway and requires recovery from then on): ${incidents.length}.`)
   for (const incident of incidents) lines.push(`- seed ${incident.seed}, after episode ${incident.episode}: \`${incident.evidence}\`; every mapping back ${String(incident.recoveredAfterRestartMs)} ms after the restart`)
   lines.push('')
-  lines.push('Memory, per NAT process: heap used after a forced GC, live resources (timers, sockets and other async resources by async_hooks, unref\'d ones included) and open file descriptors, sampled after each episode had recovered (the same mappings open each time); median of the first third of the samples → median of the last third.')
+  lines.push('Memory, per NAT process: heap used after a forced GC, live resources (timers, sockets and other async resources by async_hooks, unref\'d ones included) and open file descriptors, sampled after each episode had recovered (the same mappings open each time); median of the first third of the samples → median of the last third. Of the heap growth, the part that is V8\'s compiled code and bytecode (`v8.getHeapCodeStatistics()`; it grows while more code paths run and get optimised, then levels off) is shown beside it.')
   lines.push('')
-  lines.push('| seed | NAT | samples | heap first third (MB) | heap last third (MB) | growth (MB) | live resources first → last | fds first → last |')
-  lines.push('| ---: | --- | ---: | ---: | ---: | ---: | --- | --- |')
+  lines.push('| seed | NAT | samples | heap first third (MB) | heap last third (MB) | growth (MB) | of which code (MB) | live resources first → last | fds first → last |')
+  lines.push('| ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |')
   for (const run of runs) {
     for (const [name, figures] of Object.entries(run.memory)) {
-      lines.push(`| ${run.seed} | ${name} | ${figures.samples.length} | ${mb(figures.heapFirstThird)} | ${mb(figures.heapLastThird)} | ${mb(figures.heapLastThird - figures.heapFirstThird)} | ${figures.handlesFirstThird} → ${figures.handlesLastThird} | ${figures.fdsFirstThird} → ${figures.fdsLastThird} |`)
+      lines.push(`| ${run.seed} | ${name} | ${figures.samples.length} | ${mb(figures.heapFirstThird)} | ${mb(figures.heapLastThird)} | ${mb(figures.heapLastThird - figures.heapFirstThird)} | ${figures.heapCodeFirstThird === undefined || figures.heapCodeLastThird === undefined ? '–' : mb(figures.heapCodeLastThird - figures.heapCodeFirstThird)} | ${figures.handlesFirstThird} → ${figures.handlesLastThird} | ${figures.fdsFirstThird} → ${figures.fdsLastThird} |`)
     }
   }
   lines.push('')

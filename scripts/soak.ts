@@ -51,8 +51,8 @@ const AGENTS = [
 
 interface MappingStatus { transport: 'tcp' | 'udp', port: number, established: boolean, externalPort: number, address?: string, addressError?: unknown }
 interface AgentStatus { type: string, gateway: string, localAddress: string, mappings: MappingStatus[] }
-/** `handles`: timers, UDP sockets and servers alive by async_hooks' count, unref'd ones included; `fds`: open file descriptors. */
-interface MemorySample { t: number, heapUsed: number, rss: number, handles: number, fds: number, timers: number, byKind: Record<string, number>, mappings: number, gc: boolean }
+/** `heapCode`: the part of heapUsed that is V8's compiled code and bytecode. `handles`: timers, UDP sockets and servers alive by async_hooks' count, unref'd ones included; `fds`: open file descriptors. */
+interface MemorySample { t: number, heapUsed: number, heapCode?: number, rss: number, handles: number, fds: number, timers: number, byKind: Record<string, number>, mappings: number, gc: boolean }
 interface AgentEvent { event: string, t: number, [field: string]: unknown }
 
 export interface TimelineEntry { t: number, what: string }
@@ -71,7 +71,7 @@ export interface SoakResult {
   violations: Violation[]
   /** Gateway breakdowns no client could mend (see gatewayBreakage); not violations, but listed. */
   incidents: GatewayIncident[]
-  memory: Record<string, { samples: MemorySample[], heapFirstThird: number, heapLastThird: number, handlesFirstThird: number, handlesLastThird: number, fdsFirstThird: number, fdsLastThird: number }>
+  memory: Record<string, { samples: MemorySample[], heapFirstThird: number, heapLastThird: number, /** Absent in results written before it was measured. */ heapCodeFirstThird?: number, heapCodeLastThird?: number, handlesFirstThird: number, handlesLastThird: number, fdsFirstThird: number, fdsLastThird: number }>
   agentEvents: Record<string, Record<string, number>>
   timeline: TimelineEntry[]
 }
@@ -159,7 +159,8 @@ async function main (): Promise<void> {
       minutes: { type: 'string', default: '5' },
       mappings: { type: 'string', default: '6' },
       seed: { type: 'string' },
-      out: { type: 'string' }
+      out: { type: 'string' },
+      'heap-snapshots': { type: 'string' }
     }
   })
   const minutes = Number(values.minutes)
@@ -211,7 +212,7 @@ async function main (): Promise<void> {
     AGENTS.forEach((spec, index) => {
       const base = 30_000 + index * 1_000
       const mappings = Array.from({ length: mappingsPerAgent }, (_, k) => ({ transport: k % 2 === 0 ? 'tcp' : 'udp', port: base + k }))
-      agents.push(new SoakAgent(spec.name, { discover: { ...DISCOVER, protocols: spec.protocols }, mappings }, onEvent))
+      agents.push(new SoakAgent(spec.name, { discover: { ...DISCOVER, protocols: spec.protocols }, mappings, heapSnapshots: values['heap-snapshots'] }, onEvent))
     })
     for (const agent of agents) {
       const ready = await agent.next('ready', 60_000)
@@ -349,9 +350,11 @@ async function main (): Promise<void> {
   const memoryReport: SoakResult['memory'] = {}
   for (const [name, samples] of memory) {
     const [heapFirstThird, heapLastThird] = thirds(samples, (sample) => sample.heapUsed)
+    // Reported beside the heap, not subtracted from it: the bound holds for the whole heap.
+    const [heapCodeFirstThird, heapCodeLastThird] = thirds(samples, (sample) => sample.heapCode ?? 0)
     const [handlesFirstThird, handlesLastThird] = thirds(samples, (sample) => sample.handles)
     const [fdsFirstThird, fdsLastThird] = thirds(samples, (sample) => sample.fds)
-    memoryReport[name] = { samples, heapFirstThird, heapLastThird, handlesFirstThird, handlesLastThird, fdsFirstThird, fdsLastThird }
+    memoryReport[name] = { samples, heapFirstThird, heapLastThird, heapCodeFirstThird, heapCodeLastThird, handlesFirstThird, handlesLastThird, fdsFirstThird, fdsLastThird }
     if (samples.length >= 3) {
       if (heapLastThird - heapFirstThird > HEAP_GROWTH_BOUND) violate('memory', `${name}: heap grew ${((heapLastThird - heapFirstThird) / 1_048_576).toFixed(2)} MB (bound ${HEAP_GROWTH_BOUND / 1_048_576} MB)`)
       if (handlesLastThird - handlesFirstThird > HANDLE_GROWTH_BOUND) violate('memory', `${name}: live resources (timers, sockets) grew from ${handlesFirstThird} to ${handlesLastThird}`)
@@ -465,7 +468,7 @@ function printSummary (result: SoakResult): void {
     console.log(`${kind.padEnd(17)} ${String(applied).padStart(7)} ${String(median(times)).padStart(21)} ${String(Math.max(0, ...times)).padStart(11)}`)
   }
   for (const [name, figures] of Object.entries(result.memory)) {
-    console.log(`${name.padEnd(8)} heap ${(figures.heapFirstThird / 1_048_576).toFixed(2)} → ${(figures.heapLastThird / 1_048_576).toFixed(2)} MB, live resources ${figures.handlesFirstThird} → ${figures.handlesLastThird}, fds ${figures.fdsFirstThird} → ${figures.fdsLastThird} (${figures.samples.length} samples after GC)`)
+    console.log(`${name.padEnd(8)} heap ${(figures.heapFirstThird / 1_048_576).toFixed(2)} → ${(figures.heapLastThird / 1_048_576).toFixed(2)} MB (V8 code and bytecode ${((figures.heapCodeFirstThird ?? 0) / 1_048_576).toFixed(2)} → ${((figures.heapCodeLastThird ?? 0) / 1_048_576).toFixed(2)} MB), live resources ${figures.handlesFirstThird} → ${figures.handlesLastThird}, fds ${figures.fdsFirstThird} → ${figures.fdsLastThird} (${figures.samples.length} samples after GC)`)
   }
   for (const incident of result.incidents) console.log(`GATEWAY BROKEN after episode ${incident.episode} (${incident.evidence}); restarted; every mapping back ${String(incident.recoveredAfterRestartMs)} ms later`)
   for (const violation of result.violations) console.log(`VIOLATION ${violation.invariant} at ${(violation.t / 1_000).toFixed(1)} s: ${violation.detail}`)

@@ -21,8 +21,8 @@ const debug = debuglog('natmapper')
 export const REMEMBER_FOR = 10 * 60_000
 /** The cache file is tiny; anything larger was not written by us. */
 const MAX_FILE_BYTES = 16 * 1024
-/** Entries kept in the file (one per gateway and local address). */
-const MAX_ENTRIES = 16
+/** Entries kept in the file and in this process (one per gateway and local address); the oldest go first. */
+export const MAX_ENTRIES = 16
 
 export interface RememberedGateway {
   /** The description URL. */
@@ -34,6 +34,7 @@ export interface RememberedGateway {
   savedAt: number
 }
 
+/** In the order they were last saved, oldest first. */
 const inProcess = new Map<string, RememberedGateway>()
 
 const keyOf = (gateway: string, localAddress: string): string => `${gateway} ${localAddress}`
@@ -73,11 +74,24 @@ function usable (entry: unknown, gateway: string): Recalled | undefined {
 /** Remembers a gateway that worked, in this process and (best effort) in `file`. */
 export function rememberGateway (gateway: string, localAddress: string, entry: Omit<RememberedGateway, 'savedAt'>, file: string | undefined): void {
   const key = keyOf(gateway, localAddress)
-  const saved: RememberedGateway = { ...entry, savedAt: Date.now() }
+  // Copies, not the strings given: the service type is cut out of the description XML, and V8
+  // keeps a whole document alive for as long as a slice of it is (found in the soak's heap snapshots).
+  const saved: RememberedGateway = { location: copyOf(entry.location), serviceType: copyOf(entry.serviceType), controlUrl: copyOf(entry.controlUrl), savedAt: Date.now() }
+  inProcess.delete(key)
   inProcess.set(key, saved)
+  // A host that roams meets new gateways and addresses for as long as it runs: keep the map bounded.
+  for (const [oldKey, old] of inProcess) {
+    if (inProcess.size <= MAX_ENTRIES && Date.now() - old.savedAt <= REMEMBER_FOR) break
+    inProcess.delete(oldKey)
+  }
   if (file !== undefined) {
     writeEntry(file, key, saved).catch((error: unknown) => { debug('upnp: cannot write %s: %s', file, String(error)) })
   }
+}
+
+/** The same text in a string of its own (not a slice of a larger one). */
+function copyOf (text: string): string {
+  return Buffer.from(text, 'utf8').toString('utf8')
 }
 
 function isEntry (value: unknown): value is RememberedGateway {

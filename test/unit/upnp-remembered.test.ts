@@ -2,7 +2,13 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { after, describe, it } from 'node:test'
-import { recallGateway, rememberGateway, REMEMBER_FOR } from '../../src/upnp/remembered.js'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+import { MAX_ENTRIES, recallGateway, recalledInProcess, rememberGateway, REMEMBER_FOR } from '../../src/upnp/remembered.js'
+
+setFlagsFromString('--expose-gc')
+const gc = runInNewContext('gc') as () => void
+const heapAfterGc = (): number => { gc(); gc(); return process.memoryUsage().heapUsed }
 
 const directory = mkdtempSync(`${tmpdir()}/natmapper-remembered-unit-`)
 after(() => { rmSync(directory, { recursive: true, force: true }) })
@@ -50,4 +56,37 @@ describe('remembered UPnP gateway', () => {
     write(`${directory}/big.json`, { '10.6.0.1 10.6.0.2': entry })
     assert.equal(await recallGateway('10.6.0.1', '10.6.0.2', `${directory}/big.json`), undefined)
   })
+
+  // Regression (soak heap snapshots): the in-process map was keyed by gateway and local address
+  // and never pruned, so a host meeting new networks kept every one it had seen.
+  it('keeps at most MAX_ENTRIES gateways in the process, dropping the oldest', () => {
+    const localAddress = (index: number): string => `10.5.${Math.floor(index / 250)}.${(index % 250) + 2}`
+    for (let index = 0; index <= MAX_ENTRIES; index++) {
+      rememberGateway('10.5.0.1', localAddress(index), { location: 'http://10.5.0.1:5000/rootDesc.xml', ...service }, undefined)
+    }
+    assert.equal(recalledInProcess('10.5.0.1', localAddress(0)), undefined, 'the oldest is dropped')
+    for (let index = 1; index <= MAX_ENTRIES; index++) assert.notEqual(recalledInProcess('10.5.0.1', localAddress(index)), undefined, localAddress(index))
+    // Saving one again makes it the newest: the next one dropped is the oldest after it.
+    rememberGateway('10.5.0.1', localAddress(1), { location: 'http://10.5.0.1:5000/rootDesc.xml', ...service }, undefined)
+    rememberGateway('10.5.0.1', localAddress(MAX_ENTRIES + 1), { location: 'http://10.5.0.1:5000/rootDesc.xml', ...service }, undefined)
+    assert.notEqual(recalledInProcess('10.5.0.1', localAddress(1)), undefined)
+    assert.equal(recalledInProcess('10.5.0.1', localAddress(2)), undefined)
+  })
+
+  // Regression (soak heap snapshots): the service type handed in is a slice of the description
+  // XML, and the remembered entry kept the whole document alive with it.
+  it('does not keep alive the document its strings were cut from', () => {
+    const before = heapAfterGc()
+    rememberCutFromDocument(8 * 1024 * 1024)
+    const grown = heapAfterGc() - before
+    assert.ok(grown < 4 * 1024 * 1024, `the heap kept ${(grown / 1_048_576).toFixed(1)} MB after the document was dropped`)
+    assert.equal(recalledInProcess('10.4.0.1', '10.4.0.2')?.serviceType, service.serviceType)
+  })
 })
+
+/** Remembers a service type cut from an on-heap document of `size` bytes, as the XML decoder hands it over; the document is gone when this returns. */
+function rememberCutFromDocument (size: number): void {
+  const document = `<serviceType>${service.serviceType}</serviceType>` + ' '.repeat(size)
+  const serviceType = document.slice('<serviceType>'.length, '<serviceType>'.length + service.serviceType.length)
+  rememberGateway('10.4.0.1', '10.4.0.2', { location: 'http://10.4.0.1:5000/rootDesc.xml', serviceType, controlUrl: service.controlUrl }, undefined)
+}

@@ -5,6 +5,7 @@
 // closes everything and never calls process.exit: the soak checks that it then ends by itself.
 import { createHook } from 'node:async_hooks'
 import { readdirSync } from 'node:fs'
+import { getHeapCodeStatistics, writeHeapSnapshot } from 'node:v8'
 import { createInterface } from 'node:readline'
 import { discoverNAT, type DiscoverOptions, type Mapping, type NAT } from '../../../src/index.js'
 import { assertInLabNamespace } from '../../helpers/netns.js'
@@ -13,6 +14,8 @@ import { startEcho, type EchoServer } from './echo.js'
 interface AgentConfig {
   discover: DiscoverOptions
   mappings: Array<{ transport: 'tcp' | 'udp', port: number }>
+  /** A directory: every fifth memory sample also writes a heap snapshot there (`npm run soak -- --heap-snapshots DIR`). */
+  heapSnapshots?: string
 }
 
 type Command =
@@ -107,15 +110,23 @@ async function status (): Promise<Record<string, unknown>> {
   return { type: nat.type, gateway: nat.gateway, localAddress: nat.localAddress, mappings }
 }
 
+let samplesTaken = 0
 function memory (): Record<string, unknown> {
   // Measured after a full collection, so that the figure is what is still referenced.
   const collect = (globalThis as { gc?: () => void }).gc
   collect?.()
   const byKind = Object.fromEntries(Object.entries(live).filter(([, count]) => count > 0))
   const usage = process.memoryUsage()
+  // heapUsed counts V8's compiled code and bytecode too, which grow as more paths run and get optimised.
+  const code = getHeapCodeStatistics()
+  samplesTaken++
+  if (config.heapSnapshots !== undefined && samplesTaken % 5 === 1) {
+    writeHeapSnapshot(`${config.heapSnapshots}/${config.discover.protocols?.join('+') ?? 'all'}-${String(samplesTaken).padStart(3, '0')}.heapsnapshot`)
+  }
   return {
     gc: collect !== undefined,
     heapUsed: usage.heapUsed,
+    heapCode: code.code_and_metadata_size + code.bytecode_and_metadata_size,
     rss: usage.rss,
     fds: readdirSync('/proc/self/fd').length,
     timers: live.Timeout ?? 0,
