@@ -58,6 +58,9 @@ import {
   type UpnpProtocol
 } from './soap.js'
 import { checkInteger, type ResolvedUpnpProbeOptions } from './probe.js'
+
+/** The IPv6 pinhole client travels in this module's chunk (see upnpPinholeProbe). */
+export { UpnpPinholeClient } from './pinhole-client.js'
 import { decodeNotify, type SearchResponse } from './ssdp.js'
 import { hostOf, trustedControlUrl } from './trust.js'
 
