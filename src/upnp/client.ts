@@ -1,9 +1,11 @@
 /**
- * UPnP IGD v1/v2 behind the core's GatewayClient seam: the discovery probe (SSDP search →
- * description → WAN service) and the client that maps, renews and deletes ports with SOAP.
+ * UPnP IGD v1/v2 behind the core's GatewayClient seam: the second half of discovery (description
+ * → WAN service, connectToGateway) and the client that maps, renews and deletes ports with SOAP.
+ * The probe (probe.ts) imports this module when the gateway answers its SSDP search.
  *
  * @example
  * ```ts
+ * // upnpProbe from './probe.js'
  * const client = await upnpProbe({ gateway: '192.168.1.1', localAddress: '192.168.1.20', signal })
  * const grant = await client.map({ protocol: 'udp', internalPort: 4001, suggestedExternalPort: 4001,
  *   lifetimeSeconds: 3600, description: 'my app' }, undefined, {})

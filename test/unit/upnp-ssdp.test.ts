@@ -140,8 +140,9 @@ describe('SSDP search', () => {
     const gateway = await responder('127.0.0.2')
     const controller = new AbortController()
     startSsdpSearch({ gateway: '127.0.0.2', port: gateway.port, multicast: false, schedule: [0, 20, 40], signal: controller.signal, onLocation: () => {} })
-    await sleep(120)
-    // Three rounds of five search targets, all to the gateway (multicast is off).
+    // Three rounds of five search targets, all to the gateway (multicast is off), and no more.
+    for (let waited = 0; gateway.received.length < 15 && waited < 5_000; waited += 10) await sleep(10)
+    await sleep(100)
     assert.equal(gateway.received.length, 15)
     assert.ok(gateway.received.every((text) => text.startsWith('M-SEARCH * HTTP/1.1\r\nHOST: 127.0.0.2:')))
     controller.abort()
