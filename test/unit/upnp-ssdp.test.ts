@@ -140,13 +140,16 @@ describe('SSDP search', () => {
     const gateway = await responder('127.0.0.2')
     const controller = new AbortController()
     startSsdpSearch({ gateway: '127.0.0.2', port: gateway.port, multicast: false, schedule: [0, 20, 40], signal: controller.signal, onLocation: () => {} })
-    // Three rounds of five search targets, all to the gateway (multicast is off), and no more.
-    for (let waited = 0; gateway.received.length < 15 && waited < 5_000; waited += 10) await sleep(10)
-    await sleep(100)
-    assert.equal(gateway.received.length, 15)
-    assert.ok(gateway.received.every((text) => text.startsWith('M-SEARCH * HTTP/1.1\r\nHOST: 127.0.0.2:')))
-    controller.abort()
-    await gateway.close()
+    try {
+      // Three rounds of five search targets, all to the gateway (multicast is off), and no more.
+      for (let waited = 0; gateway.received.length < 15 && waited < 5_000; waited += 10) await sleep(10)
+      await sleep(100)
+      assert.equal(gateway.received.length, 15)
+      assert.ok(gateway.received.every((text) => text.startsWith('M-SEARCH * HTTP/1.1\r\nHOST: 127.0.0.2:')))
+    } finally {
+      controller.abort()
+      await gateway.close()
+    }
   })
 
   it('sends a round one datagram per event-loop turn, so a search stopped after the first sends no more', async () => {
@@ -166,11 +169,12 @@ describe('SSDP search', () => {
       await sleep(50)
     } finally {
       wireChannel.unsubscribe(onMessage)
+      controller.abort()
+      await gateway.close()
     }
     // Five search targets in the round; sent as one burst, all five would have gone out.
     assert.equal(traced, 1)
     assert.ok(gateway.received.length <= 1)
-    await gateway.close()
   })
 
   it('hands on each trusted LOCATION once, re-pointing another host at the gateway', async () => {
