@@ -42,7 +42,7 @@ import {
   MIN_RANDOM_EXTERNAL_PORT,
 } from './constants.js'
 import { decodeDeviceDescription, type DeviceDescription, type FirewallControlService, type WanService, type WanServiceKind } from './description.js'
-import { expectSuccess, httpExchange } from './http.js'
+import { expectSuccess, httpExchange, loadTcp } from './http.js'
 import {
   decodeExternalIPAddress,
   decodePortMappingEntry,
@@ -65,6 +65,7 @@ import { checkInteger, type ResolvedUpnpProbeOptions } from './probe.js'
 export { UpnpPinholeClient } from './pinhole-client.js'
 import { decodeNotify, type SearchResponse } from './ssdp.js'
 import { hostOf, trustedControlUrl } from './trust.js'
+import { loadXmlParser } from './xml.js'
 
 /** What a UPnP grant remembers so that renewals and deletion do the right thing. */
 export interface UpnpMappingState {
@@ -137,6 +138,12 @@ export async function connectToGateway ({ location, announced, response: searchR
     }
   }
   return client
+}
+
+/** Loads what talking to the gateway needs beyond this module: the XML parser and node:net. */
+export async function preloadGatewayDependencies (): Promise<void> {
+  loadXmlParser()
+  await loadTcp()
 }
 
 /** WANIPConnection:2 first (AddAnyPortMapping, lease limits we know), PPP last. */

@@ -27,10 +27,10 @@ export interface HttpExchange {
 let net: typeof import('node:net') | undefined
 
 /**
- * node:net costs ~5 ms to load: it is imported on the first request, so that only programs that
- * talk to a UPnP gateway pay it.
+ * node:net costs ~5 ms to load: only programs that talk to a UPnP gateway pay it, and the probe
+ * loads it while it waits for SSDP answers (see preloadGatewayCode in upnp/probe.ts).
  */
-async function loadTcp (): Promise<typeof import('node:net')> {
+export async function loadTcp (): Promise<typeof import('node:net')> {
   net ??= await import('node:net')
   return net
 }

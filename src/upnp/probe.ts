@@ -142,6 +142,16 @@ async function probeUpnp (context: ProbeContext, options: ResolvedUpnpProbeOptio
       }, timeout)
     }
 
+    // The gateway code (and saxes, node:net) loads when the gateway answers, or, if it is slow
+    // to, after UPNP_PRELOAD_DELAY, while the answer is still on its way (miniupnpd waits ~50 ms):
+    // not at once, since compiling it holds up the event loop, and when a PCP or NAT-PMP gateway
+    // answers within a few ms discovery ends this probe first, so that path never compiles it.
+    // Loading it only on the answer would add its ~5 ms to a process's first UPnP discovery.
+    const preload = setTimeout(() => {
+      loadGatewayCode().then(async (code) => { await code.preloadGatewayDependencies() }).catch(() => {})
+    }, UPNP_PRELOAD_DELAY)
+    preload.unref()
+    probing.signal.addEventListener('abort', () => { clearTimeout(preload) }, { once: true })
     let searching = false
     const tryRemembered = (remembered: Recalled | undefined): void => {
       if (remembered === undefined || settled) return
@@ -222,3 +232,5 @@ export async function upnpPinholeProbe (context: ProbeContext): Promise<GatewayC
 
 /** How long a remembered gateway's GET goes ahead of the SSDP search (see probeUpnp). */
 const REMEMBERED_HEAD_START = 2
+/** How long the probe waits before loading the gateway code unasked (see probeUpnp). */
+const UPNP_PRELOAD_DELAY = 20
