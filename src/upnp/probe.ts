@@ -5,8 +5,9 @@
  * millisecond, long before a UPnP router answers its M-SEARCH (miniupnpd waits ~50 ms on
  * purpose). So the probe's start loads only this small module and the SSDP search; the
  * description, HTTP, SOAP and client code (with saxes and node:net) is imported when the
- * gateway answers with a location, or when a remembered gateway is tried. When another
- * protocol wins first, the UPnP probe is aborted having compiled none of it.
+ * gateway answers with a location, when a remembered gateway is tried, or when the search has
+ * gone unanswered for UPNP_PRELOAD_DELAY. When another protocol wins first, the UPnP probe is
+ * aborted having compiled none of it.
  */
 import { debuglog } from 'node:util'
 import { DEFAULT_REQUEST_TIMEOUT } from '../constants.js'
