@@ -11,7 +11,9 @@
  */
 import { debuglog } from 'node:util'
 import { DEFAULT_REQUEST_TIMEOUT } from '../constants.js'
+import { SETTLED } from '../core/deadline.js'
 import type { GatewayClient, ProbeContext } from '../core/gateway-client.js'
+import { allowManyListeners } from '../core/limiter.js'
 import { AbortError, InvalidArgumentError, TimeoutError, UnsupportedError } from '../errors.js'
 import { randomInt } from '../net/random.js'
 import { DEFAULT_UPNP_CONCURRENCY, MIN_RANDOM_EXTERNAL_PORT, SSDP_PORT, SSDP_SEARCH_SCHEDULE } from './constants.js'
@@ -104,6 +106,8 @@ export const upnpProbe: UpnpProbe = createUpnpProbe()
 async function probeUpnp (context: ProbeContext, options: ResolvedUpnpProbeOptions): Promise<UpnpClient> {
   if (context.signal.aborted) throw new AbortError('upnp probe aborted', { cause: context.signal.reason })
   const probing = new AbortController()
+  // Each description fetch (up to MAX_SSDP_LOCATIONS at once) and the search listen to it.
+  allowManyListeners(probing.signal)
   // The most telling failure so far: a description problem beats an SSDP one.
   let descriptionProblem: Error | undefined
   let searchProblem: Error | undefined
@@ -123,7 +127,7 @@ async function probeUpnp (context: ProbeContext, options: ResolvedUpnpProbeOptio
       settled = true
       if (timer !== undefined) clearTimeout(timer)
       context.signal.removeEventListener('abort', onAbort)
-      probing.abort(new AbortError('upnp probe settled'))
+      probing.abort(SETTLED)
       if (!(outcome instanceof Error)) {
         rememberGateway(context.gateway, context.localAddress,
           { location: outcome.descriptionUrl.href, serviceType: outcome.service.serviceType, controlUrl: outcome.service.controlUrl.href }, context.cacheFile)
