@@ -4,8 +4,9 @@
  *
  * PCP and NAT-PMP are small and answer within a millisecond or two, so they load with the
  * package. UPnP (SSDP, HTTP, SOAP, the XML parser) is most of the code and waits ~50 ms for the
- * router's SSDP answer anyway: it is loaded (a separate chunk) only when its probe starts, so a
- * program that never probes UPnP never compiles it.
+ * router's SSDP answer anyway: its probe's start loads only the SSDP search (upnp/probe.ts, a
+ * small chunk), and the rest loads when a gateway answers (see there), so a program whose PCP
+ * or NAT-PMP gateway answers first never compiles it.
  */
 import type { ProbeContext, ProbeRegistry, ProtocolProbe } from './core/gateway-client.js'
 import { natPmpProbe } from './natpmp/client.js'
@@ -23,8 +24,8 @@ function onFirstUse (load: () => Promise<ProtocolProbe>): ProtocolProbe {
   }
 }
 
-const upnpProbe = onFirstUse(async () => (await import('./upnp/client.js')).upnpProbe)
-const upnpPinholeProbe = onFirstUse(async () => (await import('./upnp/pinhole-client.js')).upnpPinholeProbe)
+const upnpProbe = onFirstUse(async () => (await import('./upnp/probe.js')).upnpProbe)
+const upnpPinholeProbe = onFirstUse(async () => (await import('./upnp/probe.js')).upnpPinholeProbe)
 
 /** IPv6 UPnP is WANIPv6FirewallControl pinholes, not port mappings. */
 export const protocolProbes: ProbeRegistry = (protocol, family) => {

@@ -1,9 +1,11 @@
 /**
- * UPnP IGD v1/v2 behind the core's GatewayClient seam: the discovery probe (SSDP search →
- * description → WAN service) and the client that maps, renews and deletes ports with SOAP.
+ * UPnP IGD v1/v2 behind the core's GatewayClient seam: the second half of discovery (description
+ * → WAN service, connectToGateway) and the client that maps, renews and deletes ports with SOAP.
+ * The probe (probe.ts) imports this module when the gateway answers its SSDP search.
  *
  * @example
  * ```ts
+ * // upnpProbe from './probe.js'
  * const client = await upnpProbe({ gateway: '192.168.1.1', localAddress: '192.168.1.20', signal })
  * const grant = await client.map({ protocol: 'udp', internalPort: 4001, suggestedExternalPort: 4001,
  *   lifetimeSeconds: 3600, description: 'my app' }, undefined, {})
@@ -12,9 +14,7 @@
  * ```
  */
 import { Buffer } from 'node:buffer'
-import { debuglog } from 'node:util'
 import { isIP, isPubliclyRoutable, sameAddress } from '../net/ip-address.js'
-import { DEFAULT_REQUEST_TIMEOUT } from '../constants.js'
 import { anySignal, withDeadline } from '../core/deadline.js'
 import type {
   GatewayClient,
@@ -23,30 +23,23 @@ import type {
   PortMappingGrant,
   PortMappingRequest,
   ProbeContext,
-  ProtocolProbe,
   RequestOptions,
   TransportProtocol
 } from '../core/gateway-client.js'
 import { allowManyListeners, RequestLimiter } from '../core/limiter.js'
 import {
-  AbortError,
   ClosedError,
   GatewayResultError,
   HttpStatusError,
   InvalidArgumentError,
-  TimeoutError,
   UnsupportedError
 } from '../errors.js'
-import { randomInt } from '../net/random.js'
 import {
-  DEFAULT_UPNP_CONCURRENCY,
   IGD2_MAX_LEASE_SECONDS,
   MAX_DESCRIPTION_BYTES,
   MAX_PORT_ATTEMPTS,
   MAX_SOAP_RESPONSE_BYTES,
   MIN_RANDOM_EXTERNAL_PORT,
-  SSDP_PORT,
-  SSDP_SEARCH_SCHEDULE
 } from './constants.js'
 import { decodeDeviceDescription, type DeviceDescription, type FirewallControlService, type WanService, type WanServiceKind } from './description.js'
 import { expectSuccess, httpExchange, loadTcp } from './http.js'
@@ -66,47 +59,13 @@ import {
   type StatusInfo,
   type UpnpProtocol
 } from './soap.js'
-import { startSsdpSearch } from './ssdp-search.js'
+import { checkInteger, type ResolvedUpnpProbeOptions } from './probe.js'
+
+/** The IPv6 pinhole client travels in this module's chunk (see upnpPinholeProbe). */
+export { UpnpPinholeClient } from './pinhole-client.js'
 import { decodeNotify, type SearchResponse } from './ssdp.js'
-import { loadXmlParser } from './xml.js'
 import { hostOf, trustedControlUrl } from './trust.js'
-import { recalledInProcess, recallGateway, rememberGateway, type Recalled } from './remembered.js'
-
-const debug = debuglog('natmapper')
-
-/** Internal knobs of the UPnP probe; tests use them to stay on loopback and be quick. */
-export interface UpnpProbeOptions {
-  /** UDP port searched on the gateway and the multicast group. Default 1900 (SSDP_PORT). */
-  ssdpPort?: number
-  /**
-   * Also send the search to the multicast group 239.255.255.250. Default true. Tests on loopback
-   * must turn it off: a multicast search leaves the host.
-   */
-  multicast?: boolean
-  /** When search rounds are sent, in ms from the start. Default SSDP_SEARCH_SCHEDULE (0, 100, 300, 700, 1 500, 3 100). */
-  searchSchedule?: readonly number[]
-  /** Bound on each HTTP exchange made while probing, in ms. Default DEFAULT_REQUEST_TIMEOUT (4 000). */
-  requestTimeout?: number
-  /**
-   * Bound on the whole probe, in ms. Default: none of its own, since ProbeContext.signal ends
-   * every probe when discovery settles or times out.
-   */
-  timeout?: number
-  /** Requests in flight toward the gateway at once. Default 2 (DEFAULT_UPNP_CONCURRENCY). */
-  maxConcurrentRequests?: number
-  /** Picks an external port to try after a conflict on an IGDv1 gateway. Default: uniform in 1024–65535. */
-  randomPort?: () => number
-}
-
-interface ResolvedUpnpProbeOptions {
-  ssdpPort: number
-  multicast: boolean
-  searchSchedule: readonly number[]
-  requestTimeout: number
-  timeout: number | undefined
-  maxConcurrentRequests: number
-  randomPort: () => number
-}
+import { loadXmlParser } from './xml.js'
 
 /** What a UPnP grant remembers so that renewals and deletion do the right thing. */
 export interface UpnpMappingState {
@@ -114,148 +73,7 @@ export interface UpnpMappingState {
   leaseKind: 'timed' | 'permanent'
 }
 
-/** Validates the probe options once, naming the bad one, and fills in defaults. */
-export function resolveUpnpProbeOptions (options: UpnpProbeOptions = {}): ResolvedUpnpProbeOptions {
-  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('upnp probe options must be an object')
-  const schedule = options.searchSchedule ?? SSDP_SEARCH_SCHEDULE
-  if (!Array.isArray(schedule) || schedule.length === 0 || !schedule.every((at, index) => Number.isFinite(at) && at >= 0 && at >= (schedule[index - 1] ?? 0))) {
-    throw new InvalidArgumentError('searchSchedule must be a non-empty list of non-decreasing, non-negative milliseconds')
-  }
-  if (options.multicast !== undefined && typeof options.multicast !== 'boolean') throw new InvalidArgumentError('multicast must be a boolean')
-  if (options.randomPort !== undefined && typeof options.randomPort !== 'function') throw new InvalidArgumentError('randomPort must be a function')
-  return {
-    ssdpPort: checkInteger(options.ssdpPort, 'ssdpPort', SSDP_PORT, 1, 65_535),
-    multicast: options.multicast ?? true,
-    searchSchedule: [...schedule],
-    requestTimeout: checkInteger(options.requestTimeout, 'requestTimeout', DEFAULT_REQUEST_TIMEOUT, 1, 600_000),
-    timeout: options.timeout === undefined ? undefined : checkInteger(options.timeout, 'timeout', 0, 1, 600_000),
-    maxConcurrentRequests: checkInteger(options.maxConcurrentRequests, 'maxConcurrentRequests', DEFAULT_UPNP_CONCURRENCY, 1, 64),
-    randomPort: options.randomPort ?? (() => randomInt(MIN_RANDOM_EXTERNAL_PORT, 65_536))
-  }
-}
-
-function checkInteger (value: number | undefined, name: string, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}, got ${String(value)}`)
-  }
-  return value
-}
-
-/** A UPnP probe with internal options (tests: `createUpnpProbe({ ssdpPort, multicast: false })`). */
-export function createUpnpProbe (options: UpnpProbeOptions = {}): ProtocolProbe {
-  const resolved = resolveUpnpProbeOptions(options)
-  return async (context) => await probeUpnp(context, resolved)
-}
-
-/** The production probe: unicast to the gateway and multicast, on port 1900. */
-export const upnpProbe: ProtocolProbe = createUpnpProbe()
-
-/**
- * Searches for the gateway's IGD and resolves with a ready client as soon as the first
- * description with a usable WAN service is confirmed. Every socket and timer stops when the
- * probe settles or `context.signal` aborts.
- */
-async function probeUpnp (context: ProbeContext, options: ResolvedUpnpProbeOptions): Promise<UpnpClient> {
-  if (context.signal.aborted) throw new AbortError('upnp probe aborted', { cause: context.signal.reason })
-  const probing = new AbortController()
-  // The most telling failure so far: a description problem beats an SSDP one.
-  let descriptionProblem: Error | undefined
-  let searchProblem: Error | undefined
-  const problem = (): string => {
-    const last = descriptionProblem ?? searchProblem
-    return last === undefined ? `no SSDP answer from ${context.gateway}` : `last problem: ${last.message}`
-  }
-
-  return await new Promise<UpnpClient>((resolve, reject) => {
-    let settled = false
-    let timer: NodeJS.Timeout | undefined
-    const settle = (outcome: UpnpClient | Error): void => {
-      if (settled) {
-        if (outcome instanceof UpnpClient) void outcome.close()
-        return
-      }
-      settled = true
-      if (timer !== undefined) clearTimeout(timer)
-      context.signal.removeEventListener('abort', onAbort)
-      probing.abort(new AbortError('upnp probe settled'))
-      if (outcome instanceof UpnpClient) {
-        rememberGateway(context.gateway, context.localAddress,
-          { location: outcome.descriptionUrl.href, serviceType: outcome.service.serviceType, controlUrl: outcome.service.controlUrl.href }, context.cacheFile)
-        resolve(outcome)
-      } else {
-        reject(outcome)
-      }
-    }
-    const onAbort = (): void => {
-      settle(new AbortError(`upnp: discovery stopped before a usable gateway answered (${problem()})`, { cause: descriptionProblem ?? searchProblem ?? context.signal.reason }))
-    }
-    context.signal.addEventListener('abort', onAbort, { once: true })
-    if (options.timeout !== undefined) {
-      const timeout = options.timeout
-      timer = setTimeout(() => {
-        settle(new TimeoutError(`upnp: no usable gateway within ${timeout} ms (${problem()})`, { cause: descriptionProblem ?? searchProblem }))
-      }, timeout)
-    }
-
-    // Load the XML parser and node:net while SSDP answers are on their way (miniupnpd waits
-    // ~50 ms to answer), but not at once: loading blocks the event loop for ~10 ms, and when a PCP
-    // or NAT-PMP gateway answers within a few ms, discovery ends this probe before the preload
-    // starts, so the winning protocol's first mapping is not held up by work it never needs.
-    const preload = setTimeout(() => {
-      loadXmlParser()
-      loadTcp().catch(() => {})
-    }, UPNP_PRELOAD_DELAY)
-    preload.unref()
-    probing.signal.addEventListener('abort', () => { clearTimeout(preload) }, { once: true })
-    let searching = false
-    const tryRemembered = (remembered: Recalled | undefined): void => {
-      if (remembered === undefined || settled) return
-      // A stale entry is no problem to report: the search goes on as if there had been none.
-      connectToGateway({ location: remembered.location, announced: remembered.location, context, options, signal: probing.signal, service: remembered }).then(settle, (error: Error) => {
-        debug('upnp: remembered gateway %s failed: %s', remembered.location.href, error.message)
-        search()
-      })
-    }
-    const search = (): void => {
-      if (settled || searching) return
-      searching = true
-      startSsdpSearch({
-        gateway: context.gateway,
-        localAddress: context.localAddress,
-        port: options.ssdpPort,
-        multicast: options.multicast,
-        schedule: options.searchSchedule,
-        signal: probing.signal,
-        onRefused: (error) => { settle(error) },
-        onLocation: (location, announced, response) => {
-          connectToGateway({ location, announced, response, context, options, signal: probing.signal }).then(settle, (error: Error) => {
-            descriptionProblem = error
-          })
-        },
-        onProblem: (error) => { searchProblem = error }
-      })
-    }
-    // A gateway that worked before is tried at once with one GET, beside the search: whichever
-    // confirms a usable gateway first wins. Remembered in this process, its GET gets a head start
-    // of REMEMBERED_HEAD_START (the search's dozen datagrams would otherwise go out before its
-    // connection is up), cut short if it fails; a router takes tens of ms to answer a search
-    // anyway. From the cache file, the search starts while the file is read.
-    const inProcess = context.rememberGateway === false ? undefined : recalledInProcess(context.gateway, context.localAddress)
-    if (inProcess !== undefined) {
-      tryRemembered(inProcess)
-      const headStart = setTimeout(search, REMEMBERED_HEAD_START)
-      probing.signal.addEventListener('abort', () => { clearTimeout(headStart) }, { once: true })
-    } else {
-      search()
-      if (context.rememberGateway !== false && context.cacheFile !== undefined) {
-        recallGateway(context.gateway, context.localAddress, context.cacheFile).then(tryRemembered, () => {})
-      }
-    }
-  })
-}
-
-interface GatewayLocation {
+export interface GatewayLocation {
   /** The description URL, pointed at the gateway. */
   location: URL
   /** LOCATION as the gateway announced it. */
@@ -273,7 +91,7 @@ interface GatewayLocation {
 }
 
 /** Fetches and reads the description, keeps the WAN services on the gateway, and builds the client. */
-async function connectToGateway ({ location, announced, response: searchResponse, context, options, signal, service: chosen }: GatewayLocation): Promise<UpnpClient> {
+export async function connectToGateway ({ location, announced, response: searchResponse, context, options, signal, service: chosen }: GatewayLocation): Promise<UpnpClient> {
   const { response, localAddress } = await withDeadline(`upnp: GET ${location.href}`, { signal, timeout: options.requestTimeout }, async (deadline) =>
     await httpExchange({ method: 'GET', url: location, headers: REQUEST_HEADERS, maxBodyBytes: MAX_DESCRIPTION_BYTES, signal: deadline }))
   expectSuccess(response, `upnp: GET ${location.href}`)
@@ -322,6 +140,12 @@ async function connectToGateway ({ location, announced, response: searchResponse
   return client
 }
 
+/** Loads what talking to the gateway needs beyond this module: the XML parser and node:net. */
+export async function preloadGatewayDependencies (): Promise<void> {
+  loadXmlParser()
+  await loadTcp()
+}
+
 /** WANIPConnection:2 first (AddAnyPortMapping, lease limits we know), PPP last. */
 const SERVICE_PREFERENCE: Readonly<Record<WanServiceKind, number>> = {
   'WANIPConnection:2': 0,
@@ -329,10 +153,6 @@ const SERVICE_PREFERENCE: Readonly<Record<WanServiceKind, number>> = {
   'WANPPPConnection:1': 2
 }
 
-/** How long a remembered gateway's GET goes ahead of the SSDP search (see probeUpnp). */
-const REMEMBERED_HEAD_START = 2
-/** How long the probe waits before loading what a UPnP gateway needs (see createUpnpProbe). */
-const UPNP_PRELOAD_DELAY = 20
 /** Most device uuids remembered from NOTIFYs (miniupnpd's IGD has three). */
 const MAX_DEVICE_UUIDS = 16
 /** listMappings() stops here: a table this long is a router bug or a loop. */

@@ -28,7 +28,7 @@ let net: typeof import('node:net') | undefined
 
 /**
  * node:net costs ~5 ms to load: only programs that talk to a UPnP gateway pay it, and the probe
- * loads it while it waits for SSDP answers.
+ * loads it while it waits for SSDP answers (see preloadGatewayCode in upnp/probe.ts).
  */
 export async function loadTcp (): Promise<typeof import('node:net')> {
   net ??= await import('node:net')

@@ -2,9 +2,8 @@ import { Buffer } from 'node:buffer'
 import { DEFAULT_REQUEST_TIMEOUT } from '../constants.js'
 import { anySignal, withDeadline } from '../core/deadline.js'
 import { allowManyListeners } from '../core/limiter.js'
-import type { GatewayClient, GatewayEvent, PortMappingGrant, PortMappingRequest, ProbeContext, RequestOptions } from '../core/gateway-client.js'
-import { ClosedError, GatewayResultError, HttpStatusError, UnsupportedError } from '../errors.js'
-import { UpnpClient, upnpProbe } from './client.js'
+import type { GatewayClient, GatewayEvent, PortMappingGrant, PortMappingRequest, RequestOptions } from '../core/gateway-client.js'
+import { ClosedError, GatewayResultError, HttpStatusError } from '../errors.js'
 import { httpExchange } from './http.js'
 import {
   decodeFirewallStatus,
@@ -187,16 +186,4 @@ export class UpnpPinholeClient implements GatewayClient {
 function stateOf (grant: PortMappingGrant | undefined): PinholeState | undefined {
   const state = grant?.protocolState as Partial<PinholeState> | undefined
   return state === undefined || !('uniqueId' in state) ? undefined : { uniqueId: typeof state.uniqueId === 'number' ? state.uniqueId : undefined }
-}
-
-/**
- * IPv6 discovery: the IGD is found as for IPv4 (SSDP, here unicast to the gateway's IPv6 address),
- * and must offer WANIPv6FirewallControl; its WAN connection services are not used.
- */
-export async function upnpPinholeProbe (context: ProbeContext): Promise<GatewayClient> {
-  const igd = await upnpProbe(context)
-  const service = igd instanceof UpnpClient ? igd.firewallControl : undefined
-  await igd.close()
-  if (service === undefined) throw new UnsupportedError(`upnp: the IGD at ${context.gateway} offers no WANIPv6FirewallControl service`)
-  return new UpnpPinholeClient({ gateway: context.gateway, localAddress: context.localAddress, controlUrl: service.controlUrl, serviceType: service.serviceType })
 }

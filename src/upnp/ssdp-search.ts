@@ -66,6 +66,7 @@ export function startSsdpSearch (options: SsdpSearchOptions): void {
   let replies = 0
   let round = 0
   let timer: NodeJS.Timeout | undefined
+  let sending: NodeJS.Immediate | undefined
   let closed = false
 
   // The search socket is unconnected (answers may come from any port of the gateway), so the
@@ -79,25 +80,37 @@ export function startSsdpSearch (options: SsdpSearchOptions): void {
     if (closed) return
     closed = true
     if (timer !== undefined) clearTimeout(timer)
+    if (sending !== undefined) clearImmediate(sending)
     signal.removeEventListener('abort', close)
     try { socket.close() } catch { /* closed by an error already */ }
     try { refusalProbe?.close() } catch { /* closed by an error already */ }
   }
   signal.addEventListener('abort', close, { once: true })
 
+  // A round goes out one datagram per event-loop turn, not as one burst: another protocol's
+  // answer (a PCP gateway answers within a millisecond) is then read between two sends, and when
+  // it ends discovery the rest of the round is never sent. A router takes tens of ms to answer a
+  // search anyway, so the microseconds between sends cost the UPnP search nothing.
+  const datagrams = requests.flatMap(({ address, port, datagrams }) => datagrams.map((datagram) => ({ address, port, datagram })))
+  const sendFrom = (index: number): void => {
+    sending = undefined
+    const next = datagrams[index]
+    if (closed || next === undefined) return
+    const { address, port, datagram } = next
+    socket.send(datagram, port, address, (error) => {
+      // A missing multicast route (ENETUNREACH) must not stop the unicast search.
+      if (error !== null && error !== undefined && !closed) {
+        options.onProblem?.(new NetworkError(`SSDP search to ${address}:${port} failed: ${error.message}`, { cause: error }))
+      }
+    })
+    // Traced once sent: a subscriber may end the search (and close the socket) as it looks.
+    trace('send', datagram)
+    if (index + 1 < datagrams.length && !closed) sending = setImmediate(sendFrom, index + 1)
+  }
   const sendRound = (): void => {
     if (closed) return
-    for (const { address, port, datagrams } of requests) {
-      for (const datagram of datagrams) {
-        trace('send', datagram)
-        socket.send(datagram, port, address, (error) => {
-          // A missing multicast route (ENETUNREACH) must not stop the unicast search.
-          if (error !== null && error !== undefined && !closed) {
-            options.onProblem?.(new NetworkError(`SSDP search to ${address}:${port} failed: ${error.message}`, { cause: error }))
-          }
-        })
-      }
-    }
+    if (sending !== undefined) clearImmediate(sending)
+    sendFrom(0)
     round++
     const at = schedule[round]
     const previous = schedule[round - 1] ?? 0

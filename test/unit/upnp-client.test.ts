@@ -11,7 +11,8 @@ import {
   TimeoutError,
   UnsupportedError
 } from '../../src/errors.js'
-import { createUpnpProbe, UpnpClient, type UpnpProbeOptions } from '../../src/upnp/client.js'
+import { UpnpClient } from '../../src/upnp/client.js'
+import { createUpnpProbe, type UpnpProbeOptions } from '../../src/upnp/probe.js'
 import { MAX_PORT_ATTEMPTS } from '../../src/upnp/constants.js'
 import { FakeIgd, type FakeIgdOptions } from '../helpers/fake-igd.js'
 

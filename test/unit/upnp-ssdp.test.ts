@@ -3,6 +3,7 @@ import dgram from 'node:dgram'
 import { readFileSync } from 'node:fs'
 import { describe, it } from 'node:test'
 import fc from 'fast-check'
+import { wireChannel, type WireMessage } from '../../src/core/trace.js'
 import { MalformedMessageError } from '../../src/errors.js'
 import { IGD_SEARCH_TARGETS, MAX_SSDP_DATAGRAM_BYTES } from '../../src/upnp/constants.js'
 import { decodeSearchResponse, encodeSearchRequest, type SearchResponse } from '../../src/upnp/ssdp.js'
@@ -139,12 +140,41 @@ describe('SSDP search', () => {
     const gateway = await responder('127.0.0.2')
     const controller = new AbortController()
     startSsdpSearch({ gateway: '127.0.0.2', port: gateway.port, multicast: false, schedule: [0, 20, 40], signal: controller.signal, onLocation: () => {} })
-    await sleep(120)
-    // Three rounds of five search targets, all to the gateway (multicast is off).
-    assert.equal(gateway.received.length, 15)
-    assert.ok(gateway.received.every((text) => text.startsWith('M-SEARCH * HTTP/1.1\r\nHOST: 127.0.0.2:')))
-    controller.abort()
-    await gateway.close()
+    try {
+      // Three rounds of five search targets, all to the gateway (multicast is off), and no more.
+      for (let waited = 0; gateway.received.length < 15 && waited < 5_000; waited += 10) await sleep(10)
+      await sleep(100)
+      assert.equal(gateway.received.length, 15)
+      assert.ok(gateway.received.every((text) => text.startsWith('M-SEARCH * HTTP/1.1\r\nHOST: 127.0.0.2:')))
+    } finally {
+      controller.abort()
+      await gateway.close()
+    }
+  })
+
+  it('sends a round one datagram per event-loop turn, so a search stopped after the first sends no more', async () => {
+    const gateway = await responder('127.0.0.2')
+    const controller = new AbortController()
+    let traced = 0
+    // Discovery ends the search when another protocol's answer is read, in a later event-loop
+    // turn: here the turn right after the first datagram went out.
+    const onMessage = (message: unknown): void => {
+      if ((message as WireMessage).protocol !== 'upnp' || (message as WireMessage).direction !== 'send') return
+      if (++traced === 1) setImmediate(() => { controller.abort() })
+    }
+    wireChannel.subscribe(onMessage)
+    try {
+      startSsdpSearch({ gateway: '127.0.0.2', port: gateway.port, multicast: false, schedule: [0], signal: controller.signal, onLocation: () => {} })
+      for (let waited = 0; traced === 0 && waited < 5_000; waited += 10) await sleep(10)
+      await sleep(50)
+    } finally {
+      wireChannel.unsubscribe(onMessage)
+      controller.abort()
+      await gateway.close()
+    }
+    // Five search targets in the round; sent as one burst, all five would have gone out.
+    assert.equal(traced, 1)
+    assert.ok(gateway.received.length <= 1)
   })
 
   it('hands on each trusted LOCATION once, re-pointing another host at the gateway', async () => {
