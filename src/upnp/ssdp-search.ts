@@ -90,12 +90,19 @@ export function startSsdpSearch (options: SsdpSearchOptions): void {
   // A round goes out one datagram per event-loop turn, not as one burst: another protocol's
   // answer (a PCP gateway answers within a millisecond) is then read between two sends, and when
   // it ends discovery the rest of the round is never sent. A router takes tens of ms to answer a
-  // search anyway, so the microseconds between sends cost the UPnP search nothing.
+  // search anyway, so the microseconds between sends cost the UPnP search nothing. A round that
+  // falls due while the last one is still going out (a busy event loop) queues behind it rather
+  // than cutting it short: every round is the same datagrams in the same order, so the queue is a
+  // count and a position.
   const datagrams = requests.flatMap(({ address, port, datagrams }) => datagrams.map((datagram) => ({ address, port, datagram })))
-  const sendFrom = (index: number): void => {
+  let unsent = 0
+  let position = 0
+  const sendNext = (): void => {
     sending = undefined
-    const next = datagrams[index]
-    if (closed || next === undefined) return
+    const next = datagrams[position]
+    if (closed || unsent === 0 || next === undefined) return
+    position = (position + 1) % datagrams.length
+    unsent--
     const { address, port, datagram } = next
     socket.send(datagram, port, address, (error) => {
       // A missing multicast route (ENETUNREACH) must not stop the unicast search.
@@ -105,12 +112,12 @@ export function startSsdpSearch (options: SsdpSearchOptions): void {
     })
     // Traced once sent: a subscriber may end the search (and close the socket) as it looks.
     trace('send', datagram)
-    if (index + 1 < datagrams.length && !closed) sending = setImmediate(sendFrom, index + 1)
+    if (unsent > 0 && !closed) sending = setImmediate(sendNext)
   }
   const sendRound = (): void => {
     if (closed) return
-    if (sending !== undefined) clearImmediate(sending)
-    sendFrom(0)
+    unsent += datagrams.length
+    if (sending === undefined) sendNext()
     round++
     const at = schedule[round]
     const previous = schedule[round - 1] ?? 0

@@ -177,6 +177,34 @@ describe('SSDP search', () => {
     assert.ok(gateway.received.length <= 1)
   })
 
+  it('a round that falls due while the last one is still going out queues behind it, never cuts it short', async () => {
+    const gateway = await responder('127.0.0.2')
+    const controller = new AbortController()
+    let traced = 0
+    // A busy event loop: every send holds it for 3 ms, so the first round's five datagrams take
+    // longer than the 5 ms until the second round is due.
+    const onMessage = (message: unknown): void => {
+      if ((message as WireMessage).protocol !== 'upnp' || (message as WireMessage).direction !== 'send') return
+      traced++
+      const until = performance.now() + 3
+      while (performance.now() < until) { /* busy */ }
+    }
+    wireChannel.subscribe(onMessage)
+    try {
+      startSsdpSearch({ gateway: '127.0.0.2', port: gateway.port, multicast: false, schedule: [0, 5], signal: controller.signal, onLocation: () => {} })
+      for (let waited = 0; gateway.received.length < 10 && waited < 5_000; waited += 10) await sleep(10)
+      await sleep(100)
+    } finally {
+      wireChannel.unsubscribe(onMessage)
+      controller.abort()
+      await gateway.close()
+    }
+    // Two rounds of five search targets; before the fix the second cut the first short (found by CI
+    // on a loaded machine: 12 of 15).
+    assert.equal(traced, 10)
+    assert.equal(gateway.received.length, 10)
+  })
+
   it('hands on each trusted LOCATION once, re-pointing another host at the gateway', async () => {
     const gateway = await responder('127.0.0.2')
     const stranger = await responder('127.0.0.3')
