@@ -152,57 +152,53 @@ describe('SSDP search', () => {
     }
   })
 
-  it('sends a round one datagram per event-loop turn, so a search stopped after the first sends no more', async () => {
+  /**
+   * A unicast search on `schedule` against a responder, with `onSend` called as each search
+   * datagram is traced (with the count so far); it runs until `done` says so (or 5 s), then 50 ms
+   * more for anything still on its way.
+   */
+  async function tracedSearch (schedule: number[], onSend: (sent: number, stop: () => void) => void, done: (sent: number, received: number) => boolean): Promise<{ sent: number, received: number }> {
     const gateway = await responder('127.0.0.2')
     const controller = new AbortController()
-    let traced = 0
-    // Discovery ends the search when another protocol's answer is read, in a later event-loop
-    // turn: here the turn right after the first datagram went out.
+    let sent = 0
     const onMessage = (message: unknown): void => {
       if ((message as WireMessage).protocol !== 'upnp' || (message as WireMessage).direction !== 'send') return
-      if (++traced === 1) setImmediate(() => { controller.abort() })
+      onSend(++sent, () => { controller.abort() })
     }
     wireChannel.subscribe(onMessage)
     try {
-      startSsdpSearch({ gateway: '127.0.0.2', port: gateway.port, multicast: false, schedule: [0], signal: controller.signal, onLocation: () => {} })
-      for (let waited = 0; traced === 0 && waited < 5_000; waited += 10) await sleep(10)
+      startSsdpSearch({ gateway: '127.0.0.2', port: gateway.port, multicast: false, schedule, signal: controller.signal, onLocation: () => {} })
+      for (let waited = 0; !done(sent, gateway.received.length) && waited < 5_000; waited += 10) await sleep(10)
       await sleep(50)
     } finally {
       wireChannel.unsubscribe(onMessage)
       controller.abort()
       await gateway.close()
     }
+    return { sent, received: gateway.received.length }
+  }
+
+  it('sends a round one datagram per event-loop turn, so a search stopped after the first sends no more', async () => {
+    // Discovery ends the search when another protocol's answer is read, in a later event-loop
+    // turn: here the turn right after the first datagram went out.
+    const { sent, received } = await tracedSearch([0], (count, stop) => { if (count === 1) setImmediate(stop) }, (count) => count > 0)
     // Five search targets in the round; sent as one burst, all five would have gone out.
-    assert.equal(traced, 1)
-    assert.ok(gateway.received.length <= 1)
+    assert.equal(sent, 1)
+    assert.ok(received <= 1)
   })
 
   it('a round that falls due while the last one is still going out queues behind it, never cuts it short', async () => {
-    const gateway = await responder('127.0.0.2')
-    const controller = new AbortController()
-    let traced = 0
     // A busy event loop: every send holds it for 3 ms, so the first round's five datagrams take
     // longer than the 5 ms until the second round is due.
-    const onMessage = (message: unknown): void => {
-      if ((message as WireMessage).protocol !== 'upnp' || (message as WireMessage).direction !== 'send') return
-      traced++
+    const busy = (): void => {
       const until = performance.now() + 3
       while (performance.now() < until) { /* busy */ }
     }
-    wireChannel.subscribe(onMessage)
-    try {
-      startSsdpSearch({ gateway: '127.0.0.2', port: gateway.port, multicast: false, schedule: [0, 5], signal: controller.signal, onLocation: () => {} })
-      for (let waited = 0; gateway.received.length < 10 && waited < 5_000; waited += 10) await sleep(10)
-      await sleep(100)
-    } finally {
-      wireChannel.unsubscribe(onMessage)
-      controller.abort()
-      await gateway.close()
-    }
+    const { sent, received } = await tracedSearch([0, 5], busy, (_, count) => count >= 10)
     // Two rounds of five search targets; before the fix the second cut the first short (found by CI
     // on a loaded machine: 12 of 15).
-    assert.equal(traced, 10)
-    assert.equal(gateway.received.length, 10)
+    assert.equal(sent, 10)
+    assert.equal(received, 10)
   })
 
   it('hands on each trusted LOCATION once, re-pointing another host at the gateway', async () => {
