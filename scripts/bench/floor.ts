@@ -187,7 +187,7 @@ export async function refusedFloor (gateway: string, clientAddress: string): Pro
  * `spreadMs`, as renewals are; then the delete. Returns the process CPU time (user + system) per
  * exchange, in ms, wake-ups included.
  */
-export async function pcpRenewalFloor (gateway: string, clientAddress: string, port: number, count: number, spreadMs: number): Promise<{ exchanges: number, cpuMsPerExchange: number }> {
+export async function pcpRenewalFloor (gateway: string, clientAddress: string, port: number, count: number, spreadMs: number): Promise<{ exchanges: number, cpuMsPerExchange: number, used: NodeJS.CpuUsage, wallMs: number }> {
   const socket = await connected(gateway)
   const map = pcpHeader(1, 600, clientAddress, 60)
   randomBytes(12).copy(map, 24)
@@ -200,6 +200,7 @@ export async function pcpRenewalFloor (gateway: string, clientAddress: string, p
   const waiting: Array<() => void> = []
   socket.on('message', () => { waiting.shift()?.() })
   const cpu = process.cpuUsage()
+  const wall = performance.now()
   await Promise.all(Array.from({ length: count }, async (_, i) => {
     await new Promise((resolve) => setTimeout(resolve, i * spreadMs / count))
     await new Promise<void>((resolve) => {
@@ -208,9 +209,10 @@ export async function pcpRenewalFloor (gateway: string, clientAddress: string, p
     })
   }))
   const used = process.cpuUsage(cpu)
+  const wallMs = performance.now() - wall
   socket.removeAllListeners('message')
   map.writeUInt32BE(0, 4)
   await exchange(socket, map, 0x81)
   socket.close()
-  return { exchanges: count, cpuMsPerExchange: (used.user + used.system) / 1000 / count }
+  return { exchanges: count, cpuMsPerExchange: (used.user + used.system) / 1000 / count, used, wallMs }
 }

@@ -3,7 +3,7 @@
  * the date, every timing beside its floor, the targets and whether each is met, and how each
  * number is measured. Everything here is computed from the results; nothing is typed in by hand.
  */
-import type { ClientSamples, DefaultRateResult, DiscoveryResult, MemorySample, NoNatResult, PhaseSamples, ProcessResult, RenewalResult } from './agent.js'
+import type { ClientSamples, DefaultRateResult, RateWindow, DiscoveryResult, MemorySample, NoNatResult, PhaseSamples, ProcessResult, RenewalResult } from './agent.js'
 import { CLIENT, GROUP, NO_NAT, PROCESS } from './labels.js'
 import type { Entry, ProfileSummary } from './profile.js'
 import { mb, ms, spread, summarize } from './stats.js'
@@ -239,9 +239,14 @@ function impliedPercent (renewals: RenewalsMeasured, mappingDuration: number): n
   return 100 * renewals.count * cpuPerRenewal(renewals) / (mappingDuration / 3)
 }
 
-/** % of one core that 50 renewals a second cost, from the CPU per renewal measured at that rate. */
+/** % of one core that 50 renewals a second cost, from the CPU per renewal measured at that rate (steady state). */
 function atDefaultRate (rate: DefaultRateResult): number {
-  return 100 * 50 * rate.cpuMsPerRenewal / 1000
+  return 100 * 50 * rate.steady.nat.cpuMsPerRenewal / 1000
+}
+
+/** One timed window of the default-rate measurement, as a table cell. */
+function rateCell (window: RateWindow, unit: string): string {
+  return `${window.cpuMsPerRenewal.toFixed(3)} ms (${ms(window.userMs + window.systemMs)} ms: ${ms(window.userMs)} user + ${ms(window.systemMs)} system, over ${window.count} ${unit} in ${ms(window.wallMs / 1000)} s; ${(100 * (window.userMs + window.systemMs) / window.wallMs).toFixed(2)} % of one core)`
 }
 
 function renewalsSection (renewals: RenewalsMeasured | undefined): string[] {
@@ -262,10 +267,12 @@ function renewalsSection (renewals: RenewalsMeasured | undefined): string[] {
     ...table(['measurement', 'value'], [
       ['CPU per renewal (all periods: CPU time / renewals granted)', `${perRenewal.toFixed(3)} ms`],
       [`*floor*: CPU per PCP MAP exchange, bare connected socket, each from its own timer, paced as the periods renew (${renewals.pacedFloor.perSecond.toFixed(1)} a second)`, `${renewals.pacedFloor.cpuMsPerExchange.toFixed(3)} ms (${renewals.pacedFloor.exchanges} exchanges)`],
-      [`CPU per renewal at 50 a second (the rate of 1 000 mappings at the default 60 s): ${rate.mappings} mappings, \`mappingDuration\` ${ms(rate.mappingDuration / 1000)} s, ${rate.renewed} renewals over ${ms(rate.wallMs / 1000)} s in ${rate.blocks} blocks`, `${rate.cpuMsPerRenewal.toFixed(3)} ms (${ms(rate.cpuMs)} ms: ${ms(rate.userMs)} user + ${ms(rate.systemMs)} system; ${rate.failed} failed, ${rate.lost} lost)`],
-      ['*floor*: the bare-socket exchange at 50 a second, timed in a block before each of those', `${rate.floor.cpuMsPerExchange.toFixed(3)} ms (${rate.floor.exchanges} exchanges)`],
+      [`CPU per renewal at 50 a second (the rate of 1 000 mappings at the default 60 s), steady state: ${rate.mappings} mappings, \`mappingDuration\` ${ms(rate.mappingDuration / 1000)} s, timed after ${ms(rate.leadMs / 1000 + rate.mappingDuration / 3000 * 6)} s of renewing, in ${rate.blocks} blocks`, `${rateCell(rate.steady.nat, 'renewals')}; ${rate.failed} failed, ${rate.lost} lost in all`],
+      ['*floor*: the bare-socket exchange at 50 a second, steady state (timed after as long), in a block before each of those', rateCell(rate.steady.floor, 'exchanges')],
+      [`the same at 50 a second, cold: the first ${ms(rate.mappingDuration / 3000 * 5)} s after one untimed period`, rateCell(rate.cold.nat, 'renewals')],
+      ['*floor*: the same, cold: its first seconds', rateCell(rate.cold.floor, 'exchanges')],
       ['the same agent process idle, before any NAT exists', `${renewals.idlePercent.toFixed(2)} % of one core`],
-      ['1 000 mappings at `mappingDuration` 60 s (the default): 50 renewals a second × CPU per renewal at that rate', `50 × ${rate.cpuMsPerRenewal.toFixed(3)} ms = ${ms(50 * rate.cpuMsPerRenewal)} ms a second: ${atDefaultRate(rate).toFixed(2)} % of one core (measured at that rate: ${rate.cpuPercent.toFixed(2)} %)`],
+      ['1 000 mappings at `mappingDuration` 60 s (the default): 50 renewals a second × CPU per renewal at that rate', `50 × ${rate.steady.nat.cpuMsPerRenewal.toFixed(3)} ms = ${ms(50 * rate.steady.nat.cpuMsPerRenewal)} ms a second: ${atDefaultRate(rate).toFixed(2)} % of one core (cold: ${(5 * rate.cold.nat.cpuMsPerRenewal).toFixed(2)} %)`],
       [`the same from the periods' CPU per renewal (a process woken ${ms(renewals.pacedFloor.perSecond)} times a second pays more per wake-up), 60 s / 30 s`, `${impliedPercent(renewals, 60_000).toFixed(2)} % / ${impliedPercent(renewals, 30_000).toFixed(2)} % of one core (arithmetic)`],
       ['peak requests in flight (`nat.peakRequestsInFlight`)', `${renewals.peakRequestsInFlight} (limit \`maxConcurrentRequests\` ${renewals.maxConcurrentRequests})`],
       ['heap per mapping (heapUsed after GC, before vs. after creating them)', `${(heapPerMapping / 1000).toFixed(2)} kB`],
@@ -335,11 +342,13 @@ function targets (results: BenchResults): Target[] {
     list.push({ what: `${renewals.count} mappings renewed with under 2 % of one core (worst of three periods, \`mappingDuration\` ${renewals.mappingDuration / 1000} s)`, measured: `${worst.toFixed(2)} %`, met: worst < 2 })
     const rate = renewals.defaultRate
     const atDefault = atDefaultRate(rate)
-    list.push({ what: `the same at the default \`mappingDuration\` (60 s: 50 renewals a second), from the CPU per renewal measured at 50 a second`, measured: `${atDefault.toFixed(2)} % (${rate.cpuMsPerRenewal.toFixed(3)} ms per renewal; from the periods' CPU per renewal instead: ${impliedPercent(renewals, 60_000).toFixed(2)} %)`, met: atDefault <= 2 })
+    list.push({ what: `the same at the default \`mappingDuration\` (60 s: 50 renewals a second), from the CPU per renewal measured at 50 a second in the steady state`, measured: `${atDefault.toFixed(2)} % (${rate.steady.nat.cpuMsPerRenewal.toFixed(3)} ms per renewal, floor ${rate.steady.floor.cpuMsPerRenewal.toFixed(3)} ms; the first seconds, cold: ${(5 * rate.cold.nat.cpuMsPerRenewal).toFixed(2)} %, floor ${(5 * rate.cold.floor.cpuMsPerRenewal).toFixed(2)} %; from the periods' CPU per renewal instead: ${impliedPercent(renewals, 60_000).toFixed(2)} %)`, met: atDefault <= 2 })
     const ratio = cpuPerRenewal(renewals) / renewals.pacedFloor.cpuMsPerExchange
     list.push({ what: `CPU per renewal ≤ 1.5 × the bare-socket floor's, at the periods' pace (${renewals.pacedFloor.perSecond.toFixed(1)} a second)`, measured: `${cpuPerRenewal(renewals).toFixed(3)} ms vs. floor ${renewals.pacedFloor.cpuMsPerExchange.toFixed(3)} ms: ${ratio.toFixed(2)} ×`, met: ratio <= 1.5 })
-    const rateRatio = rate.cpuMsPerRenewal / rate.floor.cpuMsPerExchange
-    list.push({ what: 'CPU per renewal ≤ 1.5 × the bare-socket floor\'s, at 50 a second', measured: `${rate.cpuMsPerRenewal.toFixed(3)} ms vs. floor ${rate.floor.cpuMsPerExchange.toFixed(3)} ms: ${rateRatio.toFixed(2)} ×`, met: rateRatio <= 1.5 })
+    for (const [name, pair] of [['steady', rate.steady], ['cold', rate.cold]] as const) {
+      const rateRatio = pair.nat.cpuMsPerRenewal / pair.floor.cpuMsPerRenewal
+      list.push({ what: `CPU per renewal ≤ 1.5 × the bare-socket floor's, at 50 a second, ${name}`, measured: `${pair.nat.cpuMsPerRenewal.toFixed(3)} ms vs. floor ${pair.floor.cpuMsPerRenewal.toFixed(3)} ms: ${rateRatio.toFixed(2)} ×`, met: rateRatio <= 1.5 })
+    }
     list.push({ what: `none of the ${renewals.count} lost; the gateway holds every rule`, measured: `${renewals.established} established, ${renewals.lost} lost, ${renewals.rulesHeld} rules`, met: renewals.established === renewals.count && renewals.lost === 0 && renewals.rulesHeld === renewals.count })
   }
   return list
@@ -382,7 +391,7 @@ function notes (results: BenchResults): string[] {
     '- **1 000 mappings**: one agent started with `--expose-gc`; the mappings are created at once (`Promise.all` of `newMapping`, the NAT\'s request limiter bounds what is in flight). Heap per mapping is the `heapUsed` difference after two forced GCs, divided by the count. ' +
     'CPU per period is the `process.cpuUsage()` (user + system) delta across one renewal period, divided by its wall time. ' +
     '**The CPU floor of a renewal** is the same PCP MAP exchange over a bare connected socket, each started by a timer of its own, before any NAT exists: once paced as the measured periods renew (the floor they are compared with: a process woken less often pays more per wake-up, so a faster-paced floor would flatter the comparison or spoil it), ' +
-    '**At 50 a second**: 1 000 mappings at the default 60 s duration would renew 50 times a second, which miniupnpd cannot answer while it holds 1 000 rules (see above), so a NAT of 100 mappings with `mappingDuration` 6 s renews at that rate instead: in each of two blocks, the floor at 50 a second for 10 s, then a fresh NAT of 100 mappings timed over five renewal periods (10 s) after an untimed one, then closed; CPU per renewal and per floor exchange are summed over the blocks. ' +
+    '**At 50 a second**: 1 000 mappings at the default 60 s duration would renew 50 times a second, which miniupnpd cannot answer while it holds 1 000 rules (see above), so a NAT of 100 mappings with `mappingDuration` 6 s renews at that rate instead: in each of two blocks, the floor at 50 a second, then a fresh NAT of 100 mappings (after one untimed renewal period), then closed. Each side is timed twice: cold, its first 10 s (five renewal periods), and steady, 10 s more after another 20 s of the same untimed. The steady window is what the 2 % target is about: at this rate V8 keeps optimising the code of natmapper, and the dgram and timer code of Node itself, for about half a minute, and the floor warms up the same way, while a program that holds mappings for days spends all but that first minute in the steady state. The cold figures stay in the table, each beside its own cold floor. CPU per renewal and per floor exchange are summed over the blocks. ' +
     'The gateway\'s rules are counted with `lab/gateway.sh mappings` while the mappings are held and again after `nat.close()`.'
   )
   return lines

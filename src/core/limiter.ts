@@ -9,10 +9,24 @@ export type RequestPriority = 'urgent' | 'normal'
  * Waiting requests are served urgent first, then in arrival order, so that a burst of new
  * mappings cannot starve the renewals that keep existing ones alive.
  */
+interface Waiter {
+  wake: () => void
+  fail: (reason: unknown) => void
+  queue: Waiter[]
+  /** The waiters of its signal (none without a signal), which it leaves when woken. */
+  watched: Set<Waiter> | undefined
+}
+
 export class RequestLimiter {
   readonly #limit: number
   #active = 0
-  readonly #waiting: Record<RequestPriority, Array<() => void>> = { urgent: [], normal: [] }
+  readonly #waiting: Record<RequestPriority, Waiter[]> = { urgent: [], normal: [] }
+  /**
+   * Waiters by the signal that may cancel them, under one listener per signal kept for the signal's
+   * life: a mapping's signal waits here at every renewal of a big batch, and adding and removing a
+   * listener each time cost more than the wait itself.
+   */
+  readonly #bySignal = new WeakMap<AbortSignal, Set<Waiter>>()
   /** The most requests ever in flight at once (for benchmarks and tests). */
   peak = 0
 
@@ -37,26 +51,44 @@ export class RequestLimiter {
       return await task()
     } finally {
       const next = this.#waiting.urgent.shift() ?? this.#waiting.normal.shift()
-      if (next !== undefined) next()
-      else this.#active--
+      if (next !== undefined) {
+        next.watched?.delete(next)
+        next.wake()
+      } else {
+        this.#active--
+      }
     }
   }
 
-  async #slot (signal: AbortSignal | undefined, queue: Array<() => void>): Promise<void> {
+  async #slot (signal: AbortSignal | undefined, queue: Waiter[]): Promise<void> {
     await new Promise<void>((resolve, reject) => {
-      const onAbort = (): void => {
-        const index = queue.indexOf(wake)
-        if (index !== -1) queue.splice(index, 1)
-        reject(signal?.reason)
+      if (signal?.aborted === true) {
+        reject(signal.reason)
+        return
       }
-      const wake = (): void => {
-        signal?.removeEventListener('abort', onAbort)
-        resolve()
-      }
-      if (signal?.aborted === true) { onAbort(); return }
-      signal?.addEventListener('abort', onAbort, { once: true })
-      queue.push(wake)
+      const watched = signal === undefined ? undefined : this.#watch(signal)
+      const waiter: Waiter = { wake: resolve, fail: reject, queue, watched }
+      watched?.add(waiter)
+      queue.push(waiter)
     })
+  }
+
+  #watch (signal: AbortSignal): Set<Waiter> {
+    let watched = this.#bySignal.get(signal)
+    if (watched === undefined) {
+      const waiters = new Set<Waiter>()
+      signal.addEventListener('abort', () => {
+        for (const waiter of waiters) {
+          const index = waiter.queue.indexOf(waiter)
+          if (index !== -1) waiter.queue.splice(index, 1)
+          waiter.fail(signal.reason)
+        }
+        waiters.clear()
+      }, { once: true })
+      this.#bySignal.set(signal, waiters)
+      watched = waiters
+    }
+    return watched
   }
 }
 

@@ -4,7 +4,7 @@ import { AbortError, ClosedError, explainLowPortRefusal, NoMappingError } from '
 import type { ResolvedMappingOptions } from '../options.js'
 import { reasonOf } from './deadline.js'
 import type { MappingEvents } from './events.js'
-import type { GatewayClient, PortMappingGrant, RequestOptions, TransportProtocol } from './gateway-client.js'
+import type { GatewayClient, PortMappingGrant, PortMappingRequest, RequestOptions, TransportProtocol } from './gateway-client.js'
 import type { RequestLimiter } from './limiter.js'
 import type { NAT } from './nat.js'
 import type { RenewalClock } from './renewal-clock.js'
@@ -39,6 +39,9 @@ export interface MappingHost {
   emit: <K extends keyof MappingEvents>(event: K, ...args: MappingEvents[K]) => void
   forget: (mapping: Mapping) => void
 }
+
+/** The options of an attempt nobody waits for (a scheduled renewal, a renewal on a gateway's reset). */
+const NO_OPTIONS: RequestOptions = Object.freeze({})
 
 /** The first retry after a failure; doubles up to a third of the mapping duration. */
 const FIRST_RETRY_DELAY = 1_000
@@ -152,7 +155,7 @@ export class Mapping extends EventEmitter<MappingEvents> {
   renewNow (): void {
     if (this.#closing !== undefined || this.#attempt !== undefined) return
     this.#clearTimer()
-    this.#renew({}).catch(() => { /* recorded in lastError and the 'failed' event */ })
+    this.#renew(NO_OPTIONS).catch(() => { /* recorded in lastError and the 'failed' event */ })
   }
 
   /**
@@ -248,15 +251,9 @@ export class Mapping extends EventEmitter<MappingEvents> {
     try {
       // The client bounds its own request; the attempt's signal lets close() and moves cut it short.
       const signal = options.signal === undefined ? attempt.signal : AbortSignal.any([options.signal, attempt.signal])
-      const grant = await this.#host.limiter.run(async () => await client.map({
-        protocol: this.protocol,
-        internalPort: this.internalPort,
-        // Ask for what we hold (or held) so that a renewal never moves the port (RFC 6887 §11.3).
-        suggestedExternalPort: previous?.externalPort ?? this.#requestedExternalPort,
-        ...(previous?.externalAddress === undefined ? {} : { suggestedExternalAddress: previous.externalAddress }),
-        lifetimeSeconds: Math.ceil(this.#host.mappingDuration / 1000),
-        description: this.description
-      }, previous, { signal, timeout: options.timeout ?? this.#host.requestTimeout }), signal, wasEstablished ? 'urgent' : 'normal')
+      const request = this.#requestFor(previous)
+      const requestOptions = { signal, timeout: options.timeout ?? this.#host.requestTimeout }
+      const grant = await this.#host.limiter.run(() => client.map(request, previous, requestOptions), signal, wasEstablished ? 'urgent' : 'normal')
       if (this.#closing !== undefined || attempt.signal.aborted) {
         // Granted after we stopped wanting it: delete it rather than leave a rule behind (on a
         // router that grants only permanent leases it would stay forever).
@@ -274,6 +271,19 @@ export class Mapping extends EventEmitter<MappingEvents> {
       throw error
     } finally {
       if (this.#attempt === attempt) this.#attempt = undefined
+    }
+  }
+
+  /** What the next attempt asks the gateway for, given the last grant. */
+  #requestFor (previous: PortMappingGrant | undefined): PortMappingRequest {
+    return {
+      protocol: this.protocol,
+      internalPort: this.internalPort,
+      // Ask for what we hold (or held) so that a renewal never moves the port (RFC 6887 §11.3).
+      suggestedExternalPort: previous?.externalPort ?? this.#requestedExternalPort,
+      ...(previous?.externalAddress === undefined ? {} : { suggestedExternalAddress: previous.externalAddress }),
+      lifetimeSeconds: Math.ceil(this.#host.mappingDuration / 1000),
+      description: this.description
     }
   }
 
@@ -329,19 +339,21 @@ export class Mapping extends EventEmitter<MappingEvents> {
   #schedule (delay: number, shared: boolean): void {
     this.#clearTimer()
     if (this.#closing !== undefined) return
-    const run = (): void => {
-      this.#cancelTimer = undefined
-      this.#checkExpiry()
-      this.#renew({}).catch(() => { /* recorded in lastError and the 'failed' event */ })
-    }
     if (shared) {
-      this.#cancelTimer = this.#host.clock.schedule(delay, run)
+      this.#cancelTimer = this.#host.clock.schedule(delay, this.#onDue)
     } else {
-      const timer = setTimeout(run, delay)
+      const timer = setTimeout(this.#onDue, delay)
       // Renewals must not keep a process alive on their own: the caller's server does that.
       timer.unref()
       this.#cancelTimer = () => { clearTimeout(timer) }
     }
+  }
+
+  /** The scheduled attempt (one function for the mapping's life: it is scheduled at every renewal). */
+  readonly #onDue = (): void => {
+    this.#cancelTimer = undefined
+    this.#checkExpiry()
+    this.#renew(NO_OPTIONS).catch(() => { /* recorded in lastError and the 'failed' event */ })
   }
 
   #clearTimer (): void {

@@ -17,7 +17,11 @@ interface Slot {
 }
 
 export class RenewalClock {
-  readonly #slots = new Map<string, Slot>()
+  /**
+   * By start time. Slots of different windows that start at the same moment are one: firing then
+   * is within the window of each.
+   */
+  readonly #slots = new Map<number, Slot>()
 
   /** Runs `task` after about `delay` ms (up to a twentieth earlier); returns a cancel function. */
   schedule (delay: number, task: () => void): () => void {
@@ -29,25 +33,24 @@ export class RenewalClock {
       return () => { clearTimeout(timer) }
     }
     const start = Math.floor((Date.now() + delay) / window) * window
-    const key = `${window}/${start}`
-    let slot = this.#slots.get(key)
+    let slot = this.#slots.get(start)
     if (slot === undefined) {
       const due = new Set<() => void>()
       const timer = setTimeout(() => {
-        this.#slots.delete(key)
+        this.#slots.delete(start)
         for (const run of due) run()
       }, Math.max(0, start - Date.now()))
       timer.unref()
       slot = { timer, due }
-      this.#slots.set(key, slot)
+      this.#slots.set(start, slot)
     }
     const { due, timer } = slot
     due.add(task)
     return () => {
       due.delete(task)
-      if (due.size === 0 && this.#slots.get(key) === slot) {
+      if (due.size === 0 && this.#slots.get(start) === slot) {
         clearTimeout(timer)
-        this.#slots.delete(key)
+        this.#slots.delete(start)
       }
     }
   }

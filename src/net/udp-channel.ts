@@ -107,10 +107,14 @@ export class UdpChannel<D> {
   readonly #byKey = new Map<string, Array<Pending<D>>>()
   /**
    * Waiting exchanges by the signal that may abort them, with the one listener on that signal. The
-   * listener goes when the last of them settles: signals outlive channels (a mapping's moves to
-   * new gateways, each with a channel of its own), and must not collect a listener from each.
+   * listener goes when the last of them settles, unless the signal came back (a mapping's, at
+   * every renewal): then it stays until the signal aborts or the channel closes, which spares each
+   * renewal adding and removing one. Signals outlive channels (a mapping's moves to new gateways,
+   * each with a channel of its own), so close() takes every listener off.
    */
-  readonly #bySignal = new Map<AbortSignal, { waiting: Set<Pending<D>>, onAbort: () => void }>()
+  readonly #bySignal = new Map<AbortSignal, { waiting: Set<Pending<D>>, onAbort: () => void, kept: boolean }>()
+  /** Signals seen once here: seen again, their listener is kept. */
+  readonly #seen = new WeakSet<AbortSignal>()
   readonly #deadlines = new EarliestTimer(() => { this.#expire() })
   readonly #resends = new EarliestTimer(() => { this.#retransmit() })
   #socket: Promise<dgram.Socket> | undefined
@@ -210,9 +214,12 @@ export class UdpChannel<D> {
     if (watched === undefined) {
       const waiting = new Set<Pending<D>>()
       const onAbort = (): void => {
+        this.#bySignal.delete(signal)
         for (const each of [...waiting]) this.#settle(each, new AbortError(`${each.what}: aborted`, { cause: signal.reason }))
       }
-      watched = { waiting, onAbort }
+      const kept = this.#seen.has(signal)
+      this.#seen.add(signal)
+      watched = { waiting, onAbort, kept }
       this.#bySignal.set(signal, watched)
       signal.addEventListener('abort', onAbort, { once: true })
     }
@@ -223,7 +230,7 @@ export class UdpChannel<D> {
     const watched = this.#bySignal.get(signal)
     if (watched === undefined) return
     watched.waiting.delete(pending)
-    if (watched.waiting.size > 0) return
+    if (watched.waiting.size > 0 || (watched.kept && !this.#closed)) return
     this.#bySignal.delete(signal)
     signal.removeEventListener('abort', watched.onAbort)
   }
@@ -257,7 +264,12 @@ export class UdpChannel<D> {
 
   #send (socket: dgram.Socket, bytes: Uint8Array): void {
     this.#trace?.('send', bytes)
-    socket.send(bytes, (error) => { if (error !== null && error !== undefined) this.#fail(error) })
+    // With a callback, Node reports a failed send to it rather than dropping it; one for every send.
+    socket.send(bytes, this.#onSent)
+  }
+
+  readonly #onSent = (error: Error | null): void => {
+    if (error !== null && error !== undefined) this.#fail(error as NodeJS.ErrnoException)
   }
 
   /** Ends every waiting exchange with ClosedError and closes the socket. Idempotent. */
@@ -266,6 +278,8 @@ export class UdpChannel<D> {
     this.#closed = true
     const closed = new ClosedError('the client was closed')
     for (const pending of [...this.#pending]) this.#settle(pending, closed)
+    for (const [signal, watched] of this.#bySignal) signal.removeEventListener('abort', watched.onAbort)
+    this.#bySignal.clear()
     this.#deadlines.set(Infinity)
     this.#resends.set(Infinity)
     this.#socket?.then((socket) => { closeQuietly(socket) }, () => {})

@@ -16,6 +16,8 @@ const RESULT_SUCCESS = 0
 /** What a PCP mapping must keep across renewals: RFC 6887 §11.1 ties a mapping to its nonce. */
 interface PcpMappingState {
   nonce: Uint8Array
+  /** The key its replies are filed under (mapKey of the nonce), made once for the mapping's life. */
+  key?: string
   /** The last request sent for it: a renewal that asks for the same again resends these bytes. */
   sent?: SentMap
 }
@@ -29,15 +31,17 @@ interface SentMap {
 
 type PcpResponse = Extract<PcpDecoded, { kind: 'response' }>
 
-/** Two hex digits per byte value, for reply keys. */
-const HEX = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, '0'))
-
-/** RFC 6887 §11.1: a MAP reply carries its request's nonce, which is what we file it under. */
+/**
+ * RFC 6887 §11.1: a MAP reply carries its request's nonce, which is what we file it under: its 12
+ * bytes as the 12 characters of a string, made in one step (every reply needs one). Other replies
+ * are filed under their opcode's name, which is never 12 characters long.
+ */
 function mapKey (nonce: Uint8Array): string {
-  let key = 'map '
-  for (const byte of nonce) key += HEX[byte] ?? ''
-  return key
+  return String.fromCharCode.apply(null, nonce as unknown as number[])
 }
+
+/** Every request's retransmissions follow the same RFC 6887 schedule; one factory serves them all. */
+const PCP_RETRANSMIT = pcpSchedule()
 
 /** Replies are decoded once and filed by opcode, and for MAP by nonce. */
 const PCP_REPLIES: ReplyCodec<PcpDecoded> = {
@@ -66,6 +70,8 @@ export class PcpClient implements GatewayClient {
   readonly localAddress: string
   onEvent: ((event: GatewayEvent) => void) | undefined
   readonly #epoch = new EpochTracker()
+  /** How the channel names our requests in its errors (made once: renewals send many). */
+  readonly #what: string
   readonly #channel: UdpChannel<PcpDecoded>
   /** The same gateway's NAT-PMP, on a socket of its own, for the address (IPv4 gateways only). */
   readonly #natPmp: NatPmpClient | undefined
@@ -77,6 +83,7 @@ export class PcpClient implements GatewayClient {
   constructor (gateway: string, localAddress: string) {
     this.gateway = gateway
     this.localAddress = localAddress
+    this.#what = `pcp request to ${gateway}`
     // IPv6: send from the address discovery chose (stable, global), which the request's client
     // address field names; the server answers ADDRESS_MISMATCH if the two differ (RFC 6887 §8.1).
     this.#channel = new UdpChannel(gateway, PCP_SERVER_PORT, PCP_REPLIES, wireTracer('pcp', `${gateway}:${PCP_SERVER_PORT}`),
@@ -153,6 +160,7 @@ export class PcpClient implements GatewayClient {
     // RFC 6887 §11.1: the nonce stays the same for the mapping's whole life.
     const state = stateOf(previous)
     const nonce = state?.nonce ?? randomBytes(12)
+    const key = state?.key ?? mapKey(nonce)
     // A renewal asks for what the last grant gave: the same request, already encoded.
     const last = state?.sent
     const sent: SentMap = last !== undefined && last.lifetimeSeconds === request.lifetimeSeconds &&
@@ -164,7 +172,7 @@ export class PcpClient implements GatewayClient {
           suggestedExternalPort: request.suggestedExternalPort,
           suggestedExternalAddress: request.suggestedExternalAddress
         }
-    const reply = await this.#sendMap(sent.bytes, request.protocol, request.internalPort, nonce, request.lifetimeSeconds, options)
+    const reply = await this.#sendMap(sent.bytes, request.protocol, request.internalPort, nonce, key, request.lifetimeSeconds, options)
     // Newest last: externalAddress() reads the latest report.
     this.#held.delete(nonce)
     this.#held.set(nonce, { externalAddress: reply.map.externalAddress, until: Date.now() + reply.lifetimeSeconds * 1000 })
@@ -175,7 +183,7 @@ export class PcpClient implements GatewayClient {
       externalAddress: reply.map.externalAddress,
       lifetimeSeconds: reply.lifetimeSeconds,
       epochSeconds: reply.epochSeconds,
-      protocolState: { nonce, sent } satisfies PcpMappingState
+      protocolState: { nonce, key, sent } satisfies PcpMappingState
     }
   }
 
@@ -184,7 +192,8 @@ export class PcpClient implements GatewayClient {
     const state = stateOf(grant)
     if (state === undefined) return
     this.#held.delete(state.nonce)
-    await this.#sendMap(this.#encodeMap(grant.protocol, grant.internalPort, state.nonce, 0, 0, undefined), grant.protocol, grant.internalPort, state.nonce, 0, options)
+    await this.#sendMap(this.#encodeMap(grant.protocol, grant.internalPort, state.nonce, 0, 0, undefined), grant.protocol, grant.internalPort, state.nonce,
+      state.key ?? mapKey(state.nonce), 0, options)
   }
 
   /** The gateway's last reported epoch (RFC 6887 §8.5), undefined before the first reply. */
@@ -222,14 +231,14 @@ export class PcpClient implements GatewayClient {
     })
   }
 
-  async #sendMap (request: Uint8Array, protocol: TransportProtocol, internalPort: number, nonce: Uint8Array, lifetimeSeconds: number,
+  async #sendMap (request: Uint8Array, protocol: TransportProtocol, internalPort: number, nonce: Uint8Array, key: string, lifetimeSeconds: number,
     options: RequestOptions): Promise<PcpMapResponse> {
     // A reply for another mapping, or an old one with another nonce, is not ours: keep waiting.
-    const reply = await this.#request(request, mapKey(nonce), (response) => {
+    const reply = await this.#request(request, key, (response): PcpMapResponse | undefined => {
       const map = response.map
       if (response.opcode !== 'map' || map === undefined) return undefined
       if (map.protocol !== protocol || map.internalPort !== internalPort || !sameBytes(map.nonce, nonce)) return undefined
-      return { ...response, map }
+      return response as PcpMapResponse
     }, options)
     // A success that grants nothing is a lie we must not record as a mapping (a delete excepted).
     if (lifetimeSeconds > 0 && (reply.map.externalPort === 0 || reply.lifetimeSeconds === 0)) {
@@ -239,9 +248,9 @@ export class PcpClient implements GatewayClient {
   }
 
   async #request<R extends PcpResponse> (request: Uint8Array, key: string, match: (response: PcpResponse) => R | undefined, options: RequestOptions): Promise<R> {
-    const reply = await this.#channel.exchange(`pcp request to ${this.gateway}`, {
+    const reply = await this.#channel.exchange(this.#what, {
       request,
-      retransmit: pcpSchedule(),
+      retransmit: PCP_RETRANSMIT,
       key,
       accept: (decoded) => {
         if (decoded.kind === 'version-mismatch') {
@@ -259,7 +268,7 @@ export class PcpClient implements GatewayClient {
 function stateOf (grant: PortMappingGrant | undefined): PcpMappingState | undefined {
   const state = grant?.protocolState as Partial<PcpMappingState> | undefined
   if (!(state?.nonce instanceof Uint8Array)) return undefined
-  return state.sent === undefined ? { nonce: state.nonce } : { nonce: state.nonce, sent: state.sent }
+  return state as PcpMappingState
 }
 
 function sameBytes (a: Uint8Array, b: Uint8Array): boolean {

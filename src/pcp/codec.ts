@@ -240,25 +240,22 @@ export function decodeResponse (bytes: Uint8Array): PcpDecoded {
   checkMessageSize(bytes)
   const opcode = decodeOpcode(opcodeByte & ~PCP_RESPONSE_BIT)
   reader.skip(1, 'reserved') // RFC 6887 §7.2: ignored on reception
-  const header = {
-    kind: 'response',
-    version: PCP_VERSION,
-    resultCode: reader.uint8('result code'),
-    lifetimeSeconds: reader.uint32('lifetime'),
-    epochSeconds: reader.uint32('epoch time')
-  } as const
+  const resultCode = reader.uint8('result code')
+  const lifetimeSeconds = reader.uint32('lifetime')
+  const epochSeconds = reader.uint32('epoch time')
   reader.skip(12, 'reserved')
 
+  // One object per reply, written out rather than spread from a header: every renewal decodes one.
   switch (opcode) {
     case 'announce':
-      return { ...header, opcode, options: readOptions(reader) }
+      return { kind: 'response', version: PCP_VERSION, resultCode, lifetimeSeconds, epochSeconds, opcode, options: readOptions(reader) }
     case 'map': {
       const map = readMapData(reader, 'assigned')
-      return { ...header, opcode, map, options: readOptions(reader) }
+      return { kind: 'response', version: PCP_VERSION, resultCode, lifetimeSeconds, epochSeconds, opcode, map, options: readOptions(reader) }
     }
     case 'peer':
       reader.skip(PCP_PEER_DATA_SIZE, 'PEER data')
-      return { ...header, opcode, options: readOptions(reader) }
+      return { kind: 'response', version: PCP_VERSION, resultCode, lifetimeSeconds, epochSeconds, opcode, options: readOptions(reader) }
   }
 }
 

@@ -27,4 +27,45 @@ describe('UDP channel and long-lived signals', () => {
       server.close()
     }
   })
+
+  // A mapping's signal comes back at every renewal: its listener stays between them (adding and
+  // removing one each time showed in the renewal profile), never more than one, and goes with the
+  // channel or the signal.
+  it('keeps one listener for a signal that comes back, and takes it off on close or abort', async () => {
+    const dgram = await import('node:dgram')
+    const server = dgram.createSocket('udp4')
+    let silent = false
+    server.on('message', (message, remote) => { if (!silent) server.send(message, remote.port, remote.address) })
+    await new Promise<void>((resolve) => server.bind(0, '127.0.0.1', resolve))
+    const codec = { decode: (bytes: Uint8Array) => bytes, keyOf: () => undefined }
+    const exchange = async (channel: UdpChannel<Uint8Array>, signal: AbortSignal, byte: number): Promise<number> =>
+      await channel.exchange('echo', { request: Uint8Array.of(byte), key: 'echo', accept: (bytes) => bytes[0], retransmit: () => [100, 200][Symbol.iterator]() },
+        { signal, timeout: 5_000 })
+    try {
+      const mappingLife = new AbortController()
+      const channel = new UdpChannel('127.0.0.1', server.address().port, codec)
+      assert.equal(await exchange(channel, mappingLife.signal, 1), 1)
+      assert.equal(getEventListeners(mappingLife.signal, 'abort').length, 0, 'seen once: nothing kept')
+      for (let renewal = 2; renewal < 20; renewal++) {
+        assert.equal(await exchange(channel, mappingLife.signal, renewal), renewal)
+        assert.equal(getEventListeners(mappingLife.signal, 'abort').length, 1, `after renewal ${renewal}`)
+      }
+      channel.close()
+      assert.equal(getEventListeners(mappingLife.signal, 'abort').length, 0, 'after close')
+
+      // The kept listener still ends a waiting exchange when its signal aborts, and goes with it.
+      const other = new AbortController()
+      const second = new UdpChannel('127.0.0.1', server.address().port, codec)
+      await exchange(second, other.signal, 1)
+      await exchange(second, other.signal, 2)
+      silent = true
+      const waiting = exchange(second, other.signal, 3)
+      other.abort(new Error('mapping closed'))
+      await assert.rejects(waiting, { code: 'ERR_ABORTED' })
+      assert.equal(getEventListeners(other.signal, 'abort').length, 0, 'after abort')
+      second.close()
+    } finally {
+      server.close()
+    }
+  })
 })
