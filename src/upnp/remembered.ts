@@ -12,10 +12,8 @@
 import { Buffer } from 'node:buffer'
 import { mkdir, open, rename, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
-import { debuglog } from 'node:util'
 import { sameAddress } from './trust.js'
-
-const debug = debuglog('natmapper')
+import { debug } from '../debug.js'
 
 /** How long a gateway is remembered: long enough for a CLI run a minute later, short enough that a new router is not tried for long. */
 export const REMEMBER_FOR = 10 * 60_000
