@@ -1,10 +1,9 @@
 /**
- * `NODE_DEBUG=natmapper` logging (util.debuglog). node:util comes through
- * process.getBuiltinModule, not an ES import: importing a builtin as an ES module builds its
- * facade, which evaluates every lazy export (for node:util, parseArgs and MIMEType with their
- * modules), ~0.3 MB of a small process's peak RSS for a logger that is usually off.
+ * `NODE_DEBUG=natmapper` logging (util.debuglog), with node:util fetched without an ES import
+ * (see builtins.ts): a logger that is usually off should not load anything.
  */
 import type { DebugLogger } from 'node:util'
+import { nodeUtil } from './builtins.js'
 
 let logger: DebugLogger | undefined
 
@@ -15,10 +14,9 @@ export function debug (format: string, ...args: unknown[]): void {
 }
 
 function loadLogger (): DebugLogger {
-  // process.getBuiltinModule is Node >= 20.16. Before it, nothing is logged unless NODE_DEBUG is
-  // set, and then from the moment node:util has loaded.
-  const util = (process as { getBuiltinModule?: NodeJS.Process['getBuiltinModule'] }).getBuiltinModule?.('node:util')
+  const util = nodeUtil()
   if (util !== undefined) return util.debuglog('natmapper')
+  // Node < 20.16: when NODE_DEBUG is set, log from the moment node:util has loaded.
   const silent = Object.assign(() => {}, { enabled: false }) as DebugLogger
   if (process.env.NODE_DEBUG !== undefined) {
     import('node:util').then((loaded) => { logger = loaded.debuglog('natmapper') }, () => {})

@@ -1,30 +1,31 @@
-import { closeSync, openSync, readSync } from 'node:fs'
+import { nodeFs } from '../builtins.js'
 
 /**
  * Randomness from the kernel's generator: /dev/urandom where there is one (Linux, macOS, the
- * BSDs), else the global Web Crypto object (Windows). Reading the device is three syscalls on
- * node:fs, which Node has loaded anyway; the first crypto.getRandomValues() loads Node's Web
- * Crypto modules, ~0.35 MB of allocation for a 12-byte nonce, which is enough to cost a small
- * process a garbage collection and a megabyte of peak RSS.
+ * BSDs), else the global Web Crypto object (Windows, Node < 20.16). Reading the device is three
+ * syscalls on node:fs, which Node has loaded anyway; the first crypto.getRandomValues() loads
+ * Node's Web Crypto modules, ~0.35 MB of allocation for a 12-byte nonce, which is enough to cost
+ * a small process a garbage collection and a megabyte of peak RSS.
  */
 let noDevice = false
 
 /** `length` random bytes (a PCP nonce, RFC 6887 §11.1). */
 export function randomBytes (length: number): Uint8Array {
   const bytes = new Uint8Array(length)
-  if (!noDevice) {
+  const fs = noDevice ? undefined : nodeFs()
+  if (fs !== undefined) {
     try {
-      const fd = openSync('/dev/urandom', 'r')
+      const fd = fs.openSync('/dev/urandom', 'r')
       try {
         let filled = 0
         while (filled < length) {
-          const read = readSync(fd, bytes, filled, length - filled, null)
+          const read = fs.readSync(fd, bytes, filled, length - filled, null)
           if (read === 0) throw new Error('/dev/urandom: end of file')
           filled += read
         }
         return bytes
       } finally {
-        closeSync(fd)
+        fs.closeSync(fd)
       }
     } catch {
       noDevice = true

@@ -1,0 +1,16 @@
+/**
+ * Node builtins fetched with process.getBuiltinModule (Node >= 20.16) instead of an ES import.
+ * Importing a builtin as an ES module builds its facade, which reads every export, the lazy ones
+ * too: for node:fs that loads fs/promises and Node's stream modules (~1 MB of peak RSS in a
+ * process that imports natmapper and nothing else), for node:util parseArgs and MIMEType.
+ * Undefined on older Node 20 releases, where each caller has a fallback.
+ */
+const available = typeof (process as { getBuiltinModule?: unknown }).getBuiltinModule === 'function'
+
+export function nodeFs (): typeof import('node:fs') | undefined {
+  return available ? process.getBuiltinModule('node:fs') : undefined
+}
+
+export function nodeUtil (): typeof import('node:util') | undefined {
+  return available ? process.getBuiltinModule('node:util') : undefined
+}
