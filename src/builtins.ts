@@ -4,6 +4,10 @@
  * too: for node:fs that loads fs/promises and Node's stream modules (~1 MB of peak RSS in a
  * process that imports natmapper and nothing else), for node:util parseArgs and MIMEType.
  * Undefined on older Node 20 releases, where each caller has a fallback.
+ *
+ * The same reason keeps other builtins out of ES imports on the PCP path and in the UPnP probe's
+ * module: Buffer is the global, node:dgram comes through net/dgram.ts, node:fs/promises loads
+ * with the first cache file.
  */
 const available = typeof (process as { getBuiltinModule?: unknown }).getBuiltinModule === 'function'
 
