@@ -1,4 +1,4 @@
-import { EventEmitter } from 'node:events'
+import { EventEmitter } from '../builtins.js'
 import { addressScope, type AddressScope, isIPv4 } from '../net/ip-address.js'
 import { ClosedError, TimeoutError, UnsupportedError } from '../errors.js'
 import { listenForAnnouncements, listenToGatewayMulticast, type AnnouncementListener } from '../net/announcements.js'
