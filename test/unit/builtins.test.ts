@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
+import { readdirSync, readFileSync } from 'node:fs'
 import { describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
 
@@ -54,5 +55,22 @@ describe('builtins without ES imports', () => {
   it('falls back on a Node without process.getBuiltinModule (before 20.16)', async () => {
     const result = JSON.parse(await runFresh('delete process.getBuiltinModule', exercise)) as Record<string, unknown>
     assert.deepEqual(result, { heard: 1, channel: 'function', fs: false, util: false, nonce: 12, route: true, webCrypto: true })
+  })
+})
+
+describe('the library path (src/ but the CLI and the libp2p service)', () => {
+  const files = readdirSync(`${ROOT}src`, { recursive: true, encoding: 'utf8' })
+    .filter((file) => file.endsWith('.ts') && !file.startsWith('cli/') && !file.startsWith('libp2p/'))
+
+  it('imports no builtin as an ES module (see src/builtins.ts)', () => {
+    assert.ok(files.length > 30, String(files.length))
+    const offending = files.flatMap((file) => [...readFileSync(`${ROOT}src/${file}`, 'utf8').matchAll(/^import (?!type )[^;\n]*from 'node:[^']+'/gm)].map((match) => `${file}: ${match[0]}`))
+    // The XML parser (saxes, CommonJS) loads with the UPnP gateway code, once a UPnP gateway answered.
+    assert.deepEqual(offending, ["upnp/xml.ts: import { createRequire } from 'node:module'"])
+  })
+
+  it('reads time from net/clock.ts, not the performance global (which loads perf_hooks)', () => {
+    const offending = files.filter((file) => /\bperformance\.now\(/.test(readFileSync(`${ROOT}src/${file}`, 'utf8').replace(/^\s*(\/\*\*|\*).*$/gm, '')))
+    assert.deepEqual(offending, [])
   })
 })
