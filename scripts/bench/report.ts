@@ -206,7 +206,8 @@ function memorySection (results: BenchResults): string[] {
   const imports = results.imports
   if (imports !== undefined) {
     const packages = imports.packages.length === 0 ? 'no package' : imports.packages.map((name) => `\`${name}\``).join(', ')
-    lines.push(`\`import 'natmapper'\` loads ${imports.files} ES module files of natmapper's own, ${packages} and ${imports.builtins.length} Node.js builtins (${imports.builtins.map((name) => name.replace('node:', '')).join(', ')}) statically; anything else on first use.`, '')
+    const builtins = imports.builtins.length === 0 ? 'no Node.js builtin' : `${imports.builtins.length} Node.js builtins (${imports.builtins.map((name) => name.replace('node:', '')).join(', ')})`
+    lines.push(`\`import 'natmapper'\` loads ${imports.files} ES module files of natmapper's own, ${packages} and ${builtins} statically (as ES imports); anything else on first use.`, '')
   }
   const profile = results.process?.importProfile
   if (profile !== undefined) {

@@ -1,4 +1,4 @@
-import { setMaxListeners } from 'node:events'
+import { setMaxListeners } from '../builtins.js'
 
 /** Urgent work (renewing or deleting what the gateway holds) goes ahead of new work. */
 export type RequestPriority = 'urgent' | 'normal'

@@ -1,4 +1,4 @@
-import { EventEmitter } from 'node:events'
+import { EventEmitter } from '../builtins.js'
 import { addressScope, isIPv6 } from '../net/ip-address.js'
 import { AbortError, ClosedError, explainLowPortRefusal, NoMappingError } from '../errors.js'
 import type { ResolvedMappingOptions } from '../options.js'

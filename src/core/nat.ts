@@ -1,6 +1,5 @@
-import { EventEmitter } from 'node:events'
+import { EventEmitter } from '../builtins.js'
 import { addressScope, type AddressScope, isIPv4 } from '../net/ip-address.js'
-import { debuglog } from 'node:util'
 import { ClosedError, TimeoutError, UnsupportedError } from '../errors.js'
 import { listenForAnnouncements, listenToGatewayMulticast, type AnnouncementListener } from '../net/announcements.js'
 import { SSDP_MULTICAST_IPV4, SSDP_PORT } from '../upnp/constants.js'
@@ -12,8 +11,7 @@ import { allowManyListeners, RequestLimiter } from './limiter.js'
 import { Mapping, type MappingHost } from './mapping.js'
 import { RenewalClock } from './renewal-clock.js'
 import { locateGateway, raceProbes, type DiscoveredGateway } from './probe.js'
-
-const debug = debuglog('natmapper')
+import { debug } from '../debug.js'
 
 /** Failed requests in a row after which the NAT looks for a gateway or protocol that works. */
 const FAILURES_BEFORE_REDISCOVERY = 3

@@ -1,5 +1,6 @@
 import { PCP_SERVER_PORT } from '../constants.js'
 import { AbortError, NoDefaultGatewayError, NoNATFoundError, TimeoutError, type WireProtocol } from '../errors.js'
+import { monotonicMs } from '../net/clock.js'
 import { findDefaultGateway } from '../net/default-gateway.js'
 import { chooseSourceAddress6, findDefaultGateway6, readInterfaceAddresses6 } from '../net/default-gateway6.js'
 import { sameAddress } from '../net/ip-address.js'
@@ -34,17 +35,17 @@ export interface ProbeReport {
  * for diagnostics such as the CLI's `discover` (probeGateway()). Nothing is left open afterwards.
  */
 export async function probeEach ({ gateway, localAddress }: GatewayLocation, resolved: ResolvedDiscoverOptions, registry: ProbeRegistry): Promise<ProbeReport[]> {
-  const started = performance.now()
+  const started = monotonicMs()
   return await Promise.all(familyProtocols(resolved).map(async (protocol): Promise<ProbeReport> => {
     const probe = registry(protocol, resolved.family)
     try {
       const client = await withDeadline(`${protocol} probe`, { timeout: resolved.timeout, ...(resolved.signal === undefined ? {} : { signal: resolved.signal }) },
         async (signal) => await probe(probeContext({ gateway, localAddress }, resolved, signal)))
-      const ms = performance.now() - started
+      const ms = monotonicMs() - started
       await client.close()
       return { protocol, type: client.type, ms }
     } catch (error) {
-      return { protocol, ms: performance.now() - started, error: error instanceof Error ? error : new Error(String(error)) }
+      return { protocol, ms: monotonicMs() - started, error: error instanceof Error ? error : new Error(String(error)) }
     }
   }))
 }

@@ -1,4 +1,4 @@
-import diagnosticsChannel from 'node:diagnostics_channel'
+import { diagnosticsChannel } from '../builtins.js'
 import type { WireProtocol } from '../errors.js'
 
 /** One datagram or HTTP body on the wire, published on the `natmapper:wire` diagnostics channel. */

@@ -1,12 +1,10 @@
 import type dgram from 'node:dgram'
-import { debuglog } from 'node:util'
 import { PCP_CLIENT_PORT } from '../constants.js'
 import { loadDgram } from './dgram.js'
 import { sameAddress } from './ip-address.js'
 import { decodeResponse as decodeNatPmp } from '../natpmp/codec.js'
 import { decodeResponse as decodePcp } from '../pcp/codec.js'
-
-const debug = debuglog('natmapper')
+import { debug } from '../debug.js'
 
 /** RFC 6886 §3.2.1 and RFC 6887 §14.1.3: gateways multicast announcements to all hosts. */
 const ALL_HOSTS_GROUP = '224.0.0.1'

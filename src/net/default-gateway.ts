@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs'
+import { nodeFs } from '../builtins.js'
 import { isIPv4 } from './ip-address.js'
 import { NoDefaultGatewayError } from '../errors.js'
 
@@ -25,10 +25,11 @@ const MAX_ROUTE_TABLE_CHARS = 1_000_000
 /**
  * Reads a /proc file. Synchronously, on purpose: the kernel writes it from memory in microseconds,
  * while fs/promises would make five thread-pool round trips (open, stat, read, read, close) and
- * take ten times as long. node:fs is loaded with Node itself, so importing it costs nothing.
+ * take ten times as long. node:fs is loaded with Node itself, but not imported (see builtins.ts).
  */
 export async function readProcFile (path: string): Promise<string> {
-  return readFileSync(path, 'utf8')
+  const fs = nodeFs() ?? await import('node:fs')
+  return fs.readFileSync(path, 'utf8')
 }
 
 const systemSources: RouteSources = {

@@ -1,3 +1,5 @@
+import { monotonicMs } from './clock.js'
+
 /**
  * Detects that a NAT-PMP or PCP gateway lost its mapping state (a reboot, a WAN address change)
  * from the epoch it puts in every reply (RFC 6886 §3.6, RFC 6887 §8.5). The gateway's epoch must
@@ -12,7 +14,7 @@ export class EpochTracker {
   }
 
   /** Records an epoch; true when it shows the gateway lost its state since the previous one. */
-  observe (serverSeconds: number, clientMs = performance.now()): boolean {
+  observe (serverSeconds: number, clientMs = monotonicMs()): boolean {
     const previous = this.#previous
     this.#previous = { serverSeconds, clientMs }
     if (previous === undefined) return false

@@ -132,7 +132,7 @@ export function sameAddress (a: string, b: string): boolean {
 export function addressScope (addr: string): AddressScope {
   const field = encodeIPv6Field(addr)
   let best: SpecialPurposeBlock | undefined
-  for (const block of specialPurposeBlocks()) {
+  for (const block of specialPurposeBlocks(hasIPv4MappedPrefix(field) ? 'IPv4' : 'IPv6')) {
     if ((best === undefined || block.prefixLength > best.prefixLength) && inBlock(field, block)) {
       best = block
     }
@@ -241,61 +241,68 @@ interface SpecialPurposeBlock {
 }
 
 /**
+ * Parsed on first use, not at import (most programs classify an address or two, if any), and per
+ * family: no IPv6 block contains an IPv4-mapped address, nor an IPv4 block any other, so an IPv4
+ * program never parses (or compiles the parser of) the IPv6 ones.
+ */
+const parsedBlocks: Partial<Record<'IPv4' | 'IPv6', readonly SpecialPurposeBlock[]>> = {}
+function specialPurposeBlocks (family: 'IPv4' | 'IPv6'): readonly SpecialPurposeBlock[] {
+  parsedBlocks[family] ??= SPECIAL_PURPOSE_BLOCK_TEXT[family].map(([cidr, scope]) => parseBlock(cidr, scope))
+  return parsedBlocks[family]
+}
+
+/**
  * The IANA IPv4 and IPv6 Special-Purpose Address Registries (RFC 6890 and updates), reduced to
  * scopes. The most specific block containing an address decides, so exceptions inside a block
  * (globally reachable anycast addresses inside the IETF protocol assignment blocks) simply
  * appear as longer prefixes.
  */
-/** Parsed on first use, not at import: most programs classify an address or two, if any. */
-let parsedBlocks: readonly SpecialPurposeBlock[] | undefined
-function specialPurposeBlocks (): readonly SpecialPurposeBlock[] {
-  parsedBlocks ??= SPECIAL_PURPOSE_BLOCK_TEXT.map(([cidr, scope]) => parseBlock(cidr, scope))
-  return parsedBlocks
-}
-
-const SPECIAL_PURPOSE_BLOCK_TEXT: ReadonlyArray<readonly [string, AddressScope]> = [
+const SPECIAL_PURPOSE_BLOCK_TEXT: Record<'IPv4' | 'IPv6', ReadonlyArray<readonly [string, AddressScope]>> = {
   // IPv4 (as IPv4-mapped). 0.0.0.0/0 makes every IPv4 address not listed below public.
-  ['0.0.0.0/0', 'public'],
-  ['0.0.0.0/8', 'reserved'], // "this network", RFC 791
-  ['0.0.0.0/32', 'unspecified'],
-  ['10.0.0.0/8', 'private'], // RFC 1918
-  ['100.64.0.0/10', 'shared'], // RFC 6598
-  ['127.0.0.0/8', 'loopback'], // RFC 1122
-  ['169.254.0.0/16', 'link-local'], // RFC 3927
-  ['172.16.0.0/12', 'private'], // RFC 1918
-  ['192.0.0.0/24', 'reserved'], // IETF protocol assignments, RFC 6890
-  ['192.0.0.9/32', 'public'], // PCP anycast, RFC 7723: globally reachable
-  ['192.0.0.10/32', 'public'], // TURN anycast, RFC 8155: globally reachable
-  ['192.0.2.0/24', 'documentation'], // TEST-NET-1, RFC 5737
-  ['192.88.99.0/24', 'reserved'], // deprecated 6to4 relay anycast, RFC 7526
-  ['192.168.0.0/16', 'private'], // RFC 1918
-  ['198.18.0.0/15', 'benchmarking'], // RFC 2544
-  ['198.51.100.0/24', 'documentation'], // TEST-NET-2, RFC 5737
-  ['203.0.113.0/24', 'documentation'], // TEST-NET-3, RFC 5737
-  ['224.0.0.0/4', 'multicast'], // RFC 5771
-  ['240.0.0.0/4', 'reserved'], // RFC 1112
-  ['255.255.255.255/32', 'broadcast'], // RFC 919
-
+  IPv4: [
+    ['0.0.0.0/0', 'public'],
+    ['0.0.0.0/8', 'reserved'], // "this network", RFC 791
+    ['0.0.0.0/32', 'unspecified'],
+    ['10.0.0.0/8', 'private'], // RFC 1918
+    ['100.64.0.0/10', 'shared'], // RFC 6598
+    ['127.0.0.0/8', 'loopback'], // RFC 1122
+    ['169.254.0.0/16', 'link-local'], // RFC 3927
+    ['172.16.0.0/12', 'private'], // RFC 1918
+    ['192.0.0.0/24', 'reserved'], // IETF protocol assignments, RFC 6890
+    ['192.0.0.9/32', 'public'], // PCP anycast, RFC 7723: globally reachable
+    ['192.0.0.10/32', 'public'], // TURN anycast, RFC 8155: globally reachable
+    ['192.0.2.0/24', 'documentation'], // TEST-NET-1, RFC 5737
+    ['192.88.99.0/24', 'reserved'], // deprecated 6to4 relay anycast, RFC 7526
+    ['192.168.0.0/16', 'private'], // RFC 1918
+    ['198.18.0.0/15', 'benchmarking'], // RFC 2544
+    ['198.51.100.0/24', 'documentation'], // TEST-NET-2, RFC 5737
+    ['203.0.113.0/24', 'documentation'], // TEST-NET-3, RFC 5737
+    ['224.0.0.0/4', 'multicast'], // RFC 5771
+    ['240.0.0.0/4', 'reserved'], // RFC 1112
+    ['255.255.255.255/32', 'broadcast'] // RFC 919
+  ],
   // IPv6. Only 2000::/3 is allocated global unicast (RFC 4291); the rest defaults to reserved.
-  ['::/128', 'unspecified'],
-  ['::1/128', 'loopback'],
-  ['64:ff9b::/96', 'public'], // NAT64 well-known prefix, RFC 6052: globally reachable
-  ['64:ff9b:1::/48', 'private'], // local-use NAT64, RFC 8215
-  ['100::/64', 'reserved'], // discard-only, RFC 6666
-  ['2000::/3', 'public'],
-  ['2001::/23', 'reserved'], // IETF protocol assignments, RFC 2928 (includes Teredo, ORCHID)
-  ['2001:1::1/128', 'public'], // PCP anycast, RFC 7723
-  ['2001:1::2/128', 'public'], // TURN anycast, RFC 8155
-  ['2001:2::/48', 'benchmarking'], // RFC 5180
-  ['2001:3::/32', 'public'], // AMT, RFC 7450
-  ['2001:4:112::/48', 'public'], // AS112-v6, RFC 7535
-  ['2001:db8::/32', 'documentation'], // RFC 3849
-  ['3fff::/20', 'documentation'], // RFC 9637
-  ['fc00::/7', 'private'], // unique local, RFC 4193
-  ['fe80::/10', 'link-local'], // RFC 4291
-  ['fec0::/10', 'reserved'], // deprecated site-local, RFC 3879
-  ['ff00::/8', 'multicast'] // RFC 4291
-]
+  IPv6: [
+    ['::/128', 'unspecified'],
+    ['::1/128', 'loopback'],
+    ['64:ff9b::/96', 'public'], // NAT64 well-known prefix, RFC 6052: globally reachable
+    ['64:ff9b:1::/48', 'private'], // local-use NAT64, RFC 8215
+    ['100::/64', 'reserved'], // discard-only, RFC 6666
+    ['2000::/3', 'public'],
+    ['2001::/23', 'reserved'], // IETF protocol assignments, RFC 2928 (includes Teredo, ORCHID)
+    ['2001:1::1/128', 'public'], // PCP anycast, RFC 7723
+    ['2001:1::2/128', 'public'], // TURN anycast, RFC 8155
+    ['2001:2::/48', 'benchmarking'], // RFC 5180
+    ['2001:3::/32', 'public'], // AMT, RFC 7450
+    ['2001:4:112::/48', 'public'], // AS112-v6, RFC 7535
+    ['2001:db8::/32', 'documentation'], // RFC 3849
+    ['3fff::/20', 'documentation'], // RFC 9637
+    ['fc00::/7', 'private'], // unique local, RFC 4193
+    ['fe80::/10', 'link-local'], // RFC 4291
+    ['fec0::/10', 'reserved'], // deprecated site-local, RFC 3879
+    ['ff00::/8', 'multicast'] // RFC 4291
+  ]
+}
 
 function parseBlock (cidr: string, scope: AddressScope): SpecialPurposeBlock {
   const [address = '', length = ''] = cidr.split('/')

@@ -4,6 +4,7 @@ import type { RequestOptions } from '../core/gateway-client.js'
 import { AbortError, ClosedError, NetworkError, PortUnreachableError, TimeoutError } from '../errors.js'
 import { loadDgram } from './dgram.js'
 import { isIPv6, sameAddress } from './ip-address.js'
+import { monotonicMs } from './clock.js'
 
 /** Produces the wait before each retransmission; when it ends, sending stops but listening goes on. */
 export type RetransmitSchedule = () => Iterator<number>
@@ -46,9 +47,9 @@ interface Pending<D> {
   reject: (error: Error) => void
   signal: AbortSignal | undefined
   timeout: number
-  /** performance.now() at which it times out; Infinity for never. */
+  /** monotonicMs() at which it times out; Infinity for never. */
   deadline: number
-  /** performance.now() at which it is sent again; Infinity once its schedule has ended. */
+  /** monotonicMs() at which it is sent again; Infinity once its schedule has ended. */
   nextSend: number
   delays: Iterator<number>
   lastMalformed?: Error
@@ -58,7 +59,7 @@ interface Pending<D> {
 const TIMER_SLACK = 1
 
 /**
- * One timer for the earliest of many moments (performance.now() ms). It is never cleared while
+ * One timer for the earliest of many moments (monotonicMs() ms). It is never cleared while
  * the channel is open: an exchange that settles early leaves it to fire, find nothing due and
  * be set for the next moment, which costs one wake-up every few seconds instead of a timer set
  * and cleared for every renewal. It never holds the process open (the socket does, while an
@@ -82,7 +83,7 @@ class EarliestTimer {
       this.#timer = undefined
       this.at = Infinity
       this.#fire()
-    }, Math.max(0, at - performance.now()))
+    }, Math.max(0, at - monotonicMs()))
     this.#timer.unref()
   }
 }
@@ -159,7 +160,7 @@ export class UdpChannel<D> {
     const bytes = typeof request.request === 'function' ? request.request(socket.address().address) : request.request
     const timeout = options.timeout ?? DEFAULT_REQUEST_TIMEOUT
     return await new Promise<T>((resolve, reject) => {
-      const now = performance.now()
+      const now = monotonicMs()
       const delays = request.retransmit()
       const first = delays.next()
       const pending: Pending<D> = {
@@ -240,7 +241,7 @@ export class UdpChannel<D> {
    * started together (renewals that fell due at once) share it, and a new one sets no timer.
    */
   #expire (): void {
-    const now = performance.now() + TIMER_SLACK
+    const now = monotonicMs() + TIMER_SLACK
     for (const pending of [...this.#pending]) {
       if (pending.deadline > now) continue
       this.#settle(pending, new TimeoutError(`${pending.what}: no answer within ${pending.timeout} ms${pending.lastMalformed === undefined ? '' : '; the last reply was malformed'}`,
@@ -252,7 +253,7 @@ export class UdpChannel<D> {
   /** The same for retransmissions: each exchange keeps its own protocol schedule, under one timer. */
   #retransmit (): void {
     const socket = this.#ready
-    const now = performance.now()
+    const now = monotonicMs()
     for (const pending of this.#pending) {
       if (pending.nextSend > now + TIMER_SLACK) continue
       if (socket !== undefined) this.#send(socket, pending.bytes)

@@ -13,7 +13,6 @@
  * await client.close()
  * ```
  */
-import { Buffer } from 'node:buffer'
 import { isIP, isPubliclyRoutable, sameAddress } from '../net/ip-address.js'
 import { anySignal, withDeadline } from '../core/deadline.js'
 import type {

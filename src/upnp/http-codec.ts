@@ -7,7 +7,6 @@
  * interim 1xx responses) and bounds everything: the head, the number of headers, chunk-size lines,
  * trailers and the body. Every failure is a MalformedMessageError.
  */
-import { Buffer } from 'node:buffer'
 import { InvalidArgumentError, MalformedMessageError } from '../errors.js'
 import { MAX_HTTP_HEADER_BYTES, MAX_HTTP_HEADERS } from './constants.js'
 

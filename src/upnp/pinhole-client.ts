@@ -1,4 +1,3 @@
-import { Buffer } from 'node:buffer'
 import { DEFAULT_REQUEST_TIMEOUT } from '../constants.js'
 import { anySignal, withDeadline } from '../core/deadline.js'
 import { allowManyListeners } from '../core/limiter.js'

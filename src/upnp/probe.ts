@@ -9,7 +9,6 @@
  * gone unanswered for UPNP_PRELOAD_DELAY. When another protocol wins first, the UPnP probe is
  * aborted having compiled none of it.
  */
-import { debuglog } from 'node:util'
 import { DEFAULT_REQUEST_TIMEOUT } from '../constants.js'
 import { SETTLED } from '../core/deadline.js'
 import type { GatewayClient, ProbeContext } from '../core/gateway-client.js'
@@ -20,8 +19,7 @@ import { DEFAULT_UPNP_CONCURRENCY, MIN_RANDOM_EXTERNAL_PORT, SSDP_PORT, SSDP_SEA
 import type { GatewayLocation, UpnpClient } from './client.js'
 import { recalledInProcess, recallGateway, rememberGateway, type Recalled } from './remembered.js'
 import { startSsdpSearch } from './ssdp-search.js'
-
-const debug = debuglog('natmapper')
+import { debug } from '../debug.js'
 
 /** Internal knobs of the UPnP probe; tests use them to stay on loopback and be quick. */
 export interface UpnpProbeOptions {

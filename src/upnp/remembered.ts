@@ -9,13 +9,8 @@
  * description URL names the current gateway itself: an entry edited to name another host, or left
  * from another network, never makes us talk to anyone but the gateway of the default route.
  */
-import { Buffer } from 'node:buffer'
-import { mkdir, open, rename, writeFile } from 'node:fs/promises'
-import { dirname } from 'node:path'
-import { debuglog } from 'node:util'
 import { sameAddress } from './trust.js'
-
-const debug = debuglog('natmapper')
+import { debug } from '../debug.js'
 
 /** How long a gateway is remembered: long enough for a CLI run a minute later, short enough that a new router is not tried for long. */
 export const REMEMBER_FOR = 10 * 60_000
@@ -102,7 +97,7 @@ function isEntry (value: unknown): value is RememberedGateway {
 
 async function readEntries (file: string): Promise<Record<string, unknown>> {
   try {
-    const handle = await open(file, 'r')
+    const handle = await (await loadFs()).open(file, 'r')
     try {
       const buffer = Buffer.alloc(MAX_FILE_BYTES + 1)
       const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0)
@@ -121,8 +116,18 @@ async function readEntries (file: string): Promise<Record<string, unknown>> {
 async function writeEntry (file: string, key: string, entry: RememberedGateway): Promise<void> {
   const entries = Object.entries(await readEntries(file)).filter(([other, value]) => other !== key && isEntry(value) && Date.now() - value.savedAt <= REMEMBER_FOR)
   const gateways = Object.fromEntries([...entries.slice(-(MAX_ENTRIES - 1)), [key, entry]])
-  await mkdir(dirname(file), { recursive: true, mode: 0o700 })
+  const fs = await loadFs()
+  await fs.mkdir((await import('node:path')).dirname(file), { recursive: true, mode: 0o700 })
   const temporary = `${file}.${process.pid}.tmp`
-  await writeFile(temporary, JSON.stringify({ version: 1, gateways }, null, 2) + '\n', { mode: 0o600 })
-  await rename(temporary, file)
+  await fs.writeFile(temporary, JSON.stringify({ version: 1, gateways }, null, 2) + '\n', { mode: 0o600 })
+  await fs.rename(temporary, file)
+}
+
+/**
+ * node:fs/promises on the first read or write of a cache file (the CLI's), not at the probe's
+ * start: a library user without one never loads it, and the probe's module loads with one
+ * builtin fewer (see builtins.ts).
+ */
+async function loadFs (): Promise<typeof import('node:fs/promises')> {
+  return await import('node:fs/promises')
 }

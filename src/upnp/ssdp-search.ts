@@ -4,8 +4,9 @@
  * trusted description URL the moment its answer arrives. There is no fixed listening window:
  * the caller stops the search (through `signal`) as soon as it has what it needs.
  */
+import type dgram from 'node:dgram'
 import { addressScope, isIP } from '../net/ip-address.js'
-import dgram from 'node:dgram'
+import { loadDgram } from '../net/dgram.js'
 import { wireTracer } from '../core/trace.js'
 import { NetworkError, PortUnreachableError } from '../errors.js'
 import {
@@ -50,6 +51,15 @@ export interface SsdpSearchOptions {
 
 /** Starts a search that runs until `options.signal` aborts. Never throws: failures go to `onProblem`. */
 export function startSsdpSearch (options: SsdpSearchOptions): void {
+  // node:dgram through loadDgram, not an ES import: every builtin an ES module imports is one more
+  // module job and facade for the loader, and this module loads while the PCP probe is answered.
+  // It is in memory by now (the gateway lookup opened a socket): the search starts a microtask later.
+  loadDgram().then((dgram) => { search(dgram, options) }, (error: unknown) => {
+    options.onProblem?.(new NetworkError(`SSDP search: cannot load node:dgram: ${String(error)}`, { cause: error }))
+  })
+}
+
+function search (dgram: typeof import('node:dgram'), options: SsdpSearchOptions): void {
   const { signal } = options
   if (signal.aborted) return
   const gatewayFamily = isIP(options.gateway) === 6 ? 6 : 4

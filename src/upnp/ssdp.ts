@@ -5,7 +5,6 @@
  * but within fixed bounds, and anything we cannot use is a MalformedMessageError, never another
  * exception.
  */
-import { Buffer } from 'node:buffer'
 import { isIP } from '../net/ip-address.js'
 import { MalformedMessageError } from '../errors.js'
 import {
