@@ -349,15 +349,20 @@ function notes (results: BenchResults): string[] {
   const closed = results.noNat.closed
   const lines = [
     '- **Where and how.** Every client runs inside the lab\'s LAN namespace (`nm-lan`, started with `ip netns exec`), against miniupnpd in `nm-gw`, never in the machine\'s own network. ' +
-    `The lab is rebuilt (\`lab/up.sh --mode M\`) for each gateway mode and held under the lab lock. In-process rows come from one agent process per mode (\`scripts/bench/agent.ts\`, loading natmapper from \`dist/\`, built by \`npm run build\` at the start of the bench) after ${results.warmUp} warm-up rounds; ` +
+    `The lab is rebuilt (\`lab/up.sh --mode M\`) for each gateway mode and held under the lab lock. In-process rows come from agent processes (\`scripts/bench/agent.ts\`, loading natmapper from \`dist/\`, built by \`npm run build\` at the start of the bench) after ${results.warmUp} warm-up rounds; ` +
     `each run times every client of its table in turn, so a table's rows share the same minutes. Times are \`performance.now()\` from the call to the resolved promise; medians, with min–max in brackets, of ${results.runs} runs.`,
+    '- **One agent per client family.** For each gateway mode four agents run side by side in the LAN namespace: the floors, natmapper, @achingbrain/nat-port-mapper, and the one that spawns natpmpc and upnpc. ' +
+    'The bench asks each in turn to time its rows once per run (so the rows still interleave), while the others wait idle. ' +
+    'Clients in one process share its heap: a client that allocates a lot (@achingbrain/nat-port-mapper\'s UPnP discover + map leaves megabytes) hands the garbage collector a debt that the next client to allocate pays, with a scavenge in the middle of its own exchanges, while the floors, which allocate almost nothing, never pay it. ' +
+    'When all clients shared one agent, natmapper\'s rows run after upnpNat() came out 0.4–0.9 ms slower than in a script without it, and the floors did not move. ' +
+    'A process per family gives every client only its own garbage; it treats every row alike (no warm-up, pause or forced GC for anyone), and changes nothing in what the floors do.',
     '- **Discover** is `discoverNAT()` resolving; **discover + map** is a second, fresh `discoverNAT()` followed by `newMapping(\'tcp\', 31000)` resolving with the mapping established (each NAT is closed, untimed, before the next run). ' +
     '"Default route" rows read the route table to find the gateway; "gateway given" rows pass `gateway`, like the floor and the reference clients.',
     '- **The floor** (`scripts/bench/floor.ts`) makes the same exchanges over bare sockets with hand-built packets and no checks: PCP ANNOUNCE then MAP; NAT-PMP address request then map; for UPnP one M-SEARCH (unicast to the gateway and multicast, as natmapper sends), the description GET, then AddPortMapping on fresh TCP connections. ' +
     'For "all protocols" the floor is the PCP one, the exchanges of the protocol that wins.',
-    '- **@achingbrain/nat-port-mapper** runs in the same agent: `pmpNat(gateway)` has no discovery, so its "discover" is `externalIp()` and its `map()` asks for the external address once more (three exchanges to natmapper\'s two); ' +
+    '- **@achingbrain/nat-port-mapper** runs in an agent of its own (see above): `pmpNat(gateway)` has no discovery, so its "discover" is `externalIp()` and its `map()` asks for the external address once more (three exchanges to natmapper\'s two); ' +
     '`upnpNat().findGateways()` searches for IGDv2 only, "discover" is the first gateway it yields, and its `map()` is AddAnyPortMapping followed by GetExternalIPAddress. It has no PCP and no way to try several protocols, hence no such rows. Each run uses a fresh client.',
-    '- **natpmpc and upnpc** are timed as whole processes (spawn to exit) from the same agent. `natpmpc -g GW` is its discover, `natpmpc -g GW -a P P tcp 60` its discover + map; `upnpc -a` discovers (it waits out its 2 s SSDP window) and maps in one process. ' +
+    '- **natpmpc and upnpc** are timed as whole processes (spawn to exit) from an agent of their own. `natpmpc -g GW` is its discover, `natpmpc -g GW -a P P tcp 60` its discover + map; `upnpc -a` discovers (it waits out its 2 s SSDP window) and maps in one process. ' +
     `upnpc is run in mode upnp only (${results.runs} runs × ~2 s).`,
     `- **"No NAT" verdict**: time until \`discoverNAT()\` rejects with \`NoNATFoundError\`, default route. Rows whose first run takes over 1 s (a timeout) are sampled ${results.slowRuns} times, the others ${results.runs} times. ` +
     'The per-probe table comes from `probeGateway()`, which runs each probe to its end and reports when and how it ended.'
