@@ -1,7 +1,8 @@
 import type dgram from 'node:dgram'
 import { DEFAULT_REQUEST_TIMEOUT } from '../constants.js'
 import type { RequestOptions } from '../core/gateway-client.js'
-import { AbortError, ClosedError, NetworkError, PortUnreachableError, TimeoutError } from '../errors.js'
+import { abortedBy } from '../core/deadline.js'
+import { ClosedError, NetworkError, PortUnreachableError, TimeoutError } from '../errors.js'
 import { loadDgram } from './dgram.js'
 import { isIPv6, sameAddress } from './ip-address.js'
 
@@ -148,10 +149,10 @@ export class UdpChannel<D> {
   async exchange<T> (what: string, request: UdpRequest<D, T>, options: RequestOptions): Promise<T> {
     const signal = options.signal
     if (this.#closed) throw new ClosedError('the client was closed')
-    if (signal?.aborted === true) throw new AbortError(`${what}: aborted`, { cause: signal.reason })
+    if (signal?.aborted === true) throw abortedBy(signal, () => `${what}: aborted`)
     const socket = this.#ready ?? await this.#open()
     // The signal may have aborted while the socket opened.
-    if ((signal?.aborted as boolean | undefined) === true) throw new AbortError(`${what}: aborted`, { cause: signal?.reason })
+    if ((signal?.aborted as boolean | undefined) === true) throw abortedBy(signal, () => `${what}: aborted`)
     const bytes = typeof request.request === 'function' ? request.request(socket.address().address) : request.request
     const timeout = options.timeout ?? DEFAULT_REQUEST_TIMEOUT
     return await new Promise<T>((resolve, reject) => {
@@ -210,7 +211,7 @@ export class UdpChannel<D> {
     if (watched === undefined) {
       const waiting = new Set<Pending<D>>()
       const onAbort = (): void => {
-        for (const each of [...waiting]) this.#settle(each, new AbortError(`${each.what}: aborted`, { cause: signal.reason }))
+        for (const each of [...waiting]) this.#settle(each, abortedBy(signal, () => `${each.what}: aborted`))
       }
       watched = { waiting, onAbort }
       this.#bySignal.set(signal, watched)
@@ -264,8 +265,11 @@ export class UdpChannel<D> {
   close (): void {
     if (this.#closed) return
     this.#closed = true
-    const closed = new ClosedError('the client was closed')
-    for (const pending of [...this.#pending]) this.#settle(pending, closed)
+    // Built only when an exchange is waiting to be told: most channels close idle.
+    if (this.#pending.size > 0) {
+      const closed = new ClosedError('the client was closed')
+      for (const pending of [...this.#pending]) this.#settle(pending, closed)
+    }
     this.#deadlines.set(Infinity)
     this.#resends.set(Infinity)
     this.#socket?.then((socket) => { closeQuietly(socket) }, () => {})
