@@ -114,10 +114,20 @@ export async function raceProbes ({ gateway, localAddress }: GatewayLocation, op
       clearTimeout(timeoutTimer)
       clearTimeout(windowTimer)
       options.signal?.removeEventListener('abort', onAbort)
-      probing.abort(SETTLED)
-      for (const client of answered) if (client !== outcome) void client.close()
-      if (outcome instanceof Error) reject(outcome)
-      else resolve({ client: outcome, ...externalAddressOf(outcome) })
+      const stopTheOthers = (): void => {
+        probing.abort(SETTLED)
+        for (const client of answered) if (client !== outcome) void client.close()
+      }
+      if (outcome instanceof Error) {
+        stopTheOthers()
+        reject(outcome)
+        return
+      }
+      resolve({ client: outcome, ...externalAddressOf(outcome) })
+      // The other probes (their sockets, an SSDP search) are stopped on the next turn of the event
+      // loop: by then the caller has the winner and its first request is on the wire, and tearing
+      // them down is off that request's path. A late answer meanwhile is closed unused (below).
+      setImmediate(stopTheOthers)
     }
 
     const decide = (windowOver: boolean): void => {

@@ -35,7 +35,8 @@ const HEX = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(
 /** RFC 6887 §11.1: a MAP reply carries its request's nonce, which is what we file it under. */
 function mapKey (nonce: Uint8Array): string {
   let key = 'map '
-  for (const byte of nonce) key += HEX[byte] ?? ''
+  // An index loop: this runs for every MAP sent and every reply, and for-of makes an iterator.
+  for (let i = 0; i < nonce.length; i++) key += HEX[nonce[i] ?? 0] ?? ''
   return key
 }
 

@@ -193,11 +193,11 @@ const MAX_ENCODED_ROUNDS = 8
 
 /** The datagrams of one search round, in order: every search target to the gateway, then to the multicast group. */
 function searchRound (options: SsdpSearchOptions, family: 4 | 6): readonly Outgoing[] {
-  // A gateway on loopback (a test double, a local daemon) has no link to multicast on.
-  const multicast = options.multicast && family === 4 && addressScope(options.gateway) !== 'loopback'
-  const key = options.searchTargets === undefined ? `${options.gateway} ${options.port} ${multicast ? 'm' : 'u'}` : undefined
+  const key = options.searchTargets === undefined ? `${options.gateway} ${options.port} ${options.multicast ? 'm' : 'u'}` : undefined
   const known = key === undefined ? undefined : encodedRounds.get(key)
   if (known !== undefined) return known
+  // A gateway on loopback (a test double, a local daemon) has no link to multicast on.
+  const multicast = options.multicast && family === 4 && addressScope(options.gateway) !== 'loopback'
   const destinations = [{ address: options.gateway, port: options.port, multicast: false }]
   if (multicast) destinations.push({ address: SSDP_MULTICAST_IPV4, port: options.port, multicast: true })
   const round = destinations.flatMap((destination) => (options.searchTargets ?? IGD_SEARCH_TARGETS).map((searchTarget) =>
