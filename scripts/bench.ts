@@ -27,7 +27,8 @@ import os from 'node:os'
 import { dirname } from 'node:path'
 import { createInterface } from 'node:readline'
 import { acquireLabLock, lab, labUnavailableReason, releaseLabLock, ROOT, runLabScript, type LabMode } from '../test/helpers/lab.js'
-import type { AgentConfig, DiscoveryMode, DiscoveryOutput, DiscoveryReady, NoNatResult, ProcessResult, RenewalResult } from './bench/agent.js'
+import type { AgentConfig, AllocationResult, DiscoveryMode, DiscoveryOutput, DiscoveryReady, NoNatResult, ProcessResult, RenewalResult } from './bench/agent.js'
+import { ALLOCATION_NODE_FLAGS } from './bench/allocation.js'
 import { CLIENT_FAMILIES } from './bench/labels.js'
 import { renderChart } from './bench/chart.js'
 import { renderReport, type BenchResults, type Machine, type RenewalsMeasured } from './bench/report.js'
@@ -67,8 +68,8 @@ function agentArgs (config: AgentConfig, nodeFlags: string[] = []): string[] {
 }
 
 /** Runs one agent task inside the LAN namespace and returns the JSON object it prints last. */
-function runAgent<T> (config: AgentConfig): T {
-  const result = spawnSync('ip', agentArgs(config), { encoding: 'utf8', cwd: ROOT, maxBuffer: 64 * 1024 * 1024, timeout: 600_000 })
+function runAgent<T> (config: AgentConfig, nodeFlags: string[] = []): T {
+  const result = spawnSync('ip', agentArgs(config, nodeFlags), { encoding: 'utf8', cwd: ROOT, maxBuffer: 64 * 1024 * 1024, timeout: 600_000 })
   if (result.status !== 0) throw new Error(`bench agent (${config.task}) failed (${String(result.status ?? result.signal)}): ${result.stderr}${result.stdout.slice(-2000)}`)
   return JSON.parse(result.stdout.trim().split('\n').at(-1) ?? '{}') as T
 }
@@ -285,6 +286,8 @@ async function measure (): Promise<BenchResults> {
       case 'all':
         await withLab('all', async () => {
           await discovery('all')
+          log('bytes allocated per discover + map')
+          results.allocation = runAgent<AllocationResult>({ task: 'allocation', gateway, clientAddress }, ALLOCATION_NODE_FLAGS)
           log('whole processes: CLI, import time, RSS')
           results.process = runAgent<ProcessResult>({ task: 'process', gateway, clientAddress, root: ROOT, runs: RUNS, importRuns: IMPORT_RUNS, rssRuns: RSS_RUNS })
         })

@@ -29,7 +29,8 @@ import { assertInLabNamespace } from '../../test/helpers/netns.js'
 import { natPmpFloor, pcpFloor, pcpRenewalFloor, refusedFloor, upnpFloor, upnpMapAt } from './floor.js'
 import { CLIENT, GROUP, NO_NAT, PROCESS, type ClientFamily } from './labels.js'
 import { summarizeProfiles, type CpuProfile, type Entry, type ProfileSummary } from './profile.js'
-import { achingbrainPmp, achingbrainUpnp, timeProcess, type Timings } from './reference.js'
+import { bytesPerRun } from './allocation.js'
+import { achingbrainPmp, achingbrainPmpMap, achingbrainUpnp, achingbrainUpnpMap, timeProcess, type Timings } from './reference.js'
 
 assertInLabNamespace()
 
@@ -41,6 +42,7 @@ const { discoverNAT, NoNATFoundError, probeGateway, wireChannel } = await import
 export type DiscoveryMode = 'all' | 'pmp' | 'upnp'
 export type AgentConfig =
   | { task: 'discovery', mode: DiscoveryMode, families: ClientFamily[], gateway: string, clientAddress: string, root: string, runs: number }
+  | { task: 'allocation', gateway: string, clientAddress: string }
   | { task: 'no-nat', mode: 'closed' | 'silent', gateway: string, clientAddress: string, runs: number, slowRuns: number }
   | { task: 'process', gateway: string, clientAddress: string, root: string, runs: number, importRuns: number, rssRuns: number, only?: 'rss' }
   | { task: 'renewals', gateway: string, clientAddress: string, root: string, count: number, firstPort: number, mappingDuration: number, periods: number, maxConcurrentRequests?: number }
@@ -60,18 +62,23 @@ const IMPORT_PROFILES = 5
 
 /** natmapper in-process: discover alone, then (a second NAT) discover + first mapping. */
 async function natmapper (options: DiscoverOptions): Promise<Timings> {
-  let started = performance.now()
+  const started = performance.now()
   const probeOnly = await discoverNAT(options)
   const discover = performance.now() - started
   await probeOnly.close()
 
-  started = performance.now()
+  return { discover, map: await natmapperMap(options) }
+}
+
+/** natmapper's discover + first mapping on a fresh NAT, in ms; the close that follows is untimed. */
+async function natmapperMap (options: DiscoverOptions): Promise<number> {
+  const started = performance.now()
   const nat = await discoverNAT(options)
   const mapping = await nat.newMapping('tcp', PORT)
   const map = performance.now() - started
   if (!mapping.established) throw new Error(`natmapper ${JSON.stringify(options)}: not established: ${String(mapping.lastError)}`)
   await nat.close()
-  return { discover, map }
+  return map
 }
 
 interface Scenario {
@@ -291,6 +298,29 @@ async function discoveryTask (task: Extract<AgentConfig, { task: 'discovery' }>)
     traced[CLIENT.natmapperUpnpRemembered] = await phases({ protocols: ['upnp'], gateway }, task.runs)
   }
   return { tables, phases: traced, profiles }
+}
+
+// ------------------------------------------------------------------------------------- allocation
+
+/** client → bytes allocated on the JS heap per discover + map (with its delete), one figure per round. */
+export type AllocationResult = Record<string, number[]>
+
+/**
+ * What each client allocates per discover + map and the delete after it (gateway mode all):
+ * counted, not timed (allocation.ts). The agent is started with a large young generation.
+ */
+async function allocationTask (task: Extract<AgentConfig, { task: 'allocation' }>): Promise<AllocationResult> {
+  const { gateway, clientAddress } = task
+  const clients: Array<[string, () => Promise<unknown>]> = [
+    [CLIENT.pcpRouteFloor, async () => await pcpFloor(gateway, clientAddress, PORT, true)],
+    [CLIENT.natmapperDefaults, async () => await natmapperMap({})],
+    [CLIENT.natmapperAllGateway, async () => await natmapperMap({ gateway })],
+    [CLIENT.achingbrainPmp, async () => await achingbrainPmpMap(gateway, clientAddress, PORT)],
+    [CLIENT.achingbrainUpnp, async () => await achingbrainUpnpMap(clientAddress, PORT)]
+  ]
+  const result: AllocationResult = {}
+  for (const [client, run] of clients) result[client] = await bytesPerRun(run)
+  return result
 }
 
 // ----------------------------------------------------------------------------------------- no NAT
@@ -725,6 +755,7 @@ async function renewalsTask (task: Extract<AgentConfig, { task: 'renewals' }>): 
 
 switch (config.task) {
   case 'discovery': print(await discoveryTask(config)); break
+  case 'allocation': print(await allocationTask(config)); break
   case 'no-nat': print(await noNatTask(config)); break
   case 'process': print(await processTask(config)); break
   case 'renewals': print(await renewalsTask(config)); break
