@@ -114,20 +114,11 @@ export async function raceProbes ({ gateway, localAddress }: GatewayLocation, op
       clearTimeout(timeoutTimer)
       clearTimeout(windowTimer)
       options.signal?.removeEventListener('abort', onAbort)
-      const stopTheOthers = (): void => {
-        probing.abort(SETTLED)
-        for (const client of answered) if (client !== outcome) void client.close()
-      }
-      if (outcome instanceof Error) {
-        stopTheOthers()
-        reject(outcome)
-        return
-      }
-      resolve({ client: outcome, ...externalAddressOf(outcome) })
-      // The other probes (their sockets, an SSDP search) are stopped on the next turn of the event
-      // loop: by then the caller has the winner and its first request is on the wire, and tearing
-      // them down is off that request's path. A late answer meanwhile is closed unused (below).
-      setImmediate(stopTheOthers)
+      // The other probes end with SETTLED: nobody reads their rejections (see SETTLED).
+      probing.abort(SETTLED)
+      for (const client of answered) if (client !== outcome) void client.close()
+      if (outcome instanceof Error) reject(outcome)
+      else resolve({ client: outcome, ...externalAddressOf(outcome) })
     }
 
     const decide = (windowOver: boolean): void => {

@@ -25,7 +25,7 @@ const location = { gateway: '127.0.0.1', localAddress: '127.0.0.1' }
 const turn = async (): Promise<void> => { await new Promise((resolve) => setImmediate(resolve)) }
 
 describe('the probe race', () => {
-  it('hands the winner over, then stops the other probes with SETTLED; a late answer is closed unused', async () => {
+  it('stops the other probes with SETTLED once it has a winner; a late answer is closed unused', async () => {
     const winner = fakeClient('pcp')
     const late = fakeClient('nat-pmp')
     let upnpSignal: AbortSignal | undefined
@@ -50,7 +50,7 @@ describe('the probe race', () => {
     const registry: ProbeRegistry = (protocol) => probes[protocol] as ProtocolProbe
     const found = await raceProbes(location, resolveDiscoverOptions({ gateway: '127.0.0.1' }), registry)
     assert.equal(found.client, winner)
-    // The losers are stopped on the next turn of the event loop (off the winner's first request).
+    // The late answer's close follows its probe's promise by a turn or two.
     for (let turns = 0; turns < 10 && !late.closed; turns++) await turn()
     assert.equal(upnpSignal?.aborted, true)
     assert.equal(upnpSignal?.reason, SETTLED)
