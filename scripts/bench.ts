@@ -14,7 +14,9 @@
  * BENCH_CPU_PROF=dir to profile every agent (node --cpu-prof); BENCH_RAW=file to keep the raw
  * results as JSON, BENCH_REPORT_FROM=file to render BENCHMARKS.md from such a file again;
  * BENCH_OUTPUT=file to write the report there instead of BENCHMARKS.md (quick subset runs);
- * BENCH_DIST=dir to measure another build of natmapper (say, main's) instead of building dist/.
+ * BENCH_DIST=dir to measure another build of natmapper (say, main's) instead of building dist/;
+ * BENCH_SHARED_AGENT=1 to run every discovery client in one agent process (the old way), not one
+ * agent per client family.
  *
  * A section another script maintains in BENCHMARKS.md between `<!-- NAME:start -->` and
  * `<!-- NAME:end -->` markers (the libp2p benchmark's) is kept as it is when the file is rewritten.
@@ -25,7 +27,9 @@ import os from 'node:os'
 import { dirname } from 'node:path'
 import { createInterface } from 'node:readline'
 import { acquireLabLock, lab, labUnavailableReason, releaseLabLock, ROOT, runLabScript, type LabMode } from '../test/helpers/lab.js'
-import type { AgentConfig, DiscoveryOutput, NoNatResult, ProcessResult, RenewalResult } from './bench/agent.js'
+import type { AgentConfig, AllocationResult, DiscoveryMode, DiscoveryOutput, DiscoveryReady, NoNatResult, ProcessResult, RenewalResult } from './bench/agent.js'
+import { ALLOCATION_NODE_FLAGS } from './bench/allocation.js'
+import { CLIENT_FAMILIES } from './bench/labels.js'
 import { renderChart } from './bench/chart.js'
 import { renderReport, type BenchResults, type Machine, type RenewalsMeasured } from './bench/report.js'
 
@@ -49,6 +53,8 @@ const MAPPING_DURATION = env('BENCH_MAPPING_DURATION', 360_000)
 const FIRST_PORT = 40_000
 const PHASES = (process.env.BENCH_PHASES ?? 'all,pmp,upnp,closed,silent').split(',').map((phase) => phase.trim())
 const AGENT = `${ROOT}scripts/bench/agent.ts`
+/** BENCH_SHARED_AGENT=1: every discovery client in one agent, as before (to compare methodologies). */
+const SHARED_AGENT = process.env.BENCH_SHARED_AGENT === '1'
 const OUTPUT = process.env.BENCH_OUTPUT === undefined || process.env.BENCH_OUTPUT === '' ? `${ROOT}BENCHMARKS.md` : process.env.BENCH_OUTPUT
 const DIST = process.env.BENCH_DIST === undefined || process.env.BENCH_DIST === '' ? `${ROOT}dist/` : `${process.env.BENCH_DIST.replace(/\/$/, '')}/`
 
@@ -62,10 +68,87 @@ function agentArgs (config: AgentConfig, nodeFlags: string[] = []): string[] {
 }
 
 /** Runs one agent task inside the LAN namespace and returns the JSON object it prints last. */
-function runAgent<T> (config: AgentConfig): T {
-  const result = spawnSync('ip', agentArgs(config), { encoding: 'utf8', cwd: ROOT, maxBuffer: 64 * 1024 * 1024, timeout: 600_000 })
+function runAgent<T> (config: AgentConfig, nodeFlags: string[] = []): T {
+  const result = spawnSync('ip', agentArgs(config, nodeFlags), { encoding: 'utf8', cwd: ROOT, maxBuffer: 64 * 1024 * 1024, timeout: 600_000 })
   if (result.status !== 0) throw new Error(`bench agent (${config.task}) failed (${String(result.status ?? result.signal)}): ${result.stderr}${result.stdout.slice(-2000)}`)
   return JSON.parse(result.stdout.trim().split('\n').at(-1) ?? '{}') as T
+}
+
+/**
+ * An agent driven line by line: each command written to its stdin is answered with one JSON line.
+ * The discovery agents (one per client family) take their rounds this way, in turn.
+ */
+class AgentSession {
+  readonly #child
+  readonly #lines: AsyncIterator<string>
+  #stderr = ''
+
+  constructor (readonly config: AgentConfig) {
+    this.#child = spawn('ip', agentArgs(config), { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] })
+    this.#child.stderr.on('data', (chunk: Buffer) => { this.#stderr += chunk.toString() })
+    this.#lines = createInterface({ input: this.#child.stdout })[Symbol.asyncIterator]()
+  }
+
+  /** The agent's next line, parsed. */
+  async next<T> (): Promise<T> {
+    const line = await this.#lines.next()
+    if (line.done === true) throw new Error(`bench agent (${this.config.task}) ended early: ${this.#stderr}`)
+    return JSON.parse(line.value) as T
+  }
+
+  async command<T> (command: string): Promise<T> {
+    this.#child.stdin.write(`${command}\n`)
+    return await this.next<T>()
+  }
+
+  /** Sends the last command, and returns the last line once the agent has exited 0. */
+  async finish<T> (command: string): Promise<T> {
+    this.#child.stdin.end(`${command}\n`)
+    const result = await this.next<T>()
+    const code = await new Promise<number | null>((resolve) => {
+      if (this.#child.exitCode !== null) resolve(this.#child.exitCode)
+      else this.#child.on('close', resolve)
+    })
+    if (code !== 0) throw new Error(`bench agent (${this.config.task}) failed (${String(code)}): ${this.#stderr}`)
+    return result
+  }
+
+  /** Ends the agent (after a failure elsewhere), so that none is left waiting for a command. */
+  kill (): void {
+    this.#child.stdin.destroy()
+    this.#child.kill()
+  }
+}
+
+/**
+ * The discovery tables of one gateway mode: one agent per client family (floors, natmapper, the
+ * in-process reference client, the whole-process ones), so that no client pays for garbage
+ * another left in its process. Each round, every agent in turn times its rows once.
+ */
+async function measureDiscovery (mode: DiscoveryMode, base: { gateway: string, clientAddress: string }): Promise<DiscoveryOutput> {
+  const groups = SHARED_AGENT ? [[...CLIENT_FAMILIES]] : CLIENT_FAMILIES.map((family) => [family])
+  const agents = groups.map((families) => new AgentSession({ task: 'discovery', mode, families, ...base, root: ROOT, runs: RUNS }))
+  try {
+    const ready = await Promise.all(agents.map(async (agent) => await agent.next<DiscoveryReady>()))
+    for (let round = 0; round < WARM_UP; round++) for (const agent of agents) await agent.command('warm')
+    for (let run = 0; run < RUNS; run++) for (const agent of agents) await agent.command('run')
+    const outputs: DiscoveryOutput[] = []
+    for (const agent of agents) outputs.push(await agent.finish<DiscoveryOutput>('finish'))
+    // The rows in the order the agents list them, whichever agent measured each.
+    const tables: DiscoveryOutput['tables'] = {}
+    for (const { group, client } of ready[0]?.rows ?? []) {
+      const samples = outputs.map((output) => output.tables[group]?.[client]).find((found) => found !== undefined)
+      if (samples !== undefined) (tables[group] ??= {})[client] = samples
+    }
+    return {
+      tables,
+      phases: Object.assign({}, ...outputs.map((output) => output.phases)),
+      profiles: Object.assign({}, ...outputs.map((output) => output.profiles))
+    }
+  } catch (error) {
+    for (const agent of agents) agent.kill()
+    throw error
+  }
 }
 
 /** DNAT rules for tcp ports [first, first + count) in the gateway's nftables. */
@@ -191,9 +274,9 @@ async function measure (): Promise<BenchResults> {
     discoveryProfiles: {},
     noNat: {}
   }
-  const discovery = (mode: 'all' | 'pmp' | 'upnp'): void => {
+  const discovery = async (mode: DiscoveryMode): Promise<void> => {
     log(`discovery, mode ${mode}: ${RUNS} runs${mode === 'upnp' ? ' (upnpc takes ~2 s a run)' : ''}`)
-    const output = runAgent<DiscoveryOutput>({ task: 'discovery', mode, gateway, clientAddress, root: ROOT, runs: RUNS, warmUp: WARM_UP })
+    const output = await measureDiscovery(mode, { gateway, clientAddress })
     Object.assign(results.discovery, output.tables)
     Object.assign(results.phases, output.phases)
     Object.assign(results.discoveryProfiles, output.profiles)
@@ -201,22 +284,24 @@ async function measure (): Promise<BenchResults> {
   for (const phase of PHASES) {
     switch (phase) {
       case 'all':
-        await withLab('all', () => {
-          discovery('all')
+        await withLab('all', async () => {
+          await discovery('all')
+          log('bytes allocated per discover + map')
+          results.allocation = runAgent<AllocationResult>({ task: 'allocation', gateway, clientAddress }, ALLOCATION_NODE_FLAGS)
           log('whole processes: CLI, import time, RSS')
           results.process = runAgent<ProcessResult>({ task: 'process', gateway, clientAddress, root: ROOT, runs: RUNS, importRuns: IMPORT_RUNS, rssRuns: RSS_RUNS })
         })
         break
       case 'pmp':
         await withLab('pmp', async () => {
-          discovery('pmp')
+          await discovery('pmp')
           log(`renewals: ${MAPPINGS} PCP mappings, mappingDuration ${MAPPING_DURATION} ms, three periods`)
           results.renewals = await runRenewals({ task: 'renewals', gateway, clientAddress, root: ROOT, count: MAPPINGS, firstPort: FIRST_PORT, mappingDuration: MAPPING_DURATION, periods: 3 })
         })
         break
       case 'upnp':
-        await withLab('upnp', () => {
-          discovery('upnp')
+        await withLab('upnp', async () => {
+          await discovery('upnp')
           log('RSS with one UPnP mapping')
           results.upnpRss = runAgent<ProcessResult>({ task: 'process', gateway, clientAddress, root: ROOT, runs: RUNS, importRuns: IMPORT_RUNS, rssRuns: RSS_RUNS, only: 'rss' })
         })

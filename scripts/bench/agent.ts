@@ -8,6 +8,8 @@
  * Tasks:
  * - `discovery`: in-process discover and discover + first mapping for one gateway mode, beside
  *   the floor (bare sockets, floor.ts) and the reference clients (reference.ts), in the same run.
+ *   One agent per client family (CLIENT_FAMILIES), driven round by round over stdin by
+ *   scripts/bench.ts, so that no client runs in a process another client has filled with garbage.
  * - `no-nat`: how long until natmapper says "no NAT" when the gateway refuses or stays silent.
  * - `process`: whole processes: the CLI from start to mapping, `node -e 0`, natpmpc; import time;
  *   peak RSS with one mapping.
@@ -25,9 +27,10 @@ import type * as Natmapper from '../../src/index.js'
 import type { DiscoverOptions, Mapping, WireMessage } from '../../src/index.js'
 import { assertInLabNamespace } from '../../test/helpers/netns.js'
 import { natPmpFloor, pcpFloor, pcpRenewalFloor, refusedFloor, upnpFloor, upnpMapAt } from './floor.js'
-import { CLIENT, GROUP, NO_NAT, PROCESS } from './labels.js'
+import { CLIENT, GROUP, NO_NAT, PROCESS, type ClientFamily } from './labels.js'
 import { summarizeProfiles, type CpuProfile, type Entry, type ProfileSummary } from './profile.js'
-import { achingbrainPmp, achingbrainUpnp, timeProcess, type Timings } from './reference.js'
+import { bytesPerRun } from './allocation.js'
+import { achingbrainPmp, achingbrainPmpMap, achingbrainUpnp, achingbrainUpnpMap, timeProcess, type Timings } from './reference.js'
 
 assertInLabNamespace()
 
@@ -38,7 +41,8 @@ const { discoverNAT, NoNATFoundError, probeGateway, wireChannel } = await import
 
 export type DiscoveryMode = 'all' | 'pmp' | 'upnp'
 export type AgentConfig =
-  | { task: 'discovery', mode: DiscoveryMode, gateway: string, clientAddress: string, root: string, runs: number, warmUp: number }
+  | { task: 'discovery', mode: DiscoveryMode, families: ClientFamily[], gateway: string, clientAddress: string, root: string, runs: number }
+  | { task: 'allocation', gateway: string, clientAddress: string }
   | { task: 'no-nat', mode: 'closed' | 'silent', gateway: string, clientAddress: string, runs: number, slowRuns: number }
   | { task: 'process', gateway: string, clientAddress: string, root: string, runs: number, importRuns: number, rssRuns: number, only?: 'rss' }
   | { task: 'renewals', gateway: string, clientAddress: string, root: string, count: number, firstPort: number, mappingDuration: number, periods: number, maxConcurrentRequests?: number }
@@ -58,23 +62,29 @@ const IMPORT_PROFILES = 5
 
 /** natmapper in-process: discover alone, then (a second NAT) discover + first mapping. */
 async function natmapper (options: DiscoverOptions): Promise<Timings> {
-  let started = performance.now()
+  const started = performance.now()
   const probeOnly = await discoverNAT(options)
   const discover = performance.now() - started
   await probeOnly.close()
 
-  started = performance.now()
+  return { discover, map: await natmapperMap(options) }
+}
+
+/** natmapper's discover + first mapping on a fresh NAT, in ms; the close that follows is untimed. */
+async function natmapperMap (options: DiscoverOptions): Promise<number> {
+  const started = performance.now()
   const nat = await discoverNAT(options)
   const mapping = await nat.newMapping('tcp', PORT)
   const map = performance.now() - started
   if (!mapping.established) throw new Error(`natmapper ${JSON.stringify(options)}: not established: ${String(mapping.lastError)}`)
   await nat.close()
-  return { discover, map }
+  return map
 }
 
 interface Scenario {
   group: string
   client: string
+  family: ClientFamily
   note?: string
   run: () => Promise<Timings> | Timings
   /** Whole-process references are not warmed up (each run is a new process anyway). */
@@ -104,40 +114,40 @@ function discoveryScenarios (mode: DiscoveryMode, gateway: string, clientAddress
     case 'all': {
       const group = GROUP.all
       return [
-        { group, client: CLIENT.pcpFloor, run: async () => await pcpFloor(gateway, clientAddress, PORT), warm: true },
-        { group, client: CLIENT.pcpRouteFloor, run: async () => await pcpFloor(gateway, clientAddress, PORT, true), warm: true },
-        { group, client: CLIENT.natmapperDefaults, run: async () => await natmapper({}), warm: true },
-        { group, client: CLIENT.natmapperAllGateway, run: async () => await natmapper({ gateway }), warm: true },
-        { group, client: CLIENT.achingbrainPmp, note: 'NAT-PMP only (no PCP, no discovery: gateway given)', run: async () => await achingbrainPmp(gateway, clientAddress, PORT), warm: true },
-        { group, client: CLIENT.achingbrainUpnp, note: 'UPnP only (what js-libp2p uses)', run: async () => await achingbrainUpnp(clientAddress, PORT), warm: true },
-        { group, client: CLIENT.natpmpc, note: 'NAT-PMP', run: natpmpc }
+        { group, client: CLIENT.pcpFloor, family: 'floor', run: async () => await pcpFloor(gateway, clientAddress, PORT), warm: true },
+        { group, client: CLIENT.pcpRouteFloor, family: 'floor', run: async () => await pcpFloor(gateway, clientAddress, PORT, true), warm: true },
+        { group, client: CLIENT.natmapperDefaults, family: 'natmapper', run: async () => await natmapper({}), warm: true },
+        { group, client: CLIENT.natmapperAllGateway, family: 'natmapper', run: async () => await natmapper({ gateway }), warm: true },
+        { group, client: CLIENT.achingbrainPmp, family: 'reference', note: 'NAT-PMP only (no PCP, no discovery: gateway given)', run: async () => await achingbrainPmp(gateway, clientAddress, PORT), warm: true },
+        { group, client: CLIENT.achingbrainUpnp, family: 'reference', note: 'UPnP only (what js-libp2p uses)', run: async () => await achingbrainUpnp(clientAddress, PORT), warm: true },
+        { group, client: CLIENT.natpmpc, family: 'process', note: 'NAT-PMP', run: natpmpc }
       ]
     }
     case 'pmp': {
       return [
-        { group: GROUP.pcp, client: CLIENT.pcpFloor, run: async () => await pcpFloor(gateway, clientAddress, PORT), warm: true },
-        { group: GROUP.pcp, client: CLIENT.natmapperPcp, run: async () => await natmapper({ ...pcp, gateway }), warm: true },
-        { group: GROUP.pcp, client: CLIENT.pcpRouteFloor, run: async () => await pcpFloor(gateway, clientAddress, PORT, true), warm: true },
-        { group: GROUP.pcp, client: CLIENT.natmapperPcpRoute, run: async () => await natmapper(pcp), warm: true },
-        { group: GROUP.natPmp, client: CLIENT.natPmpFloor, run: async () => await natPmpFloor(gateway, PORT), warm: true },
-        { group: GROUP.natPmp, client: CLIENT.natmapperNatPmp, run: async () => await natmapper({ ...pmp, gateway }), warm: true },
-        { group: GROUP.natPmp, client: CLIENT.natPmpRouteFloor, run: async () => await natPmpFloor(gateway, PORT, true), warm: true },
-        { group: GROUP.natPmp, client: CLIENT.natmapperNatPmpRoute, run: async () => await natmapper(pmp), warm: true },
-        { group: GROUP.natPmp, client: CLIENT.achingbrainPmp, note: 'gateway given (it has no discovery); map() asks for the address again', run: async () => await achingbrainPmp(gateway, clientAddress, PORT), warm: true },
-        { group: GROUP.natPmp, client: CLIENT.natpmpc, run: natpmpc }
+        { group: GROUP.pcp, client: CLIENT.pcpFloor, family: 'floor', run: async () => await pcpFloor(gateway, clientAddress, PORT), warm: true },
+        { group: GROUP.pcp, client: CLIENT.natmapperPcp, family: 'natmapper', run: async () => await natmapper({ ...pcp, gateway }), warm: true },
+        { group: GROUP.pcp, client: CLIENT.pcpRouteFloor, family: 'floor', run: async () => await pcpFloor(gateway, clientAddress, PORT, true), warm: true },
+        { group: GROUP.pcp, client: CLIENT.natmapperPcpRoute, family: 'natmapper', run: async () => await natmapper(pcp), warm: true },
+        { group: GROUP.natPmp, client: CLIENT.natPmpFloor, family: 'floor', run: async () => await natPmpFloor(gateway, PORT), warm: true },
+        { group: GROUP.natPmp, client: CLIENT.natmapperNatPmp, family: 'natmapper', run: async () => await natmapper({ ...pmp, gateway }), warm: true },
+        { group: GROUP.natPmp, client: CLIENT.natPmpRouteFloor, family: 'floor', run: async () => await natPmpFloor(gateway, PORT, true), warm: true },
+        { group: GROUP.natPmp, client: CLIENT.natmapperNatPmpRoute, family: 'natmapper', run: async () => await natmapper(pmp), warm: true },
+        { group: GROUP.natPmp, client: CLIENT.achingbrainPmp, family: 'reference', note: 'gateway given (it has no discovery); map() asks for the address again', run: async () => await achingbrainPmp(gateway, clientAddress, PORT), warm: true },
+        { group: GROUP.natPmp, client: CLIENT.natpmpc, family: 'process', run: natpmpc }
       ]
     }
     case 'upnp': {
       const group = GROUP.upnp
       return [
-        { group, client: CLIENT.upnpFloor, run: async () => await upnpFloor(gateway, clientAddress, PORT), warm: true },
-        { group, client: CLIENT.natmapperUpnp, note: ssdp, run: async () => await natmapper({ ...upnp, gateway }), warm: true },
-        { group, client: CLIENT.natmapperUpnpRoute, note: ssdp, run: async () => await natmapper(upnp), warm: true },
-        { group, client: CLIENT.natmapperDefaults, note: ssdp, run: async () => await natmapper({ rememberGateway: false }), warm: true },
-        { group, client: CLIENT.upnpKnownFloor, run: async () => await upnpMapAt(new URL(`http://${gateway}:5000/rootDesc.xml`), clientAddress, PORT), warm: true },
-        { group, client: CLIENT.natmapperUpnpRemembered, note: 'one GET, racing the search', run: async () => await natmapper({ protocols: ['upnp'], gateway }), warm: true },
-        { group, client: CLIENT.achingbrainUpnp, note: 'map() = AddAnyPortMapping + GetExternalIPAddress', run: async () => await achingbrainUpnp(clientAddress, PORT), warm: true },
-        { group, client: CLIENT.upnpc, note: 'waits out its 2 s discovery window; no separate discover step', run: upnpcRun }
+        { group, client: CLIENT.upnpFloor, family: 'floor', run: async () => await upnpFloor(gateway, clientAddress, PORT), warm: true },
+        { group, client: CLIENT.natmapperUpnp, family: 'natmapper', note: ssdp, run: async () => await natmapper({ ...upnp, gateway }), warm: true },
+        { group, client: CLIENT.natmapperUpnpRoute, family: 'natmapper', note: ssdp, run: async () => await natmapper(upnp), warm: true },
+        { group, client: CLIENT.natmapperDefaults, family: 'natmapper', note: ssdp, run: async () => await natmapper({ rememberGateway: false }), warm: true },
+        { group, client: CLIENT.upnpKnownFloor, family: 'floor', run: async () => await upnpMapAt(new URL(`http://${gateway}:5000/rootDesc.xml`), clientAddress, PORT), warm: true },
+        { group, client: CLIENT.natmapperUpnpRemembered, family: 'natmapper', note: 'one GET, racing the search', run: async () => await natmapper({ protocols: ['upnp'], gateway }), warm: true },
+        { group, client: CLIENT.achingbrainUpnp, family: 'reference', note: 'map() = AddAnyPortMapping + GetExternalIPAddress', run: async () => await achingbrainUpnp(clientAddress, PORT), warm: true },
+        { group, client: CLIENT.upnpc, family: 'process', note: 'waits out its 2 s discovery window; no separate discover step', run: upnpcRun }
       ]
     }
   }
@@ -239,21 +249,39 @@ async function phases (options: DiscoverOptions, runs: number): Promise<PhaseSam
   return samples
 }
 
+/** One row of a discovery table, in the order the report shows it. */
+export interface DiscoveryRow { group: string, client: string, note?: string }
+/** What a discovery agent says when it is ready: every row of the mode, in order, its family's or not. */
+export interface DiscoveryReady { event: 'ready', rows: DiscoveryRow[] }
+
+/**
+ * Measures the rows of one client family, a round at a time, as scripts/bench.ts asks over stdin:
+ * `warm` (an untimed round: module loading, the JIT, the first sockets), `run` (a timed round),
+ * `finish` (then the traced and profiled runs of natmapper's rows, and the results). The driver
+ * asks each family's agent in turn, so a table's rows still share the same minutes.
+ */
 async function discoveryTask (task: Extract<AgentConfig, { task: 'discovery' }>): Promise<DiscoveryOutput> {
-  const scenarios = discoveryScenarios(task.mode, task.gateway, task.clientAddress)
-  // Warm-up rounds first, so that module loading, the JIT and the first sockets are not measured.
-  for (let round = 0; round < task.warmUp; round++) {
-    for (const scenario of scenarios) if (scenario.warm === true) await scenario.run()
-  }
+  const every = discoveryScenarios(task.mode, task.gateway, task.clientAddress)
+  const scenarios = every.filter((scenario) => task.families.includes(scenario.family))
+  print({ event: 'ready', rows: every.map(({ group, client, note }) => ({ group, client, ...(note === undefined ? {} : { note }) })) } satisfies DiscoveryReady)
   const tables: DiscoveryResult = {}
-  for (let run = 0; run < task.runs; run++) {
+  for await (const line of createInterface({ input: process.stdin })) {
+    const command = line.trim()
+    if (command === 'finish') break
+    if (command !== 'warm' && command !== 'run') throw new Error(`discovery agent: unknown command ${JSON.stringify(command)}`)
     for (const scenario of scenarios) {
+      if (command === 'warm') {
+        if (scenario.warm === true) await scenario.run()
+        continue
+      }
       const timings = await scenario.run()
       const samples = ((tables[scenario.group] ??= {})[scenario.client] ??= { discover: [], map: [], ...(scenario.note === undefined ? {} : { note: scenario.note }) })
       if (!Number.isNaN(timings.discover)) samples.discover.push(timings.discover)
       samples.map.push(timings.map)
     }
+    print({ event: 'done' })
   }
+  if (!task.families.includes('natmapper')) return { tables, phases: {}, profiles: {} }
   const traced: Record<string, PhaseSamples> = {}
   const profiles: Record<string, ProfileSummary> = {}
   const gateway = task.gateway
@@ -270,6 +298,29 @@ async function discoveryTask (task: Extract<AgentConfig, { task: 'discovery' }>)
     traced[CLIENT.natmapperUpnpRemembered] = await phases({ protocols: ['upnp'], gateway }, task.runs)
   }
   return { tables, phases: traced, profiles }
+}
+
+// ------------------------------------------------------------------------------------- allocation
+
+/** client → bytes allocated on the JS heap per discover + map (with its delete), one figure per round. */
+export type AllocationResult = Record<string, number[]>
+
+/**
+ * What each client allocates per discover + map and the delete after it (gateway mode all):
+ * counted, not timed (allocation.ts). The agent is started with a large young generation.
+ */
+async function allocationTask (task: Extract<AgentConfig, { task: 'allocation' }>): Promise<AllocationResult> {
+  const { gateway, clientAddress } = task
+  const clients: Array<[string, () => Promise<unknown>]> = [
+    [CLIENT.pcpRouteFloor, async () => await pcpFloor(gateway, clientAddress, PORT, true)],
+    [CLIENT.natmapperDefaults, async () => await natmapperMap({})],
+    [CLIENT.natmapperAllGateway, async () => await natmapperMap({ gateway })],
+    [CLIENT.achingbrainPmp, async () => await achingbrainPmpMap(gateway, clientAddress, PORT)],
+    [CLIENT.achingbrainUpnp, async () => await achingbrainUpnpMap(clientAddress, PORT)]
+  ]
+  const result: AllocationResult = {}
+  for (const [client, run] of clients) result[client] = await bytesPerRun(run)
+  return result
 }
 
 // ----------------------------------------------------------------------------------------- no NAT
@@ -714,6 +765,7 @@ async function renewalsTask (task: Extract<AgentConfig, { task: 'renewals' }>): 
 
 switch (config.task) {
   case 'discovery': print(await discoveryTask(config)); break
+  case 'allocation': print(await allocationTask(config)); break
   case 'no-nat': print(await noNatTask(config)); break
   case 'process': print(await processTask(config)); break
   case 'renewals': print(await renewalsTask(config)); break

@@ -54,3 +54,12 @@ export const PROCESS = {
   rssOneMapping: 'one mapping held (default options: PCP)',
   rssOneUpnpMapping: 'one UPnP mapping held (mode upnp)'
 } as const
+
+/**
+ * Who measures in which process: the floors, natmapper, the in-process reference client
+ * (@achingbrain/nat-port-mapper) and the whole-process ones (natpmpc, upnpc, spawned) each get an
+ * agent of their own. A client that allocates a lot leaves the garbage collector a debt that
+ * whichever client runs next in the same process pays (a scavenge in the middle of its exchange).
+ */
+export const CLIENT_FAMILIES = ['floor', 'natmapper', 'reference', 'process'] as const
+export type ClientFamily = typeof CLIENT_FAMILIES[number]

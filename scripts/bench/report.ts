@@ -3,7 +3,7 @@
  * the date, every timing beside its floor, the targets and whether each is met, and how each
  * number is measured. Everything here is computed from the results; nothing is typed in by hand.
  */
-import type { ClientSamples, DefaultRateResult, RateWindow, DiscoveryResult, MemorySample, NoNatResult, PhaseSamples, ProcessResult, RenewalResult } from './agent.js'
+import type { AllocationResult, ClientSamples, DefaultRateResult, RateWindow, DiscoveryResult, MemorySample, NoNatResult, PhaseSamples, ProcessResult, RenewalResult } from './agent.js'
 import { CLIENT, GROUP, NO_NAT, PROCESS } from './labels.js'
 import type { Entry, ProfileSummary } from './profile.js'
 import { mb, ms, spread, summarize } from './stats.js'
@@ -41,6 +41,8 @@ export interface BenchResults {
   /** client → CPU profile of its discover + map, per run. */
   discoveryProfiles: Record<string, ProfileSummary>
   noNat: Partial<Record<'closed' | 'silent', NoNatResult>>
+  /** client → bytes allocated on the JS heap per discover + map, per round. */
+  allocation?: AllocationResult
   process?: ProcessResult
   upnpRss?: ProcessResult
   renewals?: RenewalsMeasured
@@ -112,6 +114,20 @@ function discoverySection (results: BenchResults): string[] {
       'except that for UPnP each TCP connection\'s set-up falls in "between" (a request is published once the connection is up).', '')
     lines.push(...table(['client', 'total', 'before the first request', 'waiting for the gateway', 'between a reply and the next request', 'after the last reply'],
       phases.map(([name, samples]) => [name, ms(median(samples.total)), ms(median(samples.before)), ms(median(samples.waiting)), ms(median(samples.between)), ms(median(samples.after))])))
+    lines.push('')
+  }
+  const allocation = Object.entries(results.allocation ?? {})
+  if (allocation.length > 0) {
+    const floor = median(results.allocation?.[CLIENT.pcpRouteFloor])
+    lines.push('### What a discover + map allocates (gateway mode all)', '',
+      'Bytes allocated on the JS heap per discover + map and the delete after it, counted, not timed, so the machine\'s load does not move them: ' +
+      'an agent of their own with a 128 MB young generation, 10 untimed runs, then rounds of 50 runs during which no GC runs (checked; a round with one is counted again), `heapUsed` after minus before, divided by 50. ' +
+      'Median of the rounds, min–max in brackets. Garbage is what the next GC must go through: a client that leaves more of it pays (or makes the next client in its process pay) more scavenges.', '')
+    lines.push(...table(['client', 'kB per discover + map', 'above the floor'], allocation.map(([name, bytes]) => {
+      const summary = summarize(bytes.map((value) => value / 1000))
+      return [name.startsWith('floor') ? `*${name}*` : name, `${summary.median.toFixed(1)} (${summary.min.toFixed(1)}–${summary.max.toFixed(1)})`,
+        name === CLIENT.pcpRouteFloor ? '' : `+${((median(bytes) - floor) / 1000).toFixed(1)}`]
+    })))
     lines.push('')
   }
   for (const [name, profile] of Object.entries(results.discoveryProfiles)) {
@@ -355,19 +371,32 @@ function targets (results: BenchResults): Target[] {
   return list
 }
 
+/** The allocation table's medians in one phrase, for the notes. */
+function allocationSummary (results: BenchResults): string {
+  const megabytes = (client: string): string => (median(results.allocation?.[client]) / 1_000_000).toFixed(3)
+  if (results.allocation === undefined) return 'see "What a discover + map allocates"'
+  return `"What a discover + map allocates": in this run upnpNat() ${megabytes(CLIENT.achingbrainUpnp)} MB per discover + map, natmapper with default options ${megabytes(CLIENT.natmapperDefaults)} MB, the floor ${megabytes(CLIENT.pcpRouteFloor)} MB`
+}
+
 function notes (results: BenchResults): string[] {
   const closed = results.noNat.closed
   const lines = [
     '- **Where and how.** Every client runs inside the lab\'s LAN namespace (`nm-lan`, started with `ip netns exec`), against miniupnpd in `nm-gw`, never in the machine\'s own network. ' +
-    `The lab is rebuilt (\`lab/up.sh --mode M\`) for each gateway mode and held under the lab lock. In-process rows come from one agent process per mode (\`scripts/bench/agent.ts\`, loading natmapper from \`dist/\`, built by \`npm run build\` at the start of the bench) after ${results.warmUp} warm-up rounds; ` +
+    `The lab is rebuilt (\`lab/up.sh --mode M\`) for each gateway mode and held under the lab lock. In-process rows come from agent processes (\`scripts/bench/agent.ts\`, loading natmapper from \`dist/\`, built by \`npm run build\` at the start of the bench) after ${results.warmUp} warm-up rounds; ` +
     `each run times every client of its table in turn, so a table's rows share the same minutes. Times are \`performance.now()\` from the call to the resolved promise; medians, with min–max in brackets, of ${results.runs} runs.`,
+    '- **One agent per client family.** For each gateway mode four agents run side by side in the LAN namespace: the floors, natmapper, @achingbrain/nat-port-mapper, and the one that spawns natpmpc and upnpc. ' +
+    'The bench asks each in turn to time its rows once per run (so the rows still interleave), while the others wait idle. ' +
+    'Clients in one process share its heap, and the garbage collector runs when the young generation fills, whoever filled it: a client that leaves much garbage hands the next one a scavenge in the middle of its exchanges. ' +
+    `The clients differ a great deal in this (${allocationSummary(results)}), so in one shared agent a row's time depended on which row ran before it: ` +
+    'natmapper\'s default-options row, first to allocate after upnpNat() in each round, came out +1.2–1.7 ms over the floor there against +0.76–0.84 ms in a script without upnpNat(); in later paired runs in one process the row run right after upnpNat() (the floor or natmapper) was 0.1–1.4 ms slower in median than the same row without it. ' +
+    'A process per family gives every client only its own garbage. It treats every row alike (no warm-up, pause or forced GC for anyone), changes nothing in what the floors do, and `BENCH_SHARED_AGENT=1` runs the old single agent for comparison.',
     '- **Discover** is `discoverNAT()` resolving; **discover + map** is a second, fresh `discoverNAT()` followed by `newMapping(\'tcp\', 31000)` resolving with the mapping established (each NAT is closed, untimed, before the next run). ' +
     '"Default route" rows read the route table to find the gateway; "gateway given" rows pass `gateway`, like the floor and the reference clients.',
     '- **The floor** (`scripts/bench/floor.ts`) makes the same exchanges over bare sockets with hand-built packets and no checks: PCP ANNOUNCE then MAP; NAT-PMP address request then map; for UPnP one M-SEARCH (unicast to the gateway and multicast, as natmapper sends), the description GET, then AddPortMapping on fresh TCP connections. ' +
     'For "all protocols" the floor is the PCP one, the exchanges of the protocol that wins.',
-    '- **@achingbrain/nat-port-mapper** runs in the same agent: `pmpNat(gateway)` has no discovery, so its "discover" is `externalIp()` and its `map()` asks for the external address once more (three exchanges to natmapper\'s two); ' +
+    '- **@achingbrain/nat-port-mapper** runs in an agent of its own (see above): `pmpNat(gateway)` has no discovery, so its "discover" is `externalIp()` and its `map()` asks for the external address once more (three exchanges to natmapper\'s two); ' +
     '`upnpNat().findGateways()` searches for IGDv2 only, "discover" is the first gateway it yields, and its `map()` is AddAnyPortMapping followed by GetExternalIPAddress. It has no PCP and no way to try several protocols, hence no such rows. Each run uses a fresh client.',
-    '- **natpmpc and upnpc** are timed as whole processes (spawn to exit) from the same agent. `natpmpc -g GW` is its discover, `natpmpc -g GW -a P P tcp 60` its discover + map; `upnpc -a` discovers (it waits out its 2 s SSDP window) and maps in one process. ' +
+    '- **natpmpc and upnpc** are timed as whole processes (spawn to exit) from an agent of their own. `natpmpc -g GW` is its discover, `natpmpc -g GW -a P P tcp 60` its discover + map; `upnpc -a` discovers (it waits out its 2 s SSDP window) and maps in one process. ' +
     `upnpc is run in mode upnp only (${results.runs} runs × ~2 s).`,
     `- **"No NAT" verdict**: time until \`discoverNAT()\` rejects with \`NoNATFoundError\`, default route. Rows whose first run takes over 1 s (a timeout) are sampled ${results.slowRuns} times, the others ${results.runs} times. ` +
     'The per-probe table comes from `probeGateway()`, which runs each probe to its end and reports when and how it ended.'

@@ -1,10 +1,20 @@
 import { AbortError, TimeoutError } from '../errors.js'
 
 /**
- * The reason a deadline's signal is aborted with once its call has settled: only cleanup listens
- * to it, so one shared instance spares every request the cost of capturing a stack trace.
+ * The reason a signal is aborted with once the call it served has its outcome (a deadline's task
+ * settled, discovery decided on a gateway): only cleanup listens to it, and the rejections it
+ * causes (the losing probes') are read by no one. One shared instance spares each of them a
+ * stack trace and a message.
  */
 export const SETTLED = new AbortError('settled')
+
+/**
+ * The error a call stopped by `signal` rejects with: SETTLED itself when the signal says nobody
+ * will read it, else a new AbortError with the message (built only then) and the signal's reason.
+ */
+export function abortedBy (signal: AbortSignal | undefined, message: () => string, cause: unknown = signal?.reason): AbortError {
+  return signal?.reason === SETTLED ? SETTLED : new AbortError(message(), { cause })
+}
 
 export interface DeadlineOptions {
   signal?: AbortSignal
@@ -23,14 +33,14 @@ export async function withDeadline<T> (
   task: (signal: AbortSignal) => Promise<T>
 ): Promise<T> {
   const outer = options.signal
-  if (outer?.aborted === true) throw new AbortError(`${what}: aborted`, { cause: outer.reason })
+  if (outer?.aborted === true) throw abortedBy(outer, () => `${what}: aborted`)
 
   const controller = new AbortController()
   let timer: NodeJS.Timeout | undefined
   let onOuterAbort: (() => void) | undefined
   const stopped = new Promise<never>((_resolve, reject) => {
     onOuterAbort = () => {
-      const error = new AbortError(`${what}: aborted`, { cause: outer?.reason })
+      const error = abortedBy(outer, () => `${what}: aborted`)
       controller.abort(error)
       reject(error)
     }

@@ -115,6 +115,7 @@ export async function raceProbes ({ gateway, localAddress }: GatewayLocation, op
       clearTimeout(timeoutTimer)
       clearTimeout(windowTimer)
       options.signal?.removeEventListener('abort', onAbort)
+      // The other probes end with SETTLED: nobody reads their rejections (see SETTLED).
       probing.abort(SETTLED)
       for (const client of answered) if (client !== outcome) void client.close()
       if (outcome instanceof Error) reject(outcome)

@@ -83,28 +83,35 @@ const RTF_UP = 0x1
 const RTF_GATEWAY = 0x2
 
 /**
- * /proc/net/route: one route per line, addresses as 32-bit hex in host byte order
- * (so "0101A8C0" is 192.168.1.1 on a little-endian host).
+ * A /proc/net/route line whose destination is 0.0.0.0: interface, gateway, flags, then (past
+ * RefCnt and Use) metric and mask. Other lines (the header, every other route) do not match, so
+ * the table is read in one pass without splitting each line into fields.
+ */
+const DEFAULT_ROUTE_LINE = /^[ \t]*(\S+)[ \t]+00000000[ \t]+(\S+)[ \t]+(\S+)[ \t]+\S+[ \t]+\S+[ \t]+(\S+)[ \t]+(\S+)/gm
+
+/**
+ * /proc/net/route: a header line, then one route per line, addresses as 32-bit hex in host byte
+ * order (so "0101A8C0" is 192.168.1.1 on a little-endian host).
  */
 export function parseLinuxRouteTable (text: string, byteOrder: 'LE' | 'BE' = HOST_BYTE_ORDER): DefaultRoute[] {
   const routes: DefaultRoute[] = []
-  for (const line of text.slice(0, MAX_ROUTE_TABLE_CHARS).split('\n').slice(1)) {
-    const [interfaceName, destination, gatewayHex, flagsHex, , , metric, mask] = line.trim().split(/\s+/)
-    if (interfaceName === undefined || destination !== '00000000' || mask !== '00000000') continue
-    const flags = Number.parseInt(flagsHex ?? '', 16)
+  const table = text.slice(text.indexOf('\n') + 1, MAX_ROUTE_TABLE_CHARS)
+  for (const [, interfaceName = '', gatewayHex = '', flagsHex = '', metric = '', mask] of table.matchAll(DEFAULT_ROUTE_LINE)) {
+    if (mask !== '00000000') continue
+    const flags = Number.parseInt(flagsHex, 16)
     if ((flags & (RTF_UP | RTF_GATEWAY)) !== (RTF_UP | RTF_GATEWAY)) continue
-    const gateway = hexToIPv4(gatewayHex ?? '', byteOrder)
+    const gateway = hexToIPv4(gatewayHex, byteOrder)
     if (gateway === undefined) continue
-    routes.push({ gateway, interfaceName, metric: Number.parseInt(metric ?? '0', 10) || 0 })
+    routes.push({ gateway, interfaceName, metric: Number.parseInt(metric, 10) || 0 })
   }
   return routes
 }
 
 function hexToIPv4 (hex: string, byteOrder: 'LE' | 'BE'): string | undefined {
   if (!/^[0-9a-fA-F]{8}$/.test(hex)) return undefined
-  const octets = [0, 2, 4, 6].map((i) => Number.parseInt(hex.slice(i, i + 2), 16))
-  if (byteOrder === 'LE') octets.reverse()
-  return octets.join('.')
+  const value = Number.parseInt(hex, 16)
+  const [a, b, c, d] = [value >>> 24, (value >>> 16) & 0xff, (value >>> 8) & 0xff, value & 0xff]
+  return byteOrder === 'LE' ? `${d}.${c}.${b}.${a}` : `${a}.${b}.${c}.${d}`
 }
 
 /** macOS and the BSDs: `route -n get default` prints "gateway: a.b.c.d" and "interface: en0". */

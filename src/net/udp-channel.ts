@@ -1,7 +1,8 @@
 import type dgram from 'node:dgram'
 import { DEFAULT_REQUEST_TIMEOUT } from '../constants.js'
 import type { RequestOptions } from '../core/gateway-client.js'
-import { AbortError, ClosedError, NetworkError, PortUnreachableError, TimeoutError } from '../errors.js'
+import { abortedBy } from '../core/deadline.js'
+import { ClosedError, NetworkError, PortUnreachableError, TimeoutError } from '../errors.js'
 import { loadDgram } from './dgram.js'
 import { isIPv6, sameAddress } from './ip-address.js'
 import { monotonicMs } from './clock.js'
@@ -153,10 +154,10 @@ export class UdpChannel<D> {
   async exchange<T> (what: string, request: UdpRequest<D, T>, options: RequestOptions): Promise<T> {
     const signal = options.signal
     if (this.#closed) throw new ClosedError('the client was closed')
-    if (signal?.aborted === true) throw new AbortError(`${what}: aborted`, { cause: signal.reason })
+    if (signal?.aborted === true) throw abortedBy(signal, () => `${what}: aborted`)
     const socket = this.#ready ?? await this.#open()
     // The signal may have aborted while the socket opened.
-    if ((signal?.aborted as boolean | undefined) === true) throw new AbortError(`${what}: aborted`, { cause: signal?.reason })
+    if ((signal?.aborted as boolean | undefined) === true) throw abortedBy(signal, () => `${what}: aborted`)
     const bytes = typeof request.request === 'function' ? request.request(socket.address().address) : request.request
     const timeout = options.timeout ?? DEFAULT_REQUEST_TIMEOUT
     return await new Promise<T>((resolve, reject) => {
@@ -216,7 +217,7 @@ export class UdpChannel<D> {
       const waiting = new Set<Pending<D>>()
       const onAbort = (): void => {
         this.#bySignal.delete(signal)
-        for (const each of [...waiting]) this.#settle(each, new AbortError(`${each.what}: aborted`, { cause: signal.reason }))
+        for (const each of [...waiting]) this.#settle(each, abortedBy(signal, () => `${each.what}: aborted`))
       }
       const kept = this.#seen.has(signal)
       this.#seen.add(signal)
@@ -277,8 +278,11 @@ export class UdpChannel<D> {
   close (): void {
     if (this.#closed) return
     this.#closed = true
-    const closed = new ClosedError('the client was closed')
-    for (const pending of [...this.#pending]) this.#settle(pending, closed)
+    // Built only when an exchange is waiting to be told: most channels close idle.
+    if (this.#pending.size > 0) {
+      const closed = new ClosedError('the client was closed')
+      for (const pending of [...this.#pending]) this.#settle(pending, closed)
+    }
     for (const [signal, watched] of this.#bySignal) signal.removeEventListener('abort', watched.onAbort)
     this.#bySignal.clear()
     this.#deadlines.set(Infinity)

@@ -73,10 +73,14 @@ export class PcpClient implements GatewayClient {
   /** How the channel names our requests in its errors (made once: renewals send many). */
   readonly #what: string
   readonly #channel: UdpChannel<PcpDecoded>
-  /** The same gateway's NAT-PMP, on a socket of its own, for the address (IPv4 gateways only). */
-  readonly #natPmp: NatPmpClient | undefined
+  /**
+   * The same gateway's NAT-PMP, on a socket of its own, for the address (IPv4 gateways only).
+   * Made on the first address request: most PCP clients (every discovery's probe) never ask.
+   */
+  #natPmp: NatPmpClient | undefined
   /** Whether the gateway answers NAT-PMP address requests; undefined until we asked. */
   #speaksNatPmp: boolean | undefined
+  #closed = false
   /** Our mappings the gateway holds, by nonce (kept across renewals): the address each last reported, and until when. */
   readonly #held = new Map<Uint8Array, { externalAddress: string, until: number }>()
 
@@ -88,8 +92,6 @@ export class PcpClient implements GatewayClient {
     // address field names; the server answers ADDRESS_MISMATCH if the two differ (RFC 6887 §8.1).
     this.#channel = new UdpChannel(gateway, PCP_SERVER_PORT, PCP_REPLIES, wireTracer('pcp', `${gateway}:${PCP_SERVER_PORT}`),
       isIPv6(localAddress) && !isIPv4Mapped(localAddress) ? localAddress : undefined)
-    // NAT-PMP (RFC 6886) carries IPv4 only. Its socket opens on the first address request.
-    this.#natPmp = isIPv4(gateway) ? new NatPmpClient(gateway, localAddress) : undefined
   }
 
   /** ANNOUNCE (RFC 6887 §14.1): a cheap request that any PCP server answers. */
@@ -138,10 +140,13 @@ export class PcpClient implements GatewayClient {
 
   /** The address from the gateway's NAT-PMP; undefined when the gateway does not speak NAT-PMP. */
   async #externalAddressOverNatPmp (options: RequestOptions): Promise<string | undefined> {
-    if (this.#natPmp === undefined || this.#speaksNatPmp === false) return undefined
+    // NAT-PMP (RFC 6886) carries IPv4 only.
+    if (!isIPv4(this.gateway) || this.#speaksNatPmp === false) return undefined
+    if (this.#closed) throw new ClosedError('the client was closed')
+    const natPmp = this.#natPmp ??= new NatPmpClient(this.gateway, this.localAddress)
     const firstTime = this.#speaksNatPmp === undefined
     try {
-      const address = await this.#natPmp.externalAddress(firstTime
+      const address = await natPmp.externalAddress(firstTime
         ? { ...options, timeout: Math.min(options.timeout ?? NATPMP_ADDRESS_PROBE_TIMEOUT, NATPMP_ADDRESS_PROBE_TIMEOUT) }
         : options)
       this.#speaksNatPmp = true
@@ -151,7 +156,7 @@ export class PcpClient implements GatewayClient {
       if (!firstTime || options.signal?.aborted === true || error instanceof ClosedError) throw error
       this.#speaksNatPmp = false
       // Its socket is of no more use.
-      await this.#natPmp.close()
+      await natPmp.close()
       return undefined
     }
   }
@@ -214,6 +219,7 @@ export class PcpClient implements GatewayClient {
   }
 
   async close (): Promise<void> {
+    this.#closed = true
     this.#channel.close()
     await this.#natPmp?.close()
   }

@@ -10,10 +10,10 @@
  * aborted having compiled none of it.
  */
 import { DEFAULT_REQUEST_TIMEOUT } from '../constants.js'
-import { SETTLED } from '../core/deadline.js'
 import type { GatewayClient, ProbeContext } from '../core/gateway-client.js'
 import { allowManyListeners } from '../core/limiter.js'
-import { AbortError, InvalidArgumentError, TimeoutError, UnsupportedError } from '../errors.js'
+import { abortedBy, SETTLED } from '../core/deadline.js'
+import { InvalidArgumentError, TimeoutError, UnsupportedError } from '../errors.js'
 import { randomInt } from '../net/random.js'
 import { DEFAULT_UPNP_CONCURRENCY, MIN_RANDOM_EXTERNAL_PORT, SSDP_PORT, SSDP_SEARCH_SCHEDULE } from './constants.js'
 import type { GatewayLocation, UpnpClient } from './client.js'
@@ -102,7 +102,7 @@ export const upnpProbe: UpnpProbe = createUpnpProbe()
  * probe settles or `context.signal` aborts.
  */
 async function probeUpnp (context: ProbeContext, options: ResolvedUpnpProbeOptions): Promise<UpnpClient> {
-  if (context.signal.aborted) throw new AbortError('upnp probe aborted', { cause: context.signal.reason })
+  if (context.signal.aborted) throw abortedBy(context.signal, () => 'upnp probe aborted')
   const probing = new AbortController()
   // Each description fetch (up to MAX_SSDP_LOCATIONS at once) and the search listen to it.
   allowManyListeners(probing.signal)
@@ -135,7 +135,7 @@ async function probeUpnp (context: ProbeContext, options: ResolvedUpnpProbeOptio
       }
     }
     const onAbort = (): void => {
-      settle(new AbortError(`upnp: discovery stopped before a usable gateway answered (${problem()})`, { cause: descriptionProblem ?? searchProblem ?? context.signal.reason }))
+      settle(abortedBy(context.signal, () => `upnp: discovery stopped before a usable gateway answered (${problem()})`, descriptionProblem ?? searchProblem ?? context.signal.reason))
     }
     context.signal.addEventListener('abort', onAbort, { once: true })
     if (options.timeout !== undefined) {

@@ -65,12 +65,7 @@ function search (dgram: typeof import('node:dgram'), options: SsdpSearchOptions)
   const gatewayFamily = isIP(options.gateway) === 6 ? 6 : 4
   const socket = dgram.createSocket(gatewayFamily === 6 ? 'udp6' : 'udp4')
   const schedule = options.schedule ?? SSDP_SEARCH_SCHEDULE
-  const targets = searchDestinations(options, gatewayFamily)
-  const requests = targets.map((target) => ({
-    ...target,
-    datagrams: (options.searchTargets ?? IGD_SEARCH_TARGETS).map((searchTarget) =>
-      encodeSearchRequest({ searchTarget, address: target.address, port: target.port }))
-  }))
+  const datagrams = searchRound(options, gatewayFamily)
   const trace = wireTracer('upnp', `${options.gateway}:${options.port}`)
   const seen = new Set<string>()
   let replies = 0
@@ -104,7 +99,6 @@ function search (dgram: typeof import('node:dgram'), options: SsdpSearchOptions)
   // falls due while the last one is still going out (a busy event loop) queues behind it rather
   // than cutting it short: every round is the same datagrams in the same order, so the queue is a
   // count and a position.
-  const datagrams = requests.flatMap(({ address, port, datagrams }) => datagrams.map((datagram) => ({ address, port, datagram })))
   let unsent = 0
   let position = 0
   const sendNext = (): void => {
@@ -168,7 +162,7 @@ function search (dgram: typeof import('node:dgram'), options: SsdpSearchOptions)
       }
       try { refusalProbe.close() } catch { /* already closed */ }
     })
-    const first = requests[0]?.datagrams[0]
+    const first = datagrams[0]?.datagram
     refusalProbe.connect(options.port, options.gateway, () => {
       if (closed || first === undefined) return
       trace('send', first)
@@ -177,7 +171,7 @@ function search (dgram: typeof import('node:dgram'), options: SsdpSearchOptions)
   }
   socket.bind(0, () => {
     if (closed) return
-    if (requests.some((request) => request.multicast)) {
+    if (datagrams.some((outgoing) => outgoing.multicast)) {
       try {
         socket.setMulticastTTL(SSDP_MULTICAST_TTL)
         if (options.localAddress !== undefined && isIP(options.localAddress) === 4) socket.setMulticastInterface(options.localAddress)
@@ -191,9 +185,36 @@ function search (dgram: typeof import('node:dgram'), options: SsdpSearchOptions)
   })
 }
 
-function searchDestinations (options: SsdpSearchOptions, family: 4 | 6): Array<{ address: string, port: number, multicast: boolean }> {
-  const destinations = [{ address: options.gateway, port: options.port, multicast: false }]
+/** One datagram of a search round and where it goes. */
+interface Outgoing {
+  address: string
+  port: number
+  multicast: boolean
+  datagram: Uint8Array
+}
+
+/**
+ * Rounds already encoded, by destination (gateway, port, multicast or not), for the standard
+ * search targets: every discovery searches again, and the same gateway gets the same datagrams.
+ * Bounded: a host meets few gateways, and a full cache simply starts again.
+ */
+const encodedRounds = new Map<string, readonly Outgoing[]>()
+const MAX_ENCODED_ROUNDS = 8
+
+/** The datagrams of one search round, in order: every search target to the gateway, then to the multicast group. */
+function searchRound (options: SsdpSearchOptions, family: 4 | 6): readonly Outgoing[] {
+  const key = options.searchTargets === undefined ? `${options.gateway} ${options.port} ${options.multicast ? 'm' : 'u'}` : undefined
+  const known = key === undefined ? undefined : encodedRounds.get(key)
+  if (known !== undefined) return known
   // A gateway on loopback (a test double, a local daemon) has no link to multicast on.
-  if (options.multicast && family === 4 && addressScope(options.gateway) !== 'loopback') destinations.push({ address: SSDP_MULTICAST_IPV4, port: options.port, multicast: true })
-  return destinations
+  const multicast = options.multicast && family === 4 && addressScope(options.gateway) !== 'loopback'
+  const destinations = [{ address: options.gateway, port: options.port, multicast: false }]
+  if (multicast) destinations.push({ address: SSDP_MULTICAST_IPV4, port: options.port, multicast: true })
+  const round = destinations.flatMap((destination) => (options.searchTargets ?? IGD_SEARCH_TARGETS).map((searchTarget) =>
+    ({ ...destination, datagram: encodeSearchRequest({ searchTarget, address: destination.address, port: destination.port }) })))
+  if (key !== undefined) {
+    if (encodedRounds.size >= MAX_ENCODED_ROUNDS) encodedRounds.clear()
+    encodedRounds.set(key, round)
+  }
+  return round
 }

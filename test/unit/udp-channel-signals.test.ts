@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict'
 import { getEventListeners } from 'node:events'
 import { describe, it } from 'node:test'
+import { SETTLED } from '../../src/core/deadline.js'
+import { AbortError } from '../../src/errors.js'
 import { UdpChannel } from '../../src/net/udp-channel.js'
 
 describe('UDP channel and long-lived signals', () => {
@@ -66,6 +68,35 @@ describe('UDP channel and long-lived signals', () => {
       second.close()
     } finally {
       server.close()
+    }
+  })
+
+  // Discovery stops its losing probes with SETTLED once it has a winner: nobody reads their
+  // rejections, so they carry the shared instance rather than a new error with a stack each. A
+  // caller's own abort still gets an AbortError naming the request, with the caller's reason.
+  it('an exchange stopped with SETTLED rejects with SETTLED itself; a caller\'s abort with a new AbortError', async () => {
+    const dgram = await import('node:dgram')
+    const silent = dgram.createSocket('udp4')
+    await new Promise<void>((resolve) => silent.bind(0, '127.0.0.1', resolve))
+    const codec = { decode: (bytes: Uint8Array) => bytes, keyOf: () => undefined }
+    const channel = new UdpChannel('127.0.0.1', silent.address().port, codec)
+    const exchange = async (signal: AbortSignal): Promise<unknown> => await channel.exchange('silent request', { request: Uint8Array.of(1), key: 'k', accept: () => 1, retransmit: () => [][Symbol.iterator]() },
+      { signal, timeout: 5_000 })
+    try {
+      const settled = new AbortController()
+      const losing = exchange(settled.signal)
+      settled.abort(SETTLED)
+      await assert.rejects(losing, (error) => error === SETTLED)
+
+      const caller = new AbortController()
+      const stopped = exchange(caller.signal)
+      const reason = new Error('the caller gave up')
+      caller.abort(reason)
+      await assert.rejects(stopped, (error) => error instanceof AbortError && error !== SETTLED && error.code === 'ERR_ABORTED' &&
+        error.message === 'silent request: aborted' && error.cause === reason)
+    } finally {
+      channel.close()
+      silent.close()
     }
   })
 })

@@ -238,6 +238,34 @@ describe('SSDP search', () => {
     await Promise.all([gateway.close(), stranger.close()])
   })
 
+  it('searches each gateway with its own HOST; a search again sends the same bytes (encoded once per gateway)', async () => {
+    // The datagrams of a round are kept per gateway and port: a cache that mixed them up would
+    // send one gateway another's HOST line.
+    const first = await responder('127.0.0.2')
+    const second = await responder('127.0.0.3')
+    const search = async (address: string, port: number, received: string[]): Promise<void> => {
+      const controller = new AbortController()
+      const before = received.length
+      startSsdpSearch({ gateway: address, port, multicast: false, schedule: [0], signal: controller.signal, onLocation: () => {} })
+      for (let waited = 0; received.length < before + IGD_SEARCH_TARGETS.length && waited < 5_000; waited += 10) await sleep(10)
+      controller.abort()
+    }
+    try {
+      await search('127.0.0.2', first.port, first.received)
+      await search('127.0.0.3', second.port, second.received)
+      await search('127.0.0.2', first.port, first.received)
+      assert.equal(first.received.length, 2 * IGD_SEARCH_TARGETS.length)
+      assert.equal(second.received.length, IGD_SEARCH_TARGETS.length)
+      assert.ok(first.received.every((text) => text.includes(`\r\nHOST: 127.0.0.2:${first.port}\r\n`)))
+      assert.ok(second.received.every((text) => text.includes(`\r\nHOST: 127.0.0.3:${second.port}\r\n`)))
+      assert.deepEqual(first.received.slice(IGD_SEARCH_TARGETS.length), first.received.slice(0, IGD_SEARCH_TARGETS.length))
+      assert.deepEqual(first.received.slice(0, IGD_SEARCH_TARGETS.length),
+        IGD_SEARCH_TARGETS.map((searchTarget) => Buffer.from(encodeSearchRequest({ searchTarget, address: '127.0.0.2', port: first.port })).toString('latin1')))
+    } finally {
+      await Promise.all([first.close(), second.close()])
+    }
+  })
+
   it('does nothing when the signal is already aborted', async () => {
     const gateway = await responder('127.0.0.2')
     startSsdpSearch({ gateway: '127.0.0.2', port: gateway.port, multicast: false, signal: AbortSignal.abort(), onLocation: () => {} })
