@@ -30,6 +30,9 @@ export const IGD_SEARCH_TARGETS: readonly string[] = [
  */
 export const SSDP_SEARCH_SCHEDULE: readonly number[] = [0, 100, 300, 700, 1_500, 3_100]
 
+/** Between two datagrams of one search round, in ms (see the search's send loop for why). */
+export const SSDP_DATAGRAM_SPACING = 1
+
 /** MX sent with each search: the longest a device may delay its answer, in seconds (UDA 1.1 §1.3.2, 1 to 5). */
 export const SSDP_MX_SECONDS = 1
 
