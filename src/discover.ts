@@ -12,7 +12,8 @@ export async function discoverNAT (options: DiscoverOptions = {}): Promise<NAT> 
   const resolved = resolveDiscoverOptions(options)
   const signal = resolved.signal
   if (signal?.aborted === true) throw new AbortError('discovery aborted', { cause: signal.reason })
-  const location = await locateGateway(resolved)
+  // The socket that finds our address goes on to carry PCP (or NAT-PMP): see ProbeContext.takeSocket.
+  const location = await locateGateway(resolved, true)
   return new NAT(await raceProbes(location, resolved, protocolProbes), resolved, protocolProbes)
 }
 

@@ -1,3 +1,4 @@
+import type { Socket } from 'node:dgram'
 /**
  * The seam between the core (NAT, Mapping, timers) and the protocols. Each protocol folder
  * provides a `ProtocolProbe` that finds its gateway and yields a `GatewayClient`; the core never
@@ -112,6 +113,13 @@ export interface ProbeContext {
   cacheFile?: string
   /** False: do not try a remembered gateway (DiscoverOptions.rememberGateway). */
   rememberGateway?: boolean
+  /**
+   * The UDP socket discovery connected to the gateway's port 5351 to learn our address, for the
+   * first probe that speaks on that port to adopt: its first request then goes out at once, ahead
+   * of the other probes' set-up, instead of after a socket of its own has connected. Undefined
+   * once taken, or when there is none (IPv6).
+   */
+  takeSocket?: () => Socket | undefined
 }
 
 /** One protocol's discovery: resolves with a ready client, or rejects saying why not. */

@@ -316,7 +316,7 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
     if (this.closed || this.#rediscovery !== undefined || Date.now() - this.#lastRediscovery < REDISCOVERY_MIN_INTERVAL) return
     this.#lastRediscovery = Date.now()
     this.#rediscovery = (async () => {
-      const location = await locateGateway(this.#options)
+      const location = await locateGateway(this.#options, true)
       const found = await raceProbes(location, { ...this.#options, signal: undefined }, this.#probes)
       if (this.closed || (found.client.type === this.type && found.client.gateway === this.gateway && found.client.localAddress === this.localAddress)) {
         await found.client.close()

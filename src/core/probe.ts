@@ -4,7 +4,8 @@ import { monotonicMs } from '../net/clock.js'
 import { findDefaultGateway } from '../net/default-gateway.js'
 import { chooseSourceAddress6, findDefaultGateway6, readInterfaceAddresses6 } from '../net/default-gateway6.js'
 import { sameAddress } from '../net/ip-address.js'
-import { localAddressFacing } from '../net/udp-channel.js'
+import type { Socket } from 'node:dgram'
+import { closeQuietly, connectedSocket, localAddressFacing } from '../net/udp-channel.js'
 import type { ResolvedDiscoverOptions } from '../options.js'
 import { SETTLED, withDeadline } from './deadline.js'
 import type { GatewayClient, NatType, ProbeContext, ProbeRegistry } from './gateway-client.js'
@@ -54,13 +55,23 @@ export async function probeEach ({ gateway, localAddress }: GatewayLocation, res
 export interface GatewayLocation {
   gateway: string
   localAddress: string
+  /**
+   * With `keepSocket` (IPv4): the socket connected to the gateway's port 5351 that told us our
+   * address, for a probe to adopt (ProbeContext.takeSocket). raceProbes() closes it if no probe did.
+   */
+  socket?: Socket
 }
 
-/** The gateway from the options, or the default route's next hop; and our address facing it. */
-export async function locateGateway (options: ResolvedDiscoverOptions): Promise<GatewayLocation> {
+/**
+ * The gateway from the options, or the default route's next hop; and our address facing it.
+ * `keepSocket`: keep the socket that found the address (see GatewayLocation.socket).
+ */
+export async function locateGateway (options: ResolvedDiscoverOptions, keepSocket = false): Promise<GatewayLocation> {
   if (options.family === 'IPv6') return await locateGateway6(options)
   const gateway = options.gateway ?? (await findDefaultGateway()).gateway
-  return { gateway, localAddress: await localAddressFacing(gateway, PCP_SERVER_PORT) }
+  if (!keepSocket) return { gateway, localAddress: await localAddressFacing(gateway, PCP_SERVER_PORT) }
+  const { socket, localAddress } = await connectedSocket(gateway, PCP_SERVER_PORT)
+  return { gateway, localAddress, socket }
 }
 
 /**
@@ -92,10 +103,18 @@ async function locateGateway6 (options: ResolvedDiscoverOptions): Promise<Gatewa
  * that is refused (ICMP port unreachable) counts as a "no" at once, so nothing sits out the
  * timeout when the answer is already known.
  */
-export async function raceProbes ({ gateway, localAddress }: GatewayLocation, options: ResolvedDiscoverOptions, registry: ProbeRegistry): Promise<DiscoveredGateway> {
+export async function raceProbes ({ gateway, localAddress, socket }: GatewayLocation, options: ResolvedDiscoverOptions, registry: ProbeRegistry): Promise<DiscoveredGateway> {
   const protocols = familyProtocols(options)
   const probing = new AbortController()
-  const context = probeContext({ gateway, localAddress }, options, probing.signal)
+  let untaken = socket
+  const context: ProbeContext = {
+    ...probeContext({ gateway, localAddress }, options, probing.signal),
+    takeSocket: () => {
+      const taken = untaken
+      untaken = undefined
+      return taken
+    }
+  }
   const pending = new Set<WireProtocol>()
   const answered: GatewayClient[] = []
   const reasons: Partial<Record<WireProtocol, Error>> = {}
@@ -117,6 +136,8 @@ export async function raceProbes ({ gateway, localAddress }: GatewayLocation, op
       options.signal?.removeEventListener('abort', onAbort)
       // The other probes end with SETTLED: nobody reads their rejections (see SETTLED).
       probing.abort(SETTLED)
+      if (untaken !== undefined) closeQuietly(untaken)
+      untaken = undefined
       for (const client of answered) if (client !== outcome) void client.close()
       if (outcome instanceof Error) reject(outcome)
       else resolve({ client: outcome, ...externalAddressOf(outcome) })

@@ -1,3 +1,4 @@
+import type { Socket } from 'node:dgram'
 import type { GatewayClient, GatewayEvent, PortMappingGrant, PortMappingRequest, ProbeContext, RequestOptions, TransportProtocol } from '../core/gateway-client.js'
 import { GatewayResultError, MalformedMessageError, UnsupportedError } from '../errors.js'
 import { readAnnouncement } from '../net/announcements.js'
@@ -50,10 +51,11 @@ export class NatPmpClient implements GatewayClient {
   /** The external address from the last successful address request (the probe makes one). */
   lastExternalAddress: string | undefined
 
-  constructor (gateway: string, localAddress: string) {
+  /** `socket`: one already connected to the gateway's port 5351, adopted (see ProbeContext.takeSocket). */
+  constructor (gateway: string, localAddress: string, socket?: Socket) {
     this.gateway = gateway
     this.localAddress = localAddress
-    this.#channel = new UdpChannel(gateway, PCP_SERVER_PORT, natPmpReplies(gateway), wireTracer('nat-pmp', `${gateway}:${PCP_SERVER_PORT}`))
+    this.#channel = new UdpChannel(gateway, PCP_SERVER_PORT, natPmpReplies(gateway), wireTracer('nat-pmp', `${gateway}:${PCP_SERVER_PORT}`), undefined, socket)
   }
 
   async externalAddress (options: RequestOptions): Promise<string> {
@@ -161,7 +163,7 @@ function resultError (code: number): GatewayResultError {
  * UNSUPP_VERSION (a PCP-only server, RFC 6887 §9) means it does not.
  */
 export async function natPmpProbe (context: ProbeContext): Promise<GatewayClient> {
-  const client = new NatPmpClient(context.gateway, context.localAddress)
+  const client = new NatPmpClient(context.gateway, context.localAddress, context.takeSocket?.())
   try {
     await client.externalAddress({ signal: context.signal, timeout: Infinity })
   } catch (error) {

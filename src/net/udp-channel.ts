@@ -127,13 +127,21 @@ export class UdpChannel<D> {
   /**
    * `bindAddress`: send from this address instead of the kernel's choice (IPv6: the stable global
    * address a pinhole is for, where the kernel would pick a temporary or link-local one).
+   * `socket`: one already connected to `address`:`port` (discovery's, made to learn our address),
+   * which the channel adopts and closes: the first exchange goes out without waiting for a socket.
    */
-  constructor (address: string, port: number, codec: ReplyCodec<D>, trace?: (direction: 'send' | 'receive', bytes: Uint8Array) => void, bindAddress?: string) {
+  constructor (address: string, port: number, codec: ReplyCodec<D>, trace?: (direction: 'send' | 'receive', bytes: Uint8Array) => void, bindAddress?: string, socket?: dgram.Socket) {
     this.address = address
     this.port = port
     this.#codec = codec
     this.#trace = trace
     this.#bindAddress = bindAddress
+    if (socket !== undefined) {
+      socket.removeAllListeners('error')
+      this.#listen(socket)
+      this.#ready = socket
+      this.#socket = Promise.resolve(socket)
+    }
   }
 
   /** Our address as the kernel chose it for this peer. */
@@ -294,10 +302,6 @@ export class UdpChannel<D> {
     if (this.#closed) throw new ClosedError('the client was closed')
     this.#socket ??= loadDgram().then(async (dgram) => await new Promise((resolve, reject) => {
       const socket = dgram.createSocket(isIPv6(this.address) ? 'udp6' : 'udp4')
-      socket.on('message', (message, remote) => {
-        // connect() already filters by peer; checking again costs nothing and documents the rule.
-        if (remote.port === this.port && sameAddress(remote.address, this.address)) this.#dispatch(message)
-      })
       // A socket that cannot bind or connect (no route while the host changes networks, an
       // address that went away) is closed here: the next exchange opens a new one (found by the
       // soak: one socket leaked per failed attempt).
@@ -308,8 +312,7 @@ export class UdpChannel<D> {
       const connect = (): void => {
         socket.connect(this.port, this.address, () => {
           socket.removeAllListeners('error')
-          socket.on('error', (error) => { this.#fail(error) })
-          socket.unref()
+          this.#listen(socket)
           this.#ready = socket
           resolve(socket)
         })
@@ -323,6 +326,16 @@ export class UdpChannel<D> {
       this.#socket = undefined
       throw new NetworkError(`cannot reach ${this.address}:${this.port}: ${(error as Error).message}`, { cause: error })
     }
+  }
+
+  /** Hears a connected socket's replies and failures; it holds the process open only while an exchange waits. */
+  #listen (socket: dgram.Socket): void {
+    socket.on('message', (message, remote) => {
+      // connect() already filters by peer; checking again costs nothing and documents the rule.
+      if (remote.port === this.port && sameAddress(remote.address, this.address)) this.#dispatch(message)
+    })
+    socket.on('error', (error) => { this.#fail(error) })
+    socket.unref()
   }
 
   #dispatch (message: Uint8Array): void {
@@ -371,20 +384,38 @@ export class UdpChannel<D> {
 }
 
 /** Closing twice throws in node; a socket torn down by an error may already be closed. */
-function closeQuietly (socket: dgram.Socket): void {
+export function closeQuietly (socket: dgram.Socket): void {
   try { socket.close() } catch { /* already closed */ }
 }
 
 /** The local address the kernel would use to reach `address` (no packet is sent). */
-export async function localAddressFacing (address: string, port: number): Promise<string> {
-  const dgram = await loadDgram()
-  const socket = dgram.createSocket(isIPv6(address) ? 'udp6' : 'udp4')
+/**
+ * A UDP socket connected to `address`:`port`, and our address facing it as the kernel chose it
+ * (routing decides, nothing is sent). The caller owns the socket: a channel to that peer may adopt
+ * it (UdpChannel's `socket`), else it must be closed. It never holds the process open by itself.
+ */
+export async function connectedSocket (address: string, port: number): Promise<{ socket: dgram.Socket, localAddress: string }> {
+  const socket = (await loadDgram()).createSocket(isIPv6(address) ? 'udp6' : 'udp4')
   try {
-    return await new Promise<string>((resolve, reject) => {
+    return await new Promise((resolve, reject) => {
       socket.once('error', (error) => { reject(new NetworkError(`no route to ${address}: ${error.message}`, { cause: error })) })
-      socket.connect(port, address, () => { resolve(socket.address().address) })
+      socket.connect(port, address, () => {
+        socket.removeAllListeners('error')
+        // Nothing is sent before a channel adopts it, but an error must never go unheard.
+        socket.on('error', () => {})
+        socket.unref()
+        resolve({ socket, localAddress: socket.address().address })
+      })
     })
-  } finally {
+  } catch (error) {
     closeQuietly(socket)
+    throw error
   }
+}
+
+/** Our address facing `address` (routing decides; nothing is sent). */
+export async function localAddressFacing (address: string, port: number): Promise<string> {
+  const { socket, localAddress } = await connectedSocket(address, port)
+  closeQuietly(socket)
+  return localAddress
 }

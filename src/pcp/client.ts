@@ -1,3 +1,4 @@
+import type { Socket } from 'node:dgram'
 import type { GatewayClient, GatewayEvent, PortMappingGrant, PortMappingRequest, ProbeContext, RequestOptions, TransportProtocol } from '../core/gateway-client.js'
 import { ClosedError, GatewayResultError, MalformedMessageError, UnsupportedError } from '../errors.js'
 import { readAnnouncement } from '../net/announcements.js'
@@ -84,14 +85,16 @@ export class PcpClient implements GatewayClient {
   /** Our mappings the gateway holds, by nonce (kept across renewals): the address each last reported, and until when. */
   readonly #held = new Map<Uint8Array, { externalAddress: string, until: number }>()
 
-  constructor (gateway: string, localAddress: string) {
+  /** `socket`: one already connected to the gateway's port 5351, adopted (see ProbeContext.takeSocket). */
+  constructor (gateway: string, localAddress: string, socket?: Socket) {
     this.gateway = gateway
     this.localAddress = localAddress
     this.#what = `pcp request to ${gateway}`
     // IPv6: send from the address discovery chose (stable, global), which the request's client
     // address field names; the server answers ADDRESS_MISMATCH if the two differ (RFC 6887 §8.1).
+    const bindAddress = isIPv6(localAddress) && !isIPv4Mapped(localAddress) ? localAddress : undefined
     this.#channel = new UdpChannel(gateway, PCP_SERVER_PORT, PCP_REPLIES, wireTracer('pcp', `${gateway}:${PCP_SERVER_PORT}`),
-      isIPv6(localAddress) && !isIPv4Mapped(localAddress) ? localAddress : undefined)
+      bindAddress, bindAddress === undefined ? socket : undefined)
   }
 
   /** ANNOUNCE (RFC 6887 §14.1): a cheap request that any PCP server answers. */
@@ -290,7 +293,7 @@ function sameBytes (a: Uint8Array, b: Uint8Array): boolean {
  * back to NAT-PMP.
  */
 export async function pcpProbe (context: ProbeContext): Promise<GatewayClient> {
-  const client = new PcpClient(context.gateway, context.localAddress)
+  const client = new PcpClient(context.gateway, context.localAddress, context.takeSocket?.())
   try {
     await client.announce({ signal: context.signal, timeout: Infinity })
   } catch (error) {

@@ -1,16 +1,23 @@
 import assert from 'node:assert/strict'
 import { createHook } from 'node:async_hooks'
 import { describe, it } from 'node:test'
+import { discoverNAT } from '../../src/discover.js'
 import { NetworkError } from '../../src/errors.js'
 import { UdpChannel } from '../../src/net/udp-channel.js'
 import { natPmpProbe } from '../../src/natpmp/client.js'
 import { pcpProbe } from '../../src/pcp/client.js'
+import { FakePcpGateway } from '../helpers/fake-pcp-gateway.js'
 
 // Our sockets are unref'd, which hides them from process.getActiveResourcesInfo(): count every
 // UDP socket created and not yet destroyed instead.
 const udpHandles = new Set<number>()
+let udpCreated = 0
 createHook({
-  init (id, type) { if (type === 'UDPWRAP') udpHandles.add(id) },
+  init (id, type) {
+    if (type !== 'UDPWRAP') return
+    udpHandles.add(id)
+    udpCreated++
+  },
   destroy (id) { udpHandles.delete(id) }
 }).enable()
 const udpSockets = (): number => udpHandles.size
@@ -46,6 +53,40 @@ describe('PCP and NAT-PMP probes', () => {
       }
       await new Promise((resolve) => setTimeout(resolve, 50))
       assert.equal(udpSockets(), before, 'no socket left behind by the failed probes')
+    })
+  }
+})
+
+describe('discovery\'s address socket', () => {
+  // Finding our address connects a UDP socket to the gateway's port 5351; the PCP (or NAT-PMP)
+  // probe adopts it instead of opening and connecting one of its own, so its first request goes
+  // out at once. Whatever does not adopt it closes it.
+  it('carries the PCP probe and the mappings: one UDP socket for discover + map', async () => {
+    const gateway = await FakePcpGateway.start({ address: '127.0.9.1', externalAddress: '11.77.0.1' })
+    try {
+      const createdBefore = udpCreated
+      const openBefore = udpSockets()
+      const nat = await discoverNAT({ gateway: gateway.address, protocols: ['pcp'] })
+      const mapping = await nat.newMapping('tcp', 40_001)
+      assert.equal(mapping.established, true)
+      assert.equal(udpCreated - createdBefore, 1, 'the address lookup\'s socket is the PCP socket')
+      await nat.close()
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      assert.equal(udpSockets(), openBefore, 'closed with the NAT')
+    } finally {
+      await gateway.close()
+    }
+  })
+
+  for (const protocols of [['pcp'], ['nat-pmp'], ['upnp']] as const) {
+    it(`is closed when discovery fails (protocols ${protocols.join(', ')})`, async () => {
+      // The sockets of the test before close on a later turn of the event loop.
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      const before = udpSockets()
+      // Nothing listens on 127.0.0.9: every probe is refused at once.
+      await assert.rejects(discoverNAT({ gateway: '127.0.0.9', protocols: [...protocols], timeout: 2_000 }), { code: 'ERR_NO_NAT_FOUND' })
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      assert.equal(udpSockets(), before, 'no socket left behind')
     })
   }
 })
