@@ -11,17 +11,12 @@
 import type { ProbeContext, ProbeRegistry, ProtocolProbe } from './core/gateway-client.js'
 import { natPmpProbe } from './natpmp/client.js'
 import { pcpProbe } from './pcp/client.js'
+import { loadOnce } from './load-once.js'
 
 /** A probe whose module is imported on the first call (once: later calls share the import). */
 function onFirstUse (load: () => Promise<ProtocolProbe>): ProtocolProbe {
-  let loading: Promise<ProtocolProbe> | undefined
-  return async (context: ProbeContext) => {
-    loading ??= load().catch((error: unknown) => {
-      loading = undefined
-      throw error
-    })
-    return await (await loading)(context)
-  }
+  const loaded = loadOnce(load)
+  return async (context: ProbeContext) => await (await loaded())(context)
 }
 
 const upnpProbe = onFirstUse(async () => (await import('./upnp/probe.js')).upnpProbe)

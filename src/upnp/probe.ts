@@ -21,6 +21,7 @@ import type { GatewayLocation, UpnpClient } from './client.js'
 import { recalledInProcess, recallGateway, rememberGateway, type Recalled } from './remembered.js'
 import { startSsdpSearch } from './ssdp-search.js'
 import { debug } from '../debug.js'
+import { loadOnce } from '../load-once.js'
 
 /** Internal knobs of the UPnP probe; tests use them to stay on loopback and be quick. */
 export interface UpnpProbeOptions {
@@ -197,15 +198,7 @@ async function probeUpnp (context: ProbeContext, options: ResolvedUpnpProbeOptio
 
 
 /** The gateway code (client.ts and what it imports), loaded once, on first need. */
-let gatewayCode: Promise<typeof import('./client.js')> | undefined
-
-async function loadGatewayCode (): Promise<typeof import('./client.js')> {
-  gatewayCode ??= import('./client.js').catch((error: unknown) => {
-    gatewayCode = undefined
-    throw error
-  })
-  return await gatewayCode
-}
+const loadGatewayCode = loadOnce(async () => await import('./client.js'))
 
 /** Fetches the description and builds the client, loading the code for it first. */
 async function connectToGateway (location: GatewayLocation): Promise<UpnpClient> {
