@@ -5,23 +5,34 @@ import { SETTLED } from '../../src/core/deadline.js'
 import { AbortError } from '../../src/errors.js'
 import { UdpChannel } from '../../src/net/udp-channel.js'
 
+const codec = { decode: (bytes: Uint8Array) => bytes, keyOf: () => undefined }
+
+/** A UDP server on 127.0.0.1 that sends every datagram back while `echoing()` says so. */
+async function echoServer (echoing: () => boolean = () => true): Promise<import('node:dgram').Socket> {
+  const dgram = await import('node:dgram')
+  const server = dgram.createSocket('udp4')
+  server.on('message', (message, remote) => { if (echoing()) server.send(message, remote.port, remote.address) })
+  await new Promise<void>((resolve) => server.bind(0, '127.0.0.1', resolve))
+  return server
+}
+
+/** One exchange of `byte` on `channel`, resolving with the byte echoed. */
+async function echo (channel: UdpChannel<Uint8Array>, signal: AbortSignal, byte: number): Promise<number | undefined> {
+  return await channel.exchange('echo', { request: Uint8Array.of(byte), key: 'echo', accept: (bytes) => bytes[0], retransmit: () => [100, 200][Symbol.iterator]() },
+    { signal, timeout: 5_000 })
+}
+
 describe('UDP channel and long-lived signals', () => {
   // Regression (CI soak, seed 1): a mapping's signal outlives the channels it is used on (each move
   // to a new gateway makes a new client); every channel left its abort listener on it, and after
   // ten gateway changes Node warned MaxListenersExceededWarning (and kept every old channel alive).
   it('leaves no abort listener on a signal once its exchanges have settled, over many channels', async () => {
-    const dgram = await import('node:dgram')
-    const server = dgram.createSocket('udp4')
-    server.on('message', (message, remote) => { server.send(message, remote.port, remote.address) })
-    await new Promise<void>((resolve) => server.bind(0, '127.0.0.1', resolve))
-    const codec = { decode: (bytes: Uint8Array) => bytes, keyOf: () => undefined }
+    const server = await echoServer()
     const mappingLife = new AbortController()
     try {
       for (let move = 0; move < 15; move++) {
         const channel = new UdpChannel('127.0.0.1', server.address().port, codec)
-        const reply = await channel.exchange('echo', { request: Uint8Array.of(move), key: 'echo', accept: (bytes) => bytes[0], retransmit: () => [100, 200][Symbol.iterator]() },
-          { signal: mappingLife.signal, timeout: 5_000 })
-        assert.equal(reply, move)
+        assert.equal(await echo(channel, mappingLife.signal, move), move)
         assert.equal(getEventListeners(mappingLife.signal, 'abort').length, 0, `after move ${move}`)
         channel.close()
       }
@@ -34,15 +45,9 @@ describe('UDP channel and long-lived signals', () => {
   // removing one each time showed in the renewal profile), never more than one, and goes with the
   // channel or the signal.
   it('keeps one listener for a signal that comes back, and takes it off on close or abort', async () => {
-    const dgram = await import('node:dgram')
-    const server = dgram.createSocket('udp4')
     let silent = false
-    server.on('message', (message, remote) => { if (!silent) server.send(message, remote.port, remote.address) })
-    await new Promise<void>((resolve) => server.bind(0, '127.0.0.1', resolve))
-    const codec = { decode: (bytes: Uint8Array) => bytes, keyOf: () => undefined }
-    const exchange = async (channel: UdpChannel<Uint8Array>, signal: AbortSignal, byte: number): Promise<number> =>
-      await channel.exchange('echo', { request: Uint8Array.of(byte), key: 'echo', accept: (bytes) => bytes[0], retransmit: () => [100, 200][Symbol.iterator]() },
-        { signal, timeout: 5_000 })
+    const server = await echoServer(() => !silent)
+    const exchange = echo
     try {
       const mappingLife = new AbortController()
       const channel = new UdpChannel('127.0.0.1', server.address().port, codec)
@@ -75,10 +80,7 @@ describe('UDP channel and long-lived signals', () => {
   // rejections, so they carry the shared instance rather than a new error with a stack each. A
   // caller's own abort still gets an AbortError naming the request, with the caller's reason.
   it('an exchange stopped with SETTLED rejects with SETTLED itself; a caller\'s abort with a new AbortError', async () => {
-    const dgram = await import('node:dgram')
-    const silent = dgram.createSocket('udp4')
-    await new Promise<void>((resolve) => silent.bind(0, '127.0.0.1', resolve))
-    const codec = { decode: (bytes: Uint8Array) => bytes, keyOf: () => undefined }
+    const silent = await echoServer(() => false)
     const channel = new UdpChannel('127.0.0.1', silent.address().port, codec)
     const exchange = async (signal: AbortSignal): Promise<unknown> => await channel.exchange('silent request', { request: Uint8Array.of(1), key: 'k', accept: () => 1, retransmit: () => [][Symbol.iterator]() },
       { signal, timeout: 5_000 })
