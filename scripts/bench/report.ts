@@ -336,10 +336,14 @@ function targets (results: BenchResults): Target[] {
   const importMs = median(results.process?.times[PROCESS.importIndex])
   list.push({ what: 'import ≤ 12 ms', measured: Number.isFinite(importMs) ? `${ms(importMs)} ms` : 'not measured', met: Number.isFinite(importMs) ? importMs <= 12 : undefined })
 
+  // The first benchmarks issue's target; issue 12 set the floor-relative one below instead, since
+  // bare sockets doing the same exchanges already take most of those 5 MB. Kept, as measured.
+  const floorAboveNode = median(results.process?.memory[PROCESS.rssBareSockets]?.map((sample) => sample.maxRSS)) - median(results.process?.memory[PROCESS.nodeFloor]?.map((sample) => sample.maxRSS))
+  const floorNote = Number.isFinite(floorAboveNode) ? ` (the earlier target: the bare-socket floor alone is +${mb(floorAboveNode)})` : ''
   for (const [result, name] of [[results.process, PROCESS.rssOneMapping], [results.upnpRss, PROCESS.rssOneUpnpMapping]] as const) {
     if (result === undefined) continue
     const above = median(result.memory[name]?.map((sample) => sample.maxRSS)) - median(result.memory[PROCESS.nodeFloor]?.map((sample) => sample.maxRSS))
-    list.push({ what: `peak RSS, ${name}, ≤ node -e 0 + 5 MB`, measured: `+${mb(above)}`, met: above <= 5_000_000 })
+    list.push({ what: `peak RSS, ${name}, ≤ node -e 0 + 5 MB${floorNote}`, measured: `+${mb(above)}`, met: above <= 5_000_000 })
   }
   const oneMapping = results.process?.memory[PROCESS.rssOneMapping]
   const bareSockets = results.process?.memory[PROCESS.rssBareSockets]
