@@ -189,8 +189,7 @@ function checkMilliseconds (value: unknown, name: string, fallback: number, min:
   return value
 }
 
-/** `value` when it is an integer in [min, max], `fallback` when it is undefined; else InvalidArgumentError. */
-export function checkInteger (value: unknown, name: string, fallback: number | undefined, min: number, max: number): number {
+function checkInteger (value: unknown, name: string, fallback: number | undefined, min: number, max: number): number {
   if (value === undefined && fallback !== undefined) return fallback
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
     throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}, got ${String(value)}`)

@@ -58,8 +58,7 @@ import {
   type StatusInfo,
   type UpnpProtocol
 } from './soap.js'
-import { checkInteger } from '../options.js'
-import type { ResolvedUpnpProbeOptions } from './probe.js'
+import { checkInteger, type ResolvedUpnpProbeOptions } from './probe.js'
 
 /** The IPv6 pinhole client travels in this module's chunk (see upnpPinholeProbe). */
 export { UpnpPinholeClient } from './pinhole-client.js'

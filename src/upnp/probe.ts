@@ -14,7 +14,6 @@ import type { GatewayClient, ProbeContext } from '../core/gateway-client.js'
 import { allowManyListeners } from '../core/limiter.js'
 import { abortedBy, SETTLED } from '../core/deadline.js'
 import { InvalidArgumentError, TimeoutError, UnsupportedError } from '../errors.js'
-import { checkInteger } from '../options.js'
 import { randomInt } from '../net/random.js'
 import { DEFAULT_UPNP_CONCURRENCY, MIN_RANDOM_EXTERNAL_PORT, SSDP_PORT, SSDP_SEARCH_SCHEDULE } from './constants.js'
 import type { GatewayLocation, UpnpClient } from './client.js'
@@ -76,6 +75,14 @@ export function resolveUpnpProbeOptions (options: UpnpProbeOptions = {}): Resolv
     maxConcurrentRequests: checkInteger(options.maxConcurrentRequests, 'maxConcurrentRequests', DEFAULT_UPNP_CONCURRENCY, 1, 64),
     randomPort: options.randomPort ?? (() => randomInt(MIN_RANDOM_EXTERNAL_PORT, 65_536))
   }
+}
+
+export function checkInteger (value: number | undefined, name: string, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}, got ${String(value)}`)
+  }
+  return value
 }
 
 /** A ProtocolProbe that says it finds a UpnpClient (the pinhole probe asks it for the firewall service). */
