@@ -388,7 +388,6 @@ export function closeQuietly (socket: dgram.Socket): void {
   try { socket.close() } catch { /* already closed */ }
 }
 
-/** The local address the kernel would use to reach `address` (no packet is sent). */
 /**
  * A UDP socket connected to `address`:`port`, and our address facing it as the kernel chose it
  * (routing decides, nothing is sent). The caller owns the socket: a channel to that peer may adopt
