@@ -66,6 +66,19 @@ export class GatewayResultError extends NatMapperError {
   }
 }
 
+/**
+ * The gateway answered a mapping request with success but does not hold the mapping: asked right
+ * after, it lists no such entry (a router whose table is full, weupnp #12). `message` says so.
+ */
+export class MappingNotHeldError extends NatMapperError {
+  readonly protocol: WireProtocol
+
+  constructor (protocol: WireProtocol, message: string, options?: { cause?: unknown }) {
+    super('ERR_MAPPING_NOT_HELD', `${protocol}: ${message}`, options)
+    this.protocol = protocol
+  }
+}
+
 /** A message from the network could not be understood; it was rejected, not acted on. */
 export class MalformedMessageError extends NatMapperError {
   readonly protocol: WireProtocol

@@ -31,6 +31,7 @@ export {
   NoDefaultGatewayError,
   GatewayResultError,
   MalformedMessageError,
+  MappingNotHeldError,
   PortUnreachableError,
   UnsupportedError,
   TimeoutError,
