@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { it } from 'node:test'
-import { Agent, gatewayHolds, gatewayHoldsPinhole, lab, labSuite, runLabScript, type AgentEvent } from '../helpers/lab.js'
+import { Agent, gatewayHolds, gatewayHoldsPinhole, lab, labSuite, runLabScript, WanProber, type AgentEvent } from '../helpers/lab.js'
 
 // Real js-libp2p nodes (TCP, noise, yamux, identify, ping) through the real gateway. Node A on
 // the LAN host listens on a wildcard address with the natmapper/libp2p service; node B on the
@@ -115,6 +115,42 @@ function suite (mode: 'all' | 'upnp', expectedType: string): void {
         a.kill()
       }
     })
+
+    if (mode === 'upnp') {
+      it('IPv4 over UPnP: autonat finds the announced address unreachable (the router lists the mapping, forwards nothing): natmapper recreates it once, and says so', async (t) => {
+        const port = 25_300
+        const prefix = `/ip4/${lab.gatewayWanAddress}/tcp/`
+        // autonat's verdicts come from a stand-in (the agent's "autonat": @libp2p/autonat is not a
+        // dependency), through the same address manager calls autonat makes. Default lifetimes: no
+        // scheduled delete + add within the test, so only the verdict can repair the mapping.
+        const a = new Agent(lab.lanNamespace, 'libp2p-agent.ts', { role: 'listen', listen: [`/ip4/0.0.0.0/tcp/${port}`], natmapper: { family: 'IPv4' }, autonat: 'stand-in' })
+        const prober = new WanProber()
+        try {
+          await waitFor('the gateway holds the mapping', () => gatewayHolds('tcp', port), 30_000)
+          a.send(`autonat-reachable ${prefix}${port}`)
+          const { addr } = await announced(a, prefix)
+          await pingFromWan(addr)
+
+          runLabScript('gateway.sh', ['drop-forward', 'tcp', String(port)])
+          assert.ok(gatewayHolds('tcp', port), 'still listed (DNAT rule kept)')
+          assert.equal((await prober.probe('tcp', lab.gatewayWanAddress, port, 1_000)).ok, false, 'not forwarded any more')
+          const from = a.events.length
+          const verdict = Date.now()
+          a.send(`autonat-unreachable ${prefix}${port}`)
+          await prober.untilReachable('tcp', lab.gatewayWanAddress, () => port, 30_000)
+          t.diagnostic(`forwarded again ${Date.now() - verdict} ms after autonat's verdict`)
+          const lines = (): string[] => a.since(from, 'log').map((e) => String(e.line))
+          await waitFor('the log says it recreated the mapping', () => lines().some((line) => line.includes(`recreated the mapping of ${lab.gatewayWanAddress}:${port}/tcp`)), 10_000)
+          assert.ok(lines().some((line) => line.includes(`autonat found ${lab.gatewayWanAddress}:${port}/tcp unreachable`)), lines().join('\n'))
+          await pingFromWan(addr)
+          assert.equal(lines().filter((line) => line.includes('recreating it')).length, 1, 'once')
+          await stopA(a)
+        } finally {
+          prober.close()
+          a.kill()
+        }
+      })
+    }
   })
 }
 
