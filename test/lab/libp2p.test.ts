@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { it } from 'node:test'
-import { Agent, gatewayHolds, gatewayHoldsPinhole, lab, labSuite, runLabScript, WanProber, type AgentEvent } from '../helpers/lab.js'
+import { Agent, gatewayHolds, gatewayHoldsPinhole, lab, labSuite, runLabScript, type AgentEvent } from '../helpers/lab.js'
 
 // Real js-libp2p nodes (TCP, noise, yamux, identify, ping) through the real gateway. Node A on
 // the LAN host listens on a wildcard address with the natmapper/libp2p service; node B on the
@@ -124,29 +124,32 @@ function suite (mode: 'all' | 'upnp', expectedType: string): void {
         // dependency), through the same address manager calls autonat makes. Default lifetimes: no
         // scheduled delete + add within the test, so only the verdict can repair the mapping.
         const a = new Agent(lab.lanNamespace, 'libp2p-agent.ts', { role: 'listen', listen: [`/ip4/0.0.0.0/tcp/${port}`], natmapper: { family: 'IPv4' }, autonat: 'stand-in' })
-        const prober = new WanProber()
+        const b = new Agent(lab.wanNamespace, 'libp2p-agent.ts', { role: 'dial' })
         try {
           await waitFor('the gateway holds the mapping', () => gatewayHolds('tcp', port), 30_000)
           a.send(`autonat-reachable ${prefix}${port}`)
           const { addr } = await announced(a, prefix)
-          await pingFromWan(addr)
+          await b.next('started', 30_000)
+          const ping = async (): Promise<boolean> => (await b.ask(`ping ${addr}`, 'pinged', 30_000)).event === 'pinged'
+          assert.ok(await ping(), 'B pings A through the mapping')
 
           runLabScript('gateway.sh', ['drop-forward', 'tcp', String(port)])
           assert.ok(gatewayHolds('tcp', port), 'still listed (DNAT rule kept)')
-          assert.equal((await prober.probe('tcp', lab.gatewayWanAddress, port, 1_000)).ok, false, 'not forwarded any more')
+          assert.equal(await ping(), false, 'not forwarded any more')
           const from = a.events.length
           const verdict = Date.now()
           a.send(`autonat-unreachable ${prefix}${port}`)
-          await prober.untilReachable('tcp', lab.gatewayWanAddress, () => port, 30_000)
-          t.diagnostic(`forwarded again ${Date.now() - verdict} ms after autonat's verdict`)
           const lines = (): string[] => a.since(from, 'log').map((e) => String(e.line))
-          await waitFor('the log says it recreated the mapping', () => lines().some((line) => line.includes(`recreated the mapping of ${lab.gatewayWanAddress}:${port}/tcp`)), 10_000)
+          await waitFor('the log says it recreated the mapping', () => lines().some((line) => line.includes(`recreated the mapping of ${lab.gatewayWanAddress}:${port}/tcp`)), 30_000)
           assert.ok(lines().some((line) => line.includes(`autonat found ${lab.gatewayWanAddress}:${port}/tcp unreachable`)), lines().join('\n'))
-          await pingFromWan(addr)
+          assert.ok(await ping(), 'B pings A again through the recreated mapping')
+          t.diagnostic(`pinged again ${Date.now() - verdict} ms after autonat's verdict`)
           assert.equal(lines().filter((line) => line.includes('recreating it')).length, 1, 'once')
+          b.send('exit')
+          await b.next('stopped')
           await stopA(a)
         } finally {
-          prober.close()
+          b.kill()
           a.kill()
         }
       })
