@@ -1,6 +1,6 @@
 import { EventEmitter } from '../builtins.js'
 import { addressScope, isIPv6 } from '../net/ip-address.js'
-import { AbortError, ClosedError, explainRefusal, NoMappingError } from '../errors.js'
+import { AbortError, ClosedError, explainRefusal, MappingNotHeldError, NoMappingError } from '../errors.js'
 import type { ResolvedMappingOptions } from '../options.js'
 import { reasonOf } from './deadline.js'
 import type { MappingEvents } from './events.js'
@@ -349,6 +349,8 @@ export class Mapping extends EventEmitter<MappingEvents> {
   #failed (error: Error): void {
     this.#lastError = error
     this.#failures++
+    // The gateway said it granted the mapping but does not hold it: what we hold is nothing, now.
+    if (error instanceof MappingNotHeldError && this.#validUntil > Date.now()) this.#validUntil = Date.now()
     const lost = this.#grant !== undefined && this.#validUntil !== 0 && Date.now() >= this.#validUntil
     this.#host.emit('failed', { mapping: this, error })
     if (lost) {
