@@ -150,7 +150,7 @@ case $cmd in
     lab_flush_chains
     ;;
   *)
-    sed -n '2,26p' "$0" >&2
+    sed -n '2,28p' "$0" >&2
     exit 2
     ;;
 esac
