@@ -20,7 +20,7 @@ import { FakeIgd, type FakeIgdOptions } from '../helpers/fake-igd.js'
 import { FakePcpGateway, fakeMappingKey } from '../helpers/fake-pcp-gateway.js'
 
 // Each test gets a loopback address of its own, so nothing remembered or bound carries over.
-let nextHost = 60
+let nextHost = 140
 const freshAddress = (): string => `127.0.0.${nextHost++}`
 const closing: Array<{ close: () => Promise<void> }> = []
 after(async () => { for (const each of closing.reverse()) await each.close() })
