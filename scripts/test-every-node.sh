@@ -19,6 +19,9 @@ npm run lint
 listing=$(scripts/node-binaries.sh 22 24)
 mapfile -t binaries <<<"$listing"
 [ "${#binaries[@]}" = 2 ] || { echo "scripts/test-every-node.sh: expected Node 22 and 24, got: $listing" >&2; exit 2; }
+# The package test (test/lab/package.test.ts) also runs the tarball on a Node without require() of
+# ES modules; fetched here, since the runs below have no network.
+scripts/node-binaries.sh 20.15.1 >/dev/null
 logs=$(mktemp -d)
 base_instance=${NATMAPPER_LAB_INSTANCE:-}
 if [ "${#base_instance}" -gt 3 ]; then
