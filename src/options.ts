@@ -13,6 +13,7 @@ import { InvalidArgumentError, type WireProtocol } from './errors.js'
 /** Protocols discovery can probe, in order of preference. */
 export const DISCOVERY_PROTOCOLS: readonly WireProtocol[] = ['pcp', 'nat-pmp', 'upnp']
 
+/** Options of discoverNAT() and probeGateway(): every one has a default. */
 export interface DiscoverOptions {
   /** Aborts discovery; it then rejects with AbortError. */
   signal?: AbortSignal
@@ -141,6 +142,7 @@ export function resolveDiscoverOptions (options: DiscoverOptions = {}): Resolved
   }
 }
 
+/** Options of NAT.newMapping(). */
 export interface MappingOptions {
   /** The external port to ask for. Default: the internal port. The gateway may grant another. */
   externalPort?: number

@@ -26,6 +26,7 @@ import { NatMapperService, type NatMapperComponents } from './service.js'
 export type { NatMapperInit } from './options.js'
 export type { NatMapperComponents, NatMapperService } from './service.js'
 export type { AddressAnnouncer } from './family-gateway.js'
+export type { AddressWithType } from './listen-addresses.js'
 
 /**
  * The service factory for `services: { nat: natMapper(init) }`. Options are checked here, so a
