@@ -126,6 +126,31 @@ describe('the tarball', () => {
     }
   })
 
+  // What each Node picks: "module-sync" (the bundle itself, for import and require alike: one
+  // instance of every class) where require() loads ES modules, else dist/compat/.
+  const RESOLVE = `
+    import { createRequire } from 'node:module'
+    const require = createRequire(import.meta.url)
+    const inPackage = (path) => path.replace(/^.*\\/node_modules\\/natmapper\\//, '')
+    const picked = {}
+    for (const entry of ['natmapper', 'natmapper/libp2p']) picked[entry] = { import: inPackage(import.meta.resolve(entry)), require: inPackage(require.resolve(entry)) }
+    if (process.features.require_module === true) picked.sameInstance = require('natmapper').NAT === (await import('natmapper')).NAT
+    console.log(JSON.stringify(picked))`
+  const modern = { natmapper: { import: 'dist/index.js', require: 'dist/index.js' }, 'natmapper/libp2p': { import: 'dist/libp2p/index.js', require: 'dist/libp2p/index.js' }, sameInstance: true }
+  const older = { natmapper: { import: 'dist/compat/index.js', require: 'dist/compat/require.cjs' }, 'natmapper/libp2p': { import: 'dist/compat/libp2p.js', require: 'dist/compat/require.cjs' } }
+
+  it(`resolves to the bundle through "module-sync" on Node ${process.versions.node}${requiresEsm(process.versions.node) ? ', the same module for import and require' : ''}`, () => {
+    const result = run(process.execPath, ['--input-type=module', '-e', RESOLVE], consumer)
+    assert.equal(result.status, 0, result.stderr)
+    assert.deepEqual(JSON.parse(result.stdout), requiresEsm(process.versions.node) ? modern : older)
+  })
+
+  it(`resolves to dist/compat/ on Node ${NODE_WITHOUT_REQUIRE_ESM}`, () => {
+    const result = run(oldNode(), ['--input-type=module', '-e', RESOLVE], consumer)
+    assert.equal(result.status, 0, result.stderr)
+    assert.deepEqual(JSON.parse(result.stdout), older)
+  })
+
   it('installs the natmapper command: --version', () => {
     const result = run(process.execPath, [join(consumer, 'node_modules/.bin/natmapper'), '--version'], consumer)
     assert.equal(result.status, 0, result.stderr)
@@ -211,9 +236,7 @@ labSuite('the README\'s library example, from the tarball, in the lab', { profil
   }
 
   it(`on Node ${NODE_WITHOUT_REQUIRE_ESM}: the ES module works, and require() of either entry point fails with one line naming the Node needed`, () => {
-    const fetched = run('bash', [join(ROOT, 'scripts/node-binaries.sh'), NODE_WITHOUT_REQUIRE_ESM], ROOT, 300_000)
-    assert.equal(fetched.status, 0, fetched.stderr)
-    const old = fetched.stdout.trim().split(' ')[1] ?? ''
+    const old = oldNode()
     assertExampleRan(ranOn(old, join(consumer, 'run/out/library-example.js')))
     assertRequireRefused(old)
   })
@@ -230,6 +253,13 @@ labSuite('the README\'s library example, from the tarball, in the lab', { profil
     }
   }
 })
+
+/** The Node without require() of ES modules, fetched by scripts/node-binaries.sh (test-every-node.sh fetches it first). */
+function oldNode (): string {
+  const fetched = run('bash', [join(ROOT, 'scripts/node-binaries.sh'), NODE_WITHOUT_REQUIRE_ESM], ROOT, 300_000)
+  assert.equal(fetched.status, 0, fetched.stderr)
+  return fetched.stdout.trim().split(' ')[1] ?? ''
+}
 
 function major (): number {
   return Number(process.versions.node.split('.')[0])
