@@ -13,7 +13,7 @@
  */
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -86,7 +86,7 @@ let packed: Packed
 
 /** npm pack into `work`, then a fresh ES module project in `consumer` with the tarball installed. */
 function packAndInstall (): void {
-  assert.ok(newestMtime(join(ROOT, 'dist')) >= newestMtime(join(ROOT, 'src')), 'dist/ is older than src/: run npm run build first')
+  assert.ok(existsSync(join(ROOT, 'dist')) && newestMtime(join(ROOT, 'dist')) >= newestMtime(join(ROOT, 'src')), 'dist/ is missing or older than src/: run npm run build first')
   const pack = run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work], ROOT)
   assert.equal(pack.status, 0, pack.stderr)
   const [report] = JSON.parse(pack.stdout) as Array<{ filename: string, files: Array<{ path: string }>, size: number, unpackedSize: number }>
