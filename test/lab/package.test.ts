@@ -35,7 +35,10 @@ const FORBIDDEN = [/\.map$/, /\.test\.[cm]?[jt]s$/, /(^|\/)(src|test|lab|scripts
 /** The Node that cannot require() ES modules: before 20.16, so the ES import takes dist/compat/'s builtins too. */
 const NODE_WITHOUT_REQUIRE_ESM = '20.15.1'
 
-/** Packages the consumer project installs besides the tarball: natmapper's dependencies, the examples' imports. */
+/**
+ * Packages the consumer project links besides natmapper's own dependencies: the examples' imports
+ * and the compiler. A linked package finds its own dependencies where it really is.
+ */
 const EXAMPLE_PACKAGES = ['libp2p', '@libp2p/tcp', '@libp2p/interface', '@multiformats/multiaddr', 'typescript', '@types/node']
 
 /** Whether this Node loads ES modules from require() (20.19+, 22.12+, 23+): where "module-sync" applies. */
@@ -96,7 +99,6 @@ function packAndInstall (): void {
   const manifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> }
   const dependencies: Record<string, string> = { natmapper: `file:${packed.tarball}` }
   for (const name of [...Object.keys(manifest.dependencies ?? {}), ...EXAMPLE_PACKAGES]) dependencies[name] = `file:${join(ROOT, 'node_modules', name)}`
-  dependencies.xmlchars = `file:${join(ROOT, 'node_modules', 'xmlchars')}`   // saxes' own dependency
   mkdirSync(consumer)
   writeFileSync(join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module', dependencies }, null, 2))
   const install = run('npm', ['install', '--offline', '--no-audit', '--no-fund', '--loglevel=error'], consumer)
