@@ -237,9 +237,12 @@ labSuite('the README\'s library example, from the tarball, in the lab', { profil
     })
   }
 
-  it(`on Node ${NODE_WITHOUT_REQUIRE_ESM}: the ES module works, and require() of either entry point fails with one line naming the Node needed`, () => {
+  it(`on Node ${NODE_WITHOUT_REQUIRE_ESM}: the ES module and the natmapper command work, and require() of either entry point fails with one line naming the Node needed`, () => {
     const old = oldNode()
     assertExampleRan(ranOn(old, join(consumer, 'run/out/library-example.js')))
+    const version = run(old, [join(consumer, 'node_modules/.bin/natmapper'), '--version'], consumer)
+    assert.equal(version.status, 0, version.stderr)
+    assert.match(version.stdout, /^natmapper \d+\.\d+\.\d+\n$/)
     assertRequireRefused(old)
   })
 
