@@ -124,7 +124,8 @@ describe('the tarball', () => {
     const named = [manifest.types, manifest.main, ...Object.values(manifest.bin), ...Object.values(manifest.exports).flatMap((conditions) => Object.values(conditions))]
     for (const path of named) assert.ok(packed.files.includes(path.replace(/^\.\//, '')), `${path} is in the tarball`)
     for (const [entry, conditions] of Object.entries(manifest.exports)) {
-      assert.deepEqual(Object.keys(conditions), ['types', 'module-sync', 'import', 'require', 'default'], `${entry}: types first, module-sync before import and require`)
+      // "module": bundlers (esbuild, webpack, rollup) take the bundle for import and require alike.
+      assert.deepEqual(Object.keys(conditions), ['types', 'module-sync', 'module', 'import', 'require', 'default'], `${entry}: types first, module-sync and module before import and require`)
     }
   })
 
@@ -151,6 +152,18 @@ describe('the tarball', () => {
     const result = run(oldNode(), ['--input-type=module', '-e', RESOLVE], consumer)
     assert.equal(result.status, 0, result.stderr)
     assert.deepEqual(JSON.parse(result.stdout), older)
+  })
+
+  it('a bundler (esbuild) takes the bundle through "module", for require() and import alike', () => {
+    writeFileSync(join(consumer, 'app-require.cjs'), "console.log(typeof require('natmapper').discoverNAT)\n")
+    writeFileSync(join(consumer, 'app-import.js'), "import { discoverNAT } from 'natmapper'\nconsole.log(typeof discoverNAT)\n")
+    for (const app of ['app-require.cjs', 'app-import.js']) {
+      const bundled = join(consumer, `bundled-${app}.cjs`)
+      const bundle = run(join(ROOT, 'node_modules/.bin/esbuild'), [app, '--bundle', '--platform=node', '--format=cjs', '--log-level=warning', `--outfile=${bundled}`], consumer)
+      assert.equal(bundle.status, 0, bundle.stderr)
+      const result = run(process.execPath, [bundled], consumer)
+      assert.equal(result.stdout, 'function\n', `${app}: ${result.stderr}`)
+    }
   })
 
   it('installs the natmapper command: --version', () => {
