@@ -11,6 +11,8 @@
  * mapping.on('established', ({ port }) => console.log('reachable on external port', port))
  * const { address, port } = await mapping.externalAddr()   // NoMappingError until established
  * ```
+ *
+ * @module natmapper
  */
 export { MAPPING_DURATION, CACHE_TIME, DEFAULT_DISCOVERY_TIMEOUT } from './constants.js'
 export { discoverNAT, probeGateway, type GatewayProbe } from './discover.js'

@@ -19,6 +19,8 @@
  * })
  * // soon: node.getMultiaddrs() includes /ip4/<gateway's external address>/tcp/<external port>
  * ```
+ *
+ * @module natmapper/libp2p
  */
 import { resolveNatMapperInit, type NatMapperInit } from './options.js'
 import { NatMapperService, type NatMapperComponents } from './service.js'
