@@ -197,16 +197,17 @@ async function demo (): Promise<void> {
   cli.stderr.on('data', (data: Buffer) => { cliStderr += data.toString() })
   const cliExit = new Promise<number | null>((resolve) => cli.on('close', resolve))
   const cliLine = lineReader(cli)
-  // One mapping per family (the lab has both): every line is quoted until each family has settled.
-  const settled = await untilEachFamily(cliLine, / (established|failed): /)
+  // One mapping per family (the lab has both): every line is quoted until each family is established
+  // (a failed attempt is quoted too, and natmapper tries again, within the step's time limit).
+  const settled = await untilEachFamily(cliLine, / established: /)
     .catch((error: Error) => { throw new Error(`${error.message}${cliStderr === '' ? '' : `: ${cliStderr.trim()}`}`) })
   const granted = / established: tcp (\S+):(\d+) -> /.exec(settled.get('IPv4') ?? '')
   if (granted === null) throw new Error(`natmapper did not establish the IPv4 mapping: ${settled.get('IPv4') ?? ''}`)
   const address = granted[1] ?? ''
   const port = Number(granted[2])
-  const pinhole = / established: tcp (\S+) -> /.exec(settled.get('IPv6') ?? '')
+  const pinhole = / established: tcp (\S+):(\d+) -> /.exec(settled.get('IPv6') ?? '')
   if (pinhole === null) throw new Error(`natmapper did not open the IPv6 pinhole: ${settled.get('IPv6') ?? ''}`)
-  result(`mapped: ${address}:${port} on the internet now leads to ${lab.lanAddress}:${SERVICE_PORT}, and IPv6 ${pinhole[1] ?? ''} is open to it`)
+  result(`mapped: ${address}:${port} on the internet now leads to ${lab.lanAddress}:${SERVICE_PORT}, and a pinhole opens [${pinhole[1] ?? ''}]:${pinhole[2] ?? ''} to it on IPv6`)
 
   step('The gateway\'s forwarding rules', 'What miniupnpd wrote into nftables: protocol, external port, internal address and port. ($ lab/gateway.sh mappings)')
   const rules = gatewayMappings()
