@@ -75,6 +75,7 @@ export class GatewayResultError extends NatMapperError {
  * after, it lists no such entry (a router whose table is full, weupnp #12). `message` says so.
  */
 export class MappingNotHeldError extends NatMapperError {
+  /** The protocol whose gateway claimed the mapping. */
   readonly protocol: WireProtocol
 
   constructor (protocol: WireProtocol, message: string, options?: { cause?: unknown }) {
