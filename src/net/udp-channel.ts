@@ -1,7 +1,6 @@
 import type dgram from 'node:dgram'
 import { DEFAULT_REQUEST_TIMEOUT } from '../constants.js'
-import type { RequestOptions } from '../core/gateway-client.js'
-import { abortedBy } from '../core/deadline.js'
+import { abortedBy, type RequestOptions } from './request.js'
 import { ClosedError, NetworkError, PortUnreachableError, TimeoutError } from '../errors.js'
 import { loadDgram } from './dgram.js'
 import { isIPv6, sameAddress } from './ip-address.js'
