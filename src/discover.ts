@@ -1,6 +1,7 @@
 import { NAT } from './core/nat.js'
 import { locateGateway, probeEach, raceProbes, type ProbeReport } from './core/probe.js'
 import { AbortError } from './errors.js'
+import type { KernelRoute } from './net/route-to-internet.js'
 import { resolveDiscoverOptions, type DiscoverOptions } from './options.js'
 import { protocolProbes } from './protocols.js'
 
@@ -21,8 +22,8 @@ export async function discoverNAT (options: DiscoverOptions = {}): Promise<NAT> 
  * Runs every enabled probe to its end (instead of stopping at the first answer) and reports each,
  * for diagnostics such as the CLI's `discover`. Nothing is left open afterwards.
  */
-export async function probeGateway (options: DiscoverOptions = {}): Promise<{ gateway: string, localAddress: string, probes: ProbeReport[] }> {
+export async function probeGateway (options: DiscoverOptions = {}): Promise<{ gateway: string, localAddress: string, route?: KernelRoute, probes: ProbeReport[] }> {
   const resolved = resolveDiscoverOptions(options)
-  const location = await locateGateway(resolved)
-  return { ...location, probes: await probeEach(location, resolved, protocolProbes) }
+  const { gateway, localAddress, route } = await locateGateway(resolved)
+  return { gateway, localAddress, ...(route === undefined ? {} : { route }), probes: await probeEach({ gateway, localAddress }, resolved, protocolProbes) }
 }

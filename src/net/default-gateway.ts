@@ -32,7 +32,7 @@ export async function readProcFile (path: string): Promise<string> {
   return fs.readFileSync(path, 'utf8')
 }
 
-const systemSources: RouteSources = {
+export const systemRouteSources: RouteSources = {
   platform: process.platform,
   readFile: readProcFile,
   run: async (command, args) => {
@@ -48,15 +48,22 @@ const systemSources: RouteSources = {
 }
 
 /** Finds the IPv4 default gateway, preferring the route with the lowest metric. */
-export async function findDefaultGateway (sources: RouteSources = systemSources): Promise<DefaultRoute> {
+export async function findDefaultGateway (sources: RouteSources = systemRouteSources): Promise<DefaultRoute> {
   let routes: DefaultRoute[]
   try {
     routes = await readDefaultRoutes(sources)
   } catch (error) {
     throw new NoDefaultGatewayError(`could not read the route table on ${sources.platform}: ${(error as Error).message}`, { cause: error })
   }
-  const best = routes.sort((a, b) => a.metric - b.metric)[0]
+  const best = bestOf(routes)
   if (best === undefined) throw new NoDefaultGatewayError(`no IPv4 default route on this host (${sources.platform})`)
+  return best
+}
+
+/** The route with the lowest metric (the first of equals, as the table lists them). */
+export function bestOf (routes: DefaultRoute[]): DefaultRoute | undefined {
+  let best: DefaultRoute | undefined
+  for (const route of routes) if (best === undefined || route.metric < best.metric) best = route
   return best
 }
 

@@ -1,5 +1,5 @@
 import { NoDefaultGatewayError } from '../errors.js'
-import { readProcFile, type DefaultRoute, type RouteSources } from './default-gateway.js'
+import { bestOf, systemRouteSources as systemSources, type DefaultRoute, type RouteSources } from './default-gateway.js'
 import { decodeIPv6Field, isIPv6 } from './ip-address.js'
 
 /**
@@ -21,12 +21,6 @@ const IFA_F_TENTATIVE = 0x40
 /** /proc/net/if_inet6 scope values (IPV6_ADDR_SCOPE_*): 0 global, 0x20 link. */
 const SCOPE_GLOBAL = 0x00
 
-const systemSources: RouteSources = {
-  platform: process.platform,
-  readFile: readProcFile,
-  run: async () => { throw new Error('not used') }
-}
-
 /** 32 hex digits (as /proc writes them, network order) → RFC 5952 text. */
 function hexToIPv6 (hex: string): string | undefined {
   if (!/^[0-9a-fA-F]{32}$/.test(hex)) return undefined
@@ -37,6 +31,7 @@ function hexToIPv6 (hex: string): string | undefined {
 
 /**
  * /proc/net/ipv6_route: "dest destlen src srclen nexthop metric refcnt use flags dev", all hex.
+ * It lists the routes of every table (policy routing's too), without saying which.
  * A default route is ::/0 with RTF_GATEWAY. A link-local next hop (the usual case: routers
  * advertise from fe80::) only means something with its interface, so it gets a `%dev` zone.
  */
@@ -101,20 +96,26 @@ export function chooseSourceAddress6 (addresses: InterfaceAddress6[], interfaceN
   return (candidates.find((a) => !a.temporary) ?? candidates[0])?.address
 }
 
-/** Finds the IPv6 default gateway (Linux), preferring the route with the lowest metric. */
+/** Finds the IPv6 default gateway, preferring the route with the lowest metric. */
 export async function findDefaultGateway6 (sources: RouteSources = systemSources): Promise<DefaultRoute> {
-  if (sources.platform !== 'linux' && sources.platform !== 'android') {
-    throw new NoDefaultGatewayError(`IPv6 default route lookup is not implemented on ${sources.platform}; pass options.gateway`)
-  }
-  let routes: DefaultRoute[]
-  try {
-    routes = parseLinuxIPv6RouteTable(await sources.readFile('/proc/net/ipv6_route'))
-  } catch (error) {
-    throw new NoDefaultGatewayError(`could not read the IPv6 route table: ${(error as Error).message}`, { cause: error })
-  }
-  const best = routes.sort((a, b) => a.metric - b.metric)[0]
+  const best = bestOf(await readDefaultRoutes6(sources))
   if (best === undefined) throw new NoDefaultGatewayError(`no IPv6 default route on this host (${sources.platform})`)
   return best
+}
+
+/** Every IPv6 default route with a next hop (on Linux, of every routing table: see parseLinuxIPv6RouteTable). */
+export async function readDefaultRoutes6 (sources: RouteSources = systemSources): Promise<DefaultRoute[]> {
+  try {
+    switch (sources.platform) {
+      case 'linux':
+      case 'android':
+        return parseLinuxIPv6RouteTable(await sources.readFile('/proc/net/ipv6_route'))
+      default:
+        throw new Error(`unsupported platform ${sources.platform}`)
+    }
+  } catch (error) {
+    throw new NoDefaultGatewayError(`could not read the IPv6 route table on ${sources.platform}: ${(error as Error).message}`, { cause: error })
+  }
 }
 
 /** The host's IPv6 addresses (Linux /proc/net/if_inet6), or undefined where they cannot be read. */
