@@ -20,7 +20,7 @@ lab_apply_instance() {
     exit 2
   fi
   local var
-  for var in LAB_NS_LAN LAB_NS_LAN2 LAB_NS_GW LAB_NS_WAN LAB_NS_GW2; do printf -v "$var" '%s-%s' "${!var}" "$inst"; done
+  for var in LAB_NS_LAN LAB_NS_LAN2 LAB_NS_GW LAB_NS_WAN LAB_NS_GW2 LAB_NS_VPN; do printf -v "$var" '%s-%s' "${!var}" "$inst"; done
   LAB_RUN_DIR="$LAB_RUN_DIR-$inst"
   LAB_LOCK_FILE="${LAB_LOCK_FILE%.lock}-$inst.lock"
 }
@@ -277,6 +277,8 @@ lab_teardown_gw2() {
 lab_teardown() {
   local ns
   lab_teardown_gw2
+  # The VPN server (vpn.sh): its miniupnpd and tun relay end with its namespace.
+  lab_del_ns "$LAB_NS_VPN"
   lab_stop_miniupnpd kill
   for ns in "${LAB_NAMESPACES[@]}"; do lab_del_ns "$ns"; done
   rm -rf "$LAB_RUN_DIR"
