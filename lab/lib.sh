@@ -44,6 +44,8 @@ LAB_PYTHON=python3
 [[ -x /usr/bin/python3 ]] && LAB_PYTHON=/usr/bin/python3
 # Second gateway (gateway2.sh): not built by up.sh, but torn down with the lab.
 LAB_GW2_RUN_DIR="$LAB_RUN_DIR/gw2"
+# VPN server (vpn.sh): likewise.
+LAB_VPN_RUN_DIR="$LAB_RUN_DIR/vpn"
 
 # Point the gateway helpers below (gw, lab_*miniupnpd*, lab_build_nft,
 # lab_write_config, lab_flush_rules, lab_block_*, lab_drop_mapping) at the
@@ -257,6 +259,23 @@ lab_drop_mapping() {
 # Anything still running inside a namespace (listeners started by tests, a
 # stray upnpc ...) would keep it alive after `ip netns del`, so end those
 # processes by pid first.
+# The same for the VPN server nm-vpn (vpn.sh): its "LAN" is the tunnel, its WAN the vpn-wan veth.
+lab_use_vpn() {
+  LAB_NS_GW=$LAB_NS_VPN
+  LAB_GW_LAN_IF=$LAB_VPN_IF
+  LAB_GW_LAN_IP=$LAB_VPN_IP
+  LAB_GW_WAN_IF=$LAB_VPN_WAN_IF
+  LAB_GW_WAN_IP=$LAB_VPN_WAN_IP
+  LAB_LAN_SUBNET=$LAB_VPN_SUBNET
+  LAB_UUID=6e61746d-6170-7065-722d-6c6162000003
+  LAB_FRIENDLY_NAME="natmapper lab VPN server"
+  LAB_CONF="$LAB_VPN_RUN_DIR/miniupnpd.conf"
+  LAB_PIDFILE="$LAB_VPN_RUN_DIR/miniupnpd.pid"
+  LAB_LOG="$LAB_VPN_RUN_DIR/miniupnpd.log"
+  LAB_LEASES="$LAB_VPN_RUN_DIR/miniupnpd.leases"
+  LAB_MODE_FILE="$LAB_VPN_RUN_DIR/mode"
+}
+
 lab_del_ns() {
   local pids
   lab_ns_exists "$1" || return 0

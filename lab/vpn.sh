@@ -19,30 +19,10 @@
 #                              gateway; table 51820 has `default dev wg0`; rules
 #                              `not fwmark 51820 table 51820` and `table main suppress_prefixlength 0`
 #                      Idempotent, silent.
+#   lab/vpn.sh start|stop|restart|status|rules|mappings|leases|log   as lab/gateway.sh, for nm-vpn
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 lab_require_root
-
-LAB_VPN_RUN_DIR="$LAB_RUN_DIR/vpn"
-LAB_VPN_IP6=fd00:2::1
-
-# Point the gateway helpers (lab_build_nft, lab_write_config, lab_*miniupnpd*) at nm-vpn, as
-# lab_use_gw2 does for nm-gw2: its "LAN" is the tunnel, its WAN the vpn-wan veth.
-use_vpn() {
-  LAB_NS_GW=$LAB_NS_VPN
-  LAB_GW_LAN_IF=$LAB_VPN_IF
-  LAB_GW_LAN_IP=$LAB_VPN_IP
-  LAB_GW_WAN_IF=$LAB_VPN_WAN_IF
-  LAB_GW_WAN_IP=$LAB_VPN_WAN_IP
-  LAB_LAN_SUBNET=$LAB_VPN_SUBNET
-  LAB_UUID=6e61746d-6170-7065-722d-6c6162000003
-  LAB_FRIENDLY_NAME="natmapper lab VPN server"
-  LAB_CONF="$LAB_VPN_RUN_DIR/miniupnpd.conf"
-  LAB_PIDFILE="$LAB_VPN_RUN_DIR/miniupnpd.pid"
-  LAB_LOG="$LAB_VPN_RUN_DIR/miniupnpd.log"
-  LAB_LEASES="$LAB_VPN_RUN_DIR/miniupnpd.leases"
-  LAB_MODE_FILE="$LAB_VPN_RUN_DIR/mode"
-}
 
 lan() { ip -n "$LAB_NS_LAN" "$@"; }
 
@@ -84,7 +64,7 @@ layout_wg() {
 }
 
 teardown_vpn() {
-  (use_vpn && lab_stop_miniupnpd kill)
+  (lab_use_vpn && lab_stop_miniupnpd kill)
   lab_del_ns "$LAB_NS_VPN"
   rm -rf "$LAB_VPN_RUN_DIR"
 }
@@ -122,7 +102,7 @@ vpn_up() {
   ip -n "$LAB_NS_WAN" addr add "$LAB_WAN_IP3/$LAB_VPN_WAN_PREFIX" dev "$LAB_WAN3_IF"
   ip -n "$LAB_NS_WAN" link set "$LAB_WAN3_IF" up
   ip netns exec "$LAB_NS_VPN" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.icmp_ratelimit=0 net.ipv4.icmp_msgs_per_sec=100000
-  use_vpn
+  lab_use_vpn
   lab_build_nft pmp
   lab_write_config pmp stock
   # The tunnel addresses are /32 with a peer: named by interface, miniupnpd would take the LAN to
@@ -158,8 +138,11 @@ case $cmd in
       *) lab_die "unknown layout '$1' (main, policy or wg)" ;;
     esac
     ;;
-  *)
-    sed -n '2,23p' "$0" >&2
+  '' | -h | --help)
+    sed -n '2,25p' "$0" >&2
     exit 2
+    ;;
+  *)
+    exec "$LAB_DIR/gateway.sh" --vpn "$cmd" "$@"
     ;;
 esac
