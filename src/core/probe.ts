@@ -95,8 +95,11 @@ async function locateGateway6 (options: ResolvedDiscoverOptions): Promise<Gatewa
   const addresses = found === undefined ? await readInterfaceAddresses6() : found.addresses
   const entry = addresses?.find((a) => sameAddress(a.address, facing))
   if (addresses === undefined || (entry !== undefined && entry.global && !entry.unusable && (!entry.temporary || options.allowTemporaryAddress))) {
-    if (/^fe[89ab]/i.test(facing)) throw new NoDefaultGatewayError(`no global IPv6 address faces ${gateway}`)
-    return { gateway, localAddress: facing, ...(route === undefined ? {} : { route }) }
+    // Where address flags cannot be read (macOS, the BSDs, Windows), a link-local gateway makes
+    // the kernel pick a link-local address toward it: take its pick toward the Internet instead.
+    const localAddress = /^fe[89ab]/i.test(facing) && addresses === undefined ? route?.localAddress ?? facing : facing
+    if (/^fe[89ab]/i.test(localAddress)) throw new NoDefaultGatewayError(`no global IPv6 address faces ${gateway}`)
+    return { gateway, localAddress, ...(route === undefined ? {} : { route }) }
   }
   const chosen = chooseSourceAddress6(addresses, route?.interfaceName ?? entry?.interfaceName, options.allowTemporaryAddress)
   if (chosen === undefined) {

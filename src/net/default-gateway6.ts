@@ -1,5 +1,5 @@
 import { NoDefaultGatewayError } from '../errors.js'
-import { bestOf, systemRouteSources as systemSources, type DefaultRoute, type RouteSources } from './default-gateway.js'
+import { bestOf, parseBsdRouteGet, systemRouteSources as systemSources, windowsActiveRouteRows, withZone, type DefaultRoute, type RouteSources } from './default-gateway.js'
 import { decodeIPv6Field, isIPv6 } from './ip-address.js'
 
 /**
@@ -110,6 +110,12 @@ export async function readDefaultRoutes6 (sources: RouteSources = systemSources)
       case 'linux':
       case 'android':
         return parseLinuxIPv6RouteTable(await sources.readFile('/proc/net/ipv6_route'))
+      case 'darwin':
+      case 'freebsd':
+      case 'openbsd':
+        return await readBsdDefaultRoutes6(sources)
+      case 'win32':
+        return parseWindowsRoutePrint6(await sources.run('route', ['print', '-6', '::/0']))
       default:
         throw new Error(`unsupported platform ${sources.platform}`)
     }
@@ -139,4 +145,49 @@ export async function findSourceAddress6 (interfaceName: string | undefined, all
   }
   const address = chooseSourceAddress6(parseLinuxIfInet6(text), interfaceName, allowTemporary)
   return address !== undefined && isIPv6(address) ? address : undefined
+}
+
+/**
+ * macOS and the BSDs: the kernel's own lookup (`route -n get -inet6 default`) first; when it names
+ * no gateway address (it fails with "not in table" when there is no default route), the table
+ * itself (`netstat -rn -f inet6`).
+ */
+async function readBsdDefaultRoutes6 (sources: RouteSources): Promise<DefaultRoute[]> {
+  let routes: DefaultRoute[] = []
+  try {
+    routes = parseBsdRouteGet(await sources.run('route', ['-n', 'get', '-inet6', 'default']), 'IPv6')
+  } catch { /* no default route, or no route(8): netstat says which */ }
+  return routes.length > 0 ? routes : parseBsdNetstatInet6(await sources.run('netstat', ['-rn', '-f', 'inet6']))
+}
+
+/**
+ * `netstat -rn -f inet6` on macOS and the BSDs: "Destination Gateway Flags Netif Expire" rows,
+ * the default route(s) as `default` with the G flag. macOS also lists a `default` per VPN tunnel,
+ * scoped to its interface (flag I: used only by sockets bound there), which is skipped. Listed
+ * order is kept: the first is the one in use.
+ */
+export function parseBsdNetstatInet6 (text: string): DefaultRoute[] {
+  const routes: DefaultRoute[] = []
+  for (const line of text.slice(0, MAX_TABLE_CHARS).split('\n')) {
+    const [destination, gatewayText, flags, interfaceName] = line.trim().split(/\s+/)
+    if ((destination !== 'default' && destination !== '::/0') || flags === undefined || !flags.includes('G') || flags.includes('I') || interfaceName === undefined) continue
+    const gateway = withZone(gatewayText, 'IPv6', interfaceName)
+    if (gateway !== undefined) routes.push({ gateway, interfaceName, metric: 0 })
+  }
+  return routes
+}
+
+/**
+ * Windows: `route print -6 ::/0` lists "<interface index> <metric> ::/0 <gateway>" among the
+ * active routes (parsed by shape, see windowsActiveRouteRows). A link-local gateway gets the
+ * interface index as zone (fe80::1%12), as Windows writes it.
+ */
+export function parseWindowsRoutePrint6 (text: string): DefaultRoute[] {
+  const routes: DefaultRoute[] = []
+  for (const [index, metric, destination, gatewayText, ...rest] of windowsActiveRouteRows(text)) {
+    if (destination !== '::/0' || rest.length > 0 || !/^\d{1,10}$/.test(index ?? '') || !/^\d{1,10}$/.test(metric ?? '')) continue
+    const gateway = withZone(gatewayText, 'IPv6', index)
+    if (gateway !== undefined && index !== undefined) routes.push({ gateway, interfaceName: index, metric: Number(metric) })
+  }
+  return routes
 }

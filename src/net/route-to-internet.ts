@@ -78,9 +78,11 @@ async function askKernel (family: 'IPv4' | 'IPv6', sources: RouteSources): Promi
   try {
     text = await sources.run('ip', [family === 'IPv4' ? '-4' : '-6', 'route', 'get', INTERNET_HOST[family]])
   } catch (error) {
-    // No `ip` (a container without iproute2), or no route at all ("Network is unreachable").
-    const message = String((error as { stderr?: unknown }).stderr ?? (error as Error).message)
-    if (/unreachable/i.test(message)) return 'no route'
+    // The kernel's no ("RTNETLINK answers: Network is unreachable", "No route to host" for an
+    // unreachable route, "Permission denied" for a prohibit one), or no `ip` at all (a container
+    // without iproute2). execFile's message carries the command's stderr.
+    const message = (error as Error).message
+    if (/RTNETLINK answers/i.test(message)) return 'no route'
     debug('ip route get: %s', (error as Error).message)
     return undefined
   }
@@ -172,11 +174,15 @@ async function mainTableRoute (sources: RouteSources): Promise<DefaultRoute | un
 
 /**
  * IPv6: the kernel's route to the Internet and the host's IPv6 addresses (undefined where they
- * cannot be read). /proc/net/ipv6_route lists the default routes of every table, so a route there
+ * cannot be read; there, the route's localAddress is ours toward the Internet). /proc/net/ipv6_route lists the default routes of every table, so a route there
  * is the kernel's when it leaves by the interface our source address toward the Internet is on.
  */
 export async function routeToInternet6 (sources: RouteSources = systemRouteSources): Promise<{ route: KernelRoute, addresses: InterfaceAddress6[] | undefined }> {
-  if (!isLinux(sources.platform)) return { route: await findDefaultGateway6(sources), addresses: undefined }
+  if (!isLinux(sources.platform)) {
+    // No address flags to read here: our address toward the Internet is the kernel's own choice.
+    const [route, towardInternet] = await Promise.all([findDefaultGateway6(sources), sourceToward6()])
+    return { route: towardInternet === undefined ? route : { ...route, localAddress: towardInternet }, addresses: undefined }
+  }
   const [towardInternet, addresses] = await Promise.all([sourceToward6(), readInterfaceAddresses6(sources)])
   if (towardInternet === undefined) throw new NoDefaultGatewayError(`no IPv6 route to the Internet on this host (${sources.platform})`)
   const interfaceName = addresses?.find((a) => sameAddress(a.address, towardInternet))?.interfaceName
