@@ -387,13 +387,20 @@ lab_build_gw2() {
   ip -n "$LAB_NS_GW2" link set "$LAB_GW2_LAN_IF" up
   # SSDP NOTIFYs must leave on the LAN side (no default route), as in nm-gw.
   ip -n "$LAB_NS_GW2" route add 239.0.0.0/8 dev "$LAB_GW2_LAN_IF"
-  ip -n "$LAB_NS_GW2" link add "$LAB_GW2_WAN_IF" type veth peer name "$LAB_WAN2_IF" netns "$LAB_NS_WAN"
-  ip -n "$LAB_NS_GW2" addr add "$LAB_GW2_WAN_IP/$LAB_GW2_WAN_PREFIX" dev "$LAB_GW2_WAN_IF"
-  ip -n "$LAB_NS_GW2" link set "$LAB_GW2_WAN_IF" up
-  ip -n "$LAB_NS_WAN" addr add "$LAB_WAN_IP2/$LAB_GW2_WAN_PREFIX" dev "$LAB_WAN2_IF"
-  ip -n "$LAB_NS_WAN" link set "$LAB_WAN2_IF" up
-  # Same reasons as in nm-gw: NAT forwarding, no ICMP rate limit.
-  ip netns exec "$LAB_NS_GW2" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.icmp_ratelimit=0 net.ipv4.icmp_msgs_per_sec=100000
+  lab_add_wan_leg "$LAB_NS_GW2" "$LAB_GW2_WAN_IF" "$LAB_GW2_WAN_IP" "$LAB_GW2_WAN_PREFIX" "$LAB_WAN2_IF" "$LAB_WAN_IP2"
+}
+
+# lab_add_wan_leg NS IF ADDRESS PREFIX WAN_IF WAN_ADDRESS: another gateway's own veth to nm-wan
+# (nm-gw2, the VPN server), and what makes NS a NAT gateway: forwarding, no ICMP rate limit (as in
+# nm-gw).
+lab_add_wan_leg() {
+  local ns=$1 dev=$2 ip=$3 prefix=$4 wan_dev=$5 wan_ip=$6
+  ip -n "$ns" link add "$dev" type veth peer name "$wan_dev" netns "$LAB_NS_WAN"
+  ip -n "$ns" addr add "$ip/$prefix" dev "$dev"
+  ip -n "$ns" link set "$dev" up
+  ip -n "$LAB_NS_WAN" addr add "$wan_ip/$prefix" dev "$wan_dev"
+  ip -n "$LAB_NS_WAN" link set "$wan_dev" up
+  ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.icmp_ratelimit=0 net.ipv4.icmp_msgs_per_sec=100000
 }
 
 # nftables skeleton miniupnpd expects (same layout as miniupnpd's

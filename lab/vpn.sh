@@ -96,12 +96,7 @@ vpn_up() {
   ip -n "$LAB_NS_VPN" link set "$LAB_VPN_IF" up
   ip -n "$LAB_NS_VPN" -6 route add "$LAB_VPN_CLIENT_IP6/128" dev "$LAB_VPN_IF"
   # The server's own way out.
-  ip -n "$LAB_NS_VPN" link add "$LAB_VPN_WAN_IF" type veth peer name "$LAB_WAN3_IF" netns "$LAB_NS_WAN"
-  ip -n "$LAB_NS_VPN" addr add "$LAB_VPN_WAN_IP/$LAB_VPN_WAN_PREFIX" dev "$LAB_VPN_WAN_IF"
-  ip -n "$LAB_NS_VPN" link set "$LAB_VPN_WAN_IF" up
-  ip -n "$LAB_NS_WAN" addr add "$LAB_WAN_IP3/$LAB_VPN_WAN_PREFIX" dev "$LAB_WAN3_IF"
-  ip -n "$LAB_NS_WAN" link set "$LAB_WAN3_IF" up
-  ip netns exec "$LAB_NS_VPN" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.icmp_ratelimit=0 net.ipv4.icmp_msgs_per_sec=100000
+  lab_add_wan_leg "$LAB_NS_VPN" "$LAB_VPN_WAN_IF" "$LAB_VPN_WAN_IP" "$LAB_VPN_WAN_PREFIX" "$LAB_WAN3_IF" "$LAB_WAN_IP3"
   lab_use_vpn
   lab_build_nft pmp
   lab_write_config pmp stock
