@@ -10,7 +10,7 @@
 #                      One summary line. Needs the lab (lab/up.sh).
 #   lab/vpn.sh down    remove nm-vpn (and wg0 with it) and put nm-lan back to `layout main`.
 #                      Idempotent. up.sh/down.sh remove nm-vpn too.
-#   lab/vpn.sh layout main|policy|wg
+#   lab/vpn.sh layout main|policy|wg|via
 #                      nm-lan's routing, IPv4 and IPv6:
 #                      main    the lab's own: default via the gateway in the main table, no rules
 #                      policy  nothing in main; default via the gateway in table 100, chosen by
@@ -18,6 +18,9 @@
 #                      wg      wg-quick's layout (needs `up`): main keeps its default via the
 #                              gateway; table 51820 has `default dev wg0`; rules
 #                              `not fwmark 51820 table 51820` and `table main suppress_prefixlength 0`
+#                      via     as wg, but table 51820 has `default via 10.2.0.1 dev wg0`: a policy
+#                              table whose route has a next hop on another interface (multi-WAN, a
+#                              VPN client naming its server's tunnel address)
 #                      Idempotent, silent.
 #   lab/vpn.sh start|stop|restart|status|rules|mappings|leases|log   as lab/gateway.sh, for nm-vpn
 set -euo pipefail
@@ -52,12 +55,17 @@ layout_policy() {
 
 # What wg-quick up does for AllowedIPs = 0.0.0.0/0, ::/0 (wg-quick(8), add_default): the rules in
 # its order, priorities left to the kernel as wg-quick leaves them.
+# layout_wg [via]: with `via`, table 51820's IPv4 default route goes via the VPN server's address.
 layout_wg() {
   lan link show "$LAB_VPN_CLIENT_IF" >/dev/null 2>&1 || lab_die "no $LAB_VPN_CLIENT_IF in $LAB_NS_LAN: run lab/vpn.sh up first"
   layout_main
   local v
   for v in -4 -6; do
-    lan "$v" route add default dev "$LAB_VPN_CLIENT_IF" table "$LAB_VPN_TABLE"
+    if [[ ${1:-} == via && $v == -4 ]]; then
+      lan -4 route add default via "$LAB_VPN_IP" dev "$LAB_VPN_CLIENT_IF" table "$LAB_VPN_TABLE"
+    else
+      lan "$v" route add default dev "$LAB_VPN_CLIENT_IF" table "$LAB_VPN_TABLE"
+    fi
     lan "$v" rule add not fwmark "$LAB_VPN_TABLE" table "$LAB_VPN_TABLE"
     lan "$v" rule add table main suppress_prefixlength 0
   done
@@ -123,14 +131,15 @@ case $cmd in
     if lab_ns_exists "$LAB_NS_LAN"; then layout_main; fi
     ;;
   layout)
-    (($# == 1)) || lab_die "usage: $0 layout main|policy|wg"
+    (($# == 1)) || lab_die "usage: $0 layout main|policy|wg|via"
     lab_lock
     lab_ns_exists "$LAB_NS_LAN" || lab_die "lab is not up (run lab/up.sh first)"
     case $1 in
       main) layout_main ;;
       policy) layout_policy ;;
       wg) layout_wg ;;
-      *) lab_die "unknown layout '$1' (main, policy or wg)" ;;
+      via) layout_wg via ;;
+      *) lab_die "unknown layout '$1' (main, policy, wg or via)" ;;
     esac
     ;;
   '' | -h | --help)

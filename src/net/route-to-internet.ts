@@ -146,10 +146,15 @@ export async function routeToInternet (port: number, sources: RouteSources = sys
   socket.on('error', () => {})
   try {
     // The same socket asks both questions: one socket, and the second connect() re-picks the source.
-    const [towardInternet, main] = await Promise.all([sourceTowardInternet(socket, 'IPv4'), mainTableRoute(sources)])
+    const main = await mainTableRoute(sources)
+    const towardInternet = await sourceTowardInternet(socket, 'IPv4')
     if (towardInternet === undefined) throw new NoDefaultGatewayError(`no IPv4 route to the Internet on this host (${sources.platform})`)
     let facing = main === undefined ? undefined : await connectAndRead(socket, main.gateway, port)
-    const route = await decide('IPv4', main, facing !== undefined && facing === towardInternet, sources)
+    if (main !== undefined && facing === towardInternet) {
+      socket.unref()
+      return { route: main, socket, localAddress: facing }
+    }
+    const route = await decide('IPv4', main, false, sources)
     if (facing === undefined || route !== main) {
       if (facing !== undefined) socket.disconnect()
       facing = await connectAndRead(socket, route.gateway, port)
@@ -163,7 +168,28 @@ export async function routeToInternet (port: number, sources: RouteSources = sys
   }
 }
 
-async function mainTableRoute (sources: RouteSources): Promise<DefaultRoute | undefined> {
+/**
+ * IPv4, Linux: whether the kernel sends Internet traffic by `main` (the main table's default
+ * route, from which `localAddress` faces its gateway), found on a socket of its own so that it
+ * can run while discovery already talks to that gateway. Resolves with the route the kernel uses:
+ * `main` itself, or (when our address toward the Internet differs) what `ip route get` names.
+ * Rejects as routeToInternet does (NoNextHopError on a point-to-point route).
+ */
+export async function confirmMainRoute (main: DefaultRoute, localAddress: string, sources: RouteSources = systemRouteSources): Promise<KernelRoute> {
+  const socket = (await loadDgram()).createSocket('udp4')
+  socket.on('error', () => {})
+  let towardInternet: string | undefined
+  try {
+    towardInternet = await sourceTowardInternet(socket, 'IPv4')
+  } finally {
+    closeQuietly(socket)
+  }
+  if (towardInternet === undefined) throw new NoDefaultGatewayError(`no IPv4 route to the Internet on this host (${sources.platform})`)
+  return await decide('IPv4', main, towardInternet === localAddress, sources)
+}
+
+/** The main table's best IPv4 default route (Linux: /proc/net/route), or undefined when it has none. */
+export async function mainTableRoute (sources: RouteSources = systemRouteSources): Promise<DefaultRoute | undefined> {
   try {
     return await findDefaultGateway(sources)
   } catch (error) {

@@ -61,6 +61,37 @@ labSuite('lab: the route the kernel uses (policy routing, wg-quick, a VPN gatewa
     }
   })
 
+  it('a policy table whose default route goes via another gateway (on wg0): discover names both, and discovery maps on the one the kernel uses', async () => {
+    runLabScript('vpn.sh', ['layout', 'via'])
+    try {
+      const discover = await natmapper(['discover', '--family', 'ipv4'])
+      assert.equal(discover.code, 0, discover.cli.transcript())
+      assert.match(discover.stdout, new RegExp(`^gateway +${VPN_GATEWAY.replaceAll('.', '\\.')} \\(the route the kernel uses, table ${labEnv.LAB_VPN_TABLE ?? ''}; not ${lab.gatewayLanAddress.replaceAll('.', '\\.')}, the main table's default route, which the kernel does not use\\)$`, 'm'))
+      assert.match(discover.stdout, new RegExp(`^external address ${VPN_WAN.replaceAll('.', '\\.')},`, 'm'))
+      // discoverNAT() starts on the main table's gateway while it checks the route, then moves.
+      const agent = new Agent(lab.lanNamespace, 'map-agent.ts', { transport: 'udp', port: nextPort++, discover: { protocols: ['pcp'], family: 'IPv4' } })
+      try {
+        const discovered = await agent.next('discovered')
+        assert.deepEqual([discovered.gateway, discovered.localAddress, discovered.type], [VPN_GATEWAY, VPN_CLIENT, 'pcp'])
+        const mapped = await agent.next('mapped')
+        assert.equal(mapped.address, VPN_WAN)
+        const vpnMappings = runLabScript('vpn.sh', ['mappings'])
+        assert.match(vpnMappings, new RegExp(`^udp ${String(mapped.port)} ${VPN_CLIENT.replaceAll('.', '\\.')} `, 'm'))
+        assert.equal(runLabScript('gateway.sh', ['mappings']).trim(), '', 'nothing mapped on the router the kernel does not use')
+        const reach = await reachableFromWan('udp', VPN_WAN, mapped.port as number)
+        assert.ok(reach.ok, `the WAN host reaches the LAN service through the VPN: ${reach.output}`)
+        agent.send('close-mapping')
+        assert.equal((await agent.next('mapping-closed')).established, false)
+        assert.equal(runLabScript('vpn.sh', ['mappings']).trim(), '', 'no rule left on the VPN server')
+        await agent.exitCleanly()
+      } finally {
+        agent.kill()
+      }
+    } finally {
+      runLabScript('vpn.sh', ['layout', 'main'])
+    }
+  })
+
   it("a NAT-PMP gateway over the point-to-point link, named with --gateway (wg-quick's layout): map, reached from the WAN at the VPN's address, SIGINT deletes it", async () => {
     runLabScript('vpn.sh', ['layout', 'wg'])
     const port = nextPort++
