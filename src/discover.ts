@@ -1,5 +1,5 @@
 import { NAT } from './core/nat.js'
-import { discoverGateway, locateGateway, probeEach, type ProbeReport } from './core/probe.js'
+import { locateGateway, probeEach, raceProbes, type ProbeReport } from './core/probe.js'
 import { AbortError } from './errors.js'
 import type { KernelRoute } from './net/route-to-internet.js'
 import { resolveDiscoverOptions, type DiscoverOptions } from './options.js'
@@ -14,7 +14,8 @@ export async function discoverNAT (options: DiscoverOptions = {}): Promise<NAT> 
   const signal = resolved.signal
   if (signal?.aborted === true) throw new AbortError('discovery aborted', { cause: signal.reason })
   // The socket that finds our address goes on to carry PCP (or NAT-PMP): see ProbeContext.takeSocket.
-  return new NAT(await discoverGateway(resolved, protocolProbes), resolved, protocolProbes)
+  const location = await locateGateway(resolved, true)
+  return new NAT(await raceProbes(location, resolved, protocolProbes), resolved, protocolProbes)
 }
 
 /**

@@ -9,7 +9,7 @@ import type { GatewayClient, GatewayEvent, GatewayMappingEntry, NatType, ProbeRe
 import { allowManyListeners, RequestLimiter } from './limiter.js'
 import { Mapping, type MappingHost } from './mapping.js'
 import { RenewalClock } from './renewal-clock.js'
-import { discoverGateway, locateGateway, type DiscoveredGateway } from './probe.js'
+import { locateGateway, raceProbes, type DiscoveredGateway } from './probe.js'
 import { debug } from '../debug.js'
 
 /** Failed requests in a row after which the NAT looks for a gateway or protocol that works. */
@@ -308,7 +308,8 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
     if (this.closed || this.#rediscovery !== undefined || Date.now() - this.#lastRediscovery < REDISCOVERY_MIN_INTERVAL) return
     this.#lastRediscovery = Date.now()
     this.#rediscovery = (async () => {
-      const found = await discoverGateway({ ...this.#options, signal: undefined }, this.#probes)
+      const location = await locateGateway(this.#options, true)
+      const found = await raceProbes(location, { ...this.#options, signal: undefined }, this.#probes)
       if (this.closed || (found.client.type === this.type && found.client.gateway === this.gateway && found.client.localAddress === this.localAddress)) {
         await found.client.close()
         return

@@ -2,7 +2,7 @@ import { PCP_SERVER_PORT } from '../constants.js'
 import { AbortError, NoDefaultGatewayError, NoNATFoundError, TimeoutError, type WireProtocol } from '../errors.js'
 import { monotonicMs } from '../net/clock.js'
 import { chooseSourceAddress6, readInterfaceAddresses6 } from '../net/default-gateway6.js'
-import { confirmMainRoute, mainTableRoute, routeToInternet, routeToInternet6, type KernelRoute } from '../net/route-to-internet.js'
+import { routeToInternet, routeToInternet6, type KernelRoute } from '../net/route-to-internet.js'
 import { sameAddress } from '../net/ip-address.js'
 import type { Socket } from 'node:dgram'
 import { closeQuietly, connectedSocket, localAddressFacing } from '../net/udp-channel.js'
@@ -62,33 +62,6 @@ export interface GatewayLocation {
   socket?: Socket
   /** The route the gateway was found on; undefined when the options named the gateway. */
   route?: KernelRoute
-  /**
-   * Whether the kernel really uses `route` (the main table's default route), checked while the
-   * probes already run (see locateGateway); raceProbes() waits for it before it decides.
-   */
-  confirmed?: Promise<KernelRoute>
-}
-
-/** The kernel uses another gateway than the main table's: discovery starts again on `route`. */
-class KernelRouteDiffers extends Error {
-  constructor (readonly route: KernelRoute) {
-    super(`the kernel routes to the Internet via ${route.gateway}`)
-  }
-}
-
-/**
- * Discovery: locateGateway() with the socket kept, then raceProbes(). When the kernel turns out
- * to route via another gateway than the main table's default route, once more on that one.
- */
-export async function discoverGateway (options: ResolvedDiscoverOptions, registry: ProbeRegistry): Promise<DiscoveredGateway> {
-  const location = await locateGateway(options, true)
-  try {
-    return await raceProbes(location, options, registry)
-  } catch (error) {
-    if (!(error instanceof KernelRouteDiffers)) throw error
-    const { route } = error
-    return await raceProbes({ gateway: route.gateway, route, ...await connectedSocket(route.gateway, PCP_SERVER_PORT) }, options, registry)
-  }
 }
 
 /**
@@ -102,16 +75,6 @@ export async function locateGateway (options: ResolvedDiscoverOptions, keepSocke
     const gateway = options.gateway
     if (!keepSocket) return { gateway, localAddress: await localAddressFacing(gateway, PCP_SERVER_PORT) }
     return { gateway, ...await connectedSocket(gateway, PCP_SERVER_PORT) }
-  }
-  const main = keepSocket ? await mainTableRoute() : undefined
-  if (main !== undefined) {
-    // Discovery's common case pays nothing for policy routing: the probes start on the main
-    // table's gateway at once, and whether the kernel uses it is checked meanwhile (raceProbes).
-    const { socket, localAddress } = await connectedSocket(main.gateway, PCP_SERVER_PORT)
-    const confirmed = confirmMainRoute(main, localAddress)
-    // Read by raceProbes(); a rejection before it listens must not count as unhandled.
-    confirmed.catch(() => {})
-    return { gateway: main.gateway, localAddress, socket, route: main, confirmed }
   }
   const { route, socket, localAddress } = await routeToInternet(PCP_SERVER_PORT)
   if (!keepSocket) closeQuietly(socket)
@@ -151,7 +114,7 @@ async function locateGateway6 (options: ResolvedDiscoverOptions): Promise<Gatewa
  * that is refused (ICMP port unreachable) counts as a "no" at once, so nothing sits out the
  * timeout when the answer is already known.
  */
-export async function raceProbes ({ gateway, localAddress, socket, confirmed }: GatewayLocation, options: ResolvedDiscoverOptions, registry: ProbeRegistry): Promise<DiscoveredGateway> {
+export async function raceProbes ({ gateway, localAddress, socket }: GatewayLocation, options: ResolvedDiscoverOptions, registry: ProbeRegistry): Promise<DiscoveredGateway> {
   const protocols = familyProtocols(options)
   const probing = new AbortController()
   let untaken = socket
@@ -169,17 +132,11 @@ export async function raceProbes ({ gateway, localAddress, socket, confirmed }: 
 
   return await new Promise((resolve, reject) => {
     let settled = false
-    // Until the route is confirmed, an answer waits (the check takes tens of microseconds, an
-    // answer at least a round trip): it may come from a gateway the kernel does not use.
-    let confirming = confirmed !== undefined
     let windowTimer: NodeJS.Timeout | undefined
     const onAbort = (): void => { finish(new AbortError('discovery aborted', { cause: options.signal?.reason })) }
     const timeoutTimer = setTimeout(() => {
       for (const protocol of pending) reasons[protocol] = new TimeoutError(`no answer within ${options.timeout} ms`)
       pending.clear()
-      // A check still running (`ip route get` is given 2 s) does not outlast discovery's own
-      // timeout: the main table's route stands, as it did before there was a check.
-      confirming = false
       decide(true)
     }, options.timeout)
 
@@ -198,7 +155,7 @@ export async function raceProbes ({ gateway, localAddress, socket, confirmed }: 
     }
 
     const decide = (windowOver: boolean): void => {
-      if (settled || confirming) return
+      if (settled) return
       const best = answered.reduce<GatewayClient | undefined>((a, b) => a === undefined || TYPE_RANK[b.type] < TYPE_RANK[a.type] ? b : a, undefined)
       const bestPending = Math.min(...[...pending].map((protocol) => PROBE_BEST_RANK[protocol]))
       if (best !== undefined && (windowOver || TYPE_RANK[best.type] < bestPending)) {
@@ -210,15 +167,6 @@ export async function raceProbes ({ gateway, localAddress, socket, confirmed }: 
       }
     }
 
-    confirmed?.then((route) => {
-      if (settled) return
-      if (!sameAddress(route.gateway, gateway)) {
-        finish(new KernelRouteDiffers(route))
-        return
-      }
-      confirming = false
-      decide(false)
-    }, (error: unknown) => { if (!settled) finish(error instanceof Error ? error : new Error(String(error))) })
     options.signal?.addEventListener('abort', onAbort, { once: true })
     // Every probe starts at once (a head start for the preferred one would make the others wait
     // out a fixed delay whenever it stays silent); the preference window above orders answers.

@@ -68,7 +68,8 @@ labSuite('lab: the route the kernel uses (policy routing, wg-quick, a VPN gatewa
       assert.equal(discover.code, 0, discover.cli.transcript())
       assert.match(discover.stdout, new RegExp(`^gateway +${VPN_GATEWAY.replaceAll('.', '\\.')} \\(the route the kernel uses, table ${labEnv.LAB_VPN_TABLE ?? ''}; not ${lab.gatewayLanAddress.replaceAll('.', '\\.')}, the main table's default route, which the kernel does not use\\)$`, 'm'))
       assert.match(discover.stdout, new RegExp(`^external address ${VPN_WAN.replaceAll('.', '\\.')},`, 'm'))
-      // discoverNAT() starts on the main table's gateway while it checks the route, then moves.
+      // discoverNAT() sees that our address toward the Internet is not the one facing the main
+      // table's gateway, asks `ip route get`, and probes 10.2.0.1 only.
       const agent = new Agent(lab.lanNamespace, 'map-agent.ts', { transport: 'udp', port: nextPort++, discover: { protocols: ['pcp'], family: 'IPv4' } })
       try {
         const discovered = await agent.next('discovered')
