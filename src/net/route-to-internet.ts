@@ -123,13 +123,6 @@ async function connectAndRead (socket: Socket, address: string, port: number): P
   return socket.address().address
 }
 
-/** Our address toward the Internet, the socket disconnected again (for its next connect()). */
-async function sourceTowardInternet (socket: Socket, family: 'IPv4' | 'IPv6'): Promise<string | undefined> {
-  const local = await connectAndRead(socket, INTERNET_HOST[family], DISCARD_PORT)
-  if (local !== undefined) socket.disconnect()
-  return local
-}
-
 const isLinux = (platform: NodeJS.Platform): boolean => platform === 'linux' || platform === 'android'
 
 /**
@@ -210,8 +203,9 @@ async function mainTableRoute (sources: RouteSources): Promise<DefaultRoute | un
 
 /**
  * IPv6: the kernel's route to the Internet and the host's IPv6 addresses (undefined where they
- * cannot be read; there, the route's localAddress is ours toward the Internet). /proc/net/ipv6_route lists the default routes of every table, so a route there
- * is the kernel's when it leaves by the interface our source address toward the Internet is on.
+ * cannot be read; there, the route's localAddress is ours toward the Internet).
+ * /proc/net/ipv6_route lists the default routes of every table, so a route there is the kernel's
+ * when it leaves by the interface our address toward the Internet is on.
  */
 export async function routeToInternet6 (sources: RouteSources = systemRouteSources): Promise<{ route: KernelRoute, addresses: InterfaceAddress6[] | undefined }> {
   if (!isLinux(sources.platform)) {
@@ -228,11 +222,12 @@ export async function routeToInternet6 (sources: RouteSources = systemRouteSourc
   return { route: await decide('IPv6', onInterface ?? bestOf(routes), onInterface !== undefined, sources), addresses }
 }
 
+/** Our IPv6 address toward the Internet (the kernel's choice); undefined with no route there. */
 async function sourceToward6 (): Promise<string | undefined> {
   const socket = (await loadDgram()).createSocket('udp6')
   socket.on('error', () => {})
   try {
-    return await sourceTowardInternet(socket, 'IPv6')
+    return await connectAndRead(socket, INTERNET_HOST.IPv6, DISCARD_PORT)
   } finally {
     closeQuietly(socket)
   }
