@@ -33,6 +33,7 @@ export {
   NoNextHopError,
   GatewayResultError,
   MalformedMessageError,
+  MappingNotHeldError,
   PortUnreachableError,
   UnsupportedError,
   TimeoutError,

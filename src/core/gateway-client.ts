@@ -116,6 +116,8 @@ export interface ProbeContext {
   cacheFile?: string
   /** False: do not try a remembered gateway (DiscoverOptions.rememberGateway). */
   rememberGateway?: boolean
+  /** The UPnP description URL the caller gave (DiscoverOptions.upnpDescriptionUrl): fetched before any search. */
+  descriptionUrl?: URL
   /**
    * The UDP socket discovery connected to the gateway's port 5351 to learn our address, for the
    * first probe that speaks on that port to adopt: its first request then goes out at once, ahead

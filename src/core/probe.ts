@@ -190,7 +190,13 @@ export async function raceProbes ({ gateway, localAddress, socket }: GatewayLoca
 
 /** What every probe is handed: where the gateway is, its signal, and where UPnP remembers gateways. */
 function probeContext (location: GatewayLocation, options: ResolvedDiscoverOptions, signal: AbortSignal): ProbeContext {
-  return { ...location, signal, rememberGateway: options.rememberGateway, ...(options.gatewayCacheFile === undefined ? {} : { cacheFile: options.gatewayCacheFile }) }
+  return {
+    ...location,
+    signal,
+    rememberGateway: options.rememberGateway,
+    ...(options.gatewayCacheFile === undefined ? {} : { cacheFile: options.gatewayCacheFile }),
+    ...(options.upnpDescriptionUrl === undefined ? {} : { descriptionUrl: options.upnpDescriptionUrl })
+  }
 }
 
 /** The enabled protocols for the family: on IPv6 no NAT-PMP (RFC 6886 carries IPv4 only). */

@@ -8,6 +8,8 @@ export interface WireMessage {
   /** host:port of the other side. */
   peer: string
   bytes: Uint8Array
+  /** Set on a message that was received and ignored: why (e.g. not from the gateway). */
+  ignored?: string
 }
 
 /**

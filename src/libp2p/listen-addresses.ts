@@ -12,6 +12,10 @@ export interface ListenPort {
 export interface AddressWithType {
   multiaddr: Multiaddr
   type: string
+  /** Whether autonat (or `confirmObservedAddr`) confirmed it; absent from older address managers. */
+  verified?: boolean
+  /** When it is to be verified again (ms); 0 until autonat has said anything about it. */
+  expires?: number
 }
 
 /**
