@@ -155,7 +155,7 @@ case $cmd in
     lab_flush_chains
     ;;
   *)
-    sed -n '2,28p' "$0" >&2
+    sed -n '2,29p' "$0" >&2
     exit 2
     ;;
 esac
