@@ -6,7 +6,9 @@
 /** The wire protocols natmapper speaks. */
 export type WireProtocol = 'pcp' | 'nat-pmp' | 'upnp'
 
+/** The base of every error natmapper throws or rejects with. */
 export class NatMapperError extends Error {
+  /** Stable across versions, unlike the message: `ERR_NO_MAPPING`, `ERR_TIMEOUT`, ... */
   readonly code: string
 
   constructor (code: string, message: string, options?: { cause?: unknown }) {
@@ -32,6 +34,7 @@ export class NoMappingError extends NatMapperError {
 
 /** Discovery found no usable gateway; `reasons` says why, per protocol. */
 export class NoNATFoundError extends NatMapperError {
+  /** Each protocol's failure: PortUnreachableError (refused), TimeoutError (silence), ... */
   readonly reasons: Partial<Record<WireProtocol, Error>>
 
   constructor (reasons: Partial<Record<WireProtocol, Error>>, message?: string) {
@@ -56,6 +59,7 @@ export class NoDefaultGatewayError extends NatMapperError {
  * CLI's `--gateway`), such as a VPN's NAT-PMP server.
  */
 export class NoNextHopError extends NatMapperError {
+  /** The address family whose route it is. */
   readonly family: 'IPv4' | 'IPv6'
   /** The interface the kernel's route leaves by. */
   readonly interfaceName: string
@@ -74,6 +78,7 @@ export class NoNextHopError extends NatMapperError {
 
 /** The gateway answered with a protocol-level failure (a PCP/NAT-PMP result code, a UPnP fault). */
 export class GatewayResultError extends NatMapperError {
+  /** The protocol whose gateway answered. */
   readonly protocol: WireProtocol
   /** The protocol's own numeric result or fault code. */
   readonly resultCode: number
@@ -93,6 +98,7 @@ export class GatewayResultError extends NatMapperError {
  * after, it lists no such entry (a router whose table is full, weupnp #12). `message` says so.
  */
 export class MappingNotHeldError extends NatMapperError {
+  /** The protocol whose gateway claimed the mapping. */
   readonly protocol: WireProtocol
 
   constructor (protocol: WireProtocol, message: string, options?: { cause?: unknown }) {
@@ -103,6 +109,7 @@ export class MappingNotHeldError extends NatMapperError {
 
 /** A message from the network could not be understood; it was rejected, not acted on. */
 export class MalformedMessageError extends NatMapperError {
+  /** The protocol the message claimed to be. */
   readonly protocol: WireProtocol
 
   constructor (protocol: WireProtocol, message: string, options?: { cause?: unknown }) {

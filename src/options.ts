@@ -13,6 +13,7 @@ import { InvalidArgumentError, type WireProtocol } from './errors.js'
 /** Protocols discovery can probe, in order of preference. */
 export const DISCOVERY_PROTOCOLS: readonly WireProtocol[] = ['pcp', 'nat-pmp', 'upnp']
 
+/** Options of discoverNAT() and probeGateway(): every one has a default. */
 export interface DiscoverOptions {
   /** Aborts discovery; it then rejects with AbortError. */
   signal?: AbortSignal
@@ -173,6 +174,7 @@ function checkDescriptionUrl (value: unknown, gateway: string | undefined): URL 
   return url
 }
 
+/** Options of NAT.newMapping(). */
 export interface MappingOptions {
   /** The external port to ask for. Default: the internal port. The gateway may grant another. */
   externalPort?: number

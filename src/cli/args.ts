@@ -126,8 +126,9 @@ export function parseCommandLine (argv: readonly string[]): Command {
   const command = first !== undefined && isCommandName(first) ? first : undefined
   const topic = command === 'help' || command === undefined ? undefined : command
 
-  // --help wins over everything else on the line, so that a half-typed command still gets its help.
-  if (values.help === true) return { name: 'help', ...(topic === undefined ? {} : { topic }) }
+  // --help wins over everything else on the line, so that a half-typed command still gets its help;
+  // but not over an unknown command, which has no help to show.
+  if (values.help === true && (first === undefined || command !== undefined)) return { name: 'help', ...(topic === undefined ? {} : { topic }) }
 
   for (const token of tokens) {
     if (token.kind !== 'option') continue

@@ -94,13 +94,19 @@ export type GatewayEvent =
 
 /** One row of a gateway's mapping table. */
 export interface GatewayMappingEntry {
+  /** The transport protocol of the rule. */
   protocol: TransportProtocol
+  /** The port the gateway forwards. */
   externalPort: number
+  /** The LAN host it forwards to. */
   internalClient: string
+  /** The port on that host. */
   internalPort: number
+  /** The description the mapping's owner gave. */
   description: string
   /** Remaining seconds; 0 for a permanent lease. */
   lifetimeSeconds: number
+  /** Whether the gateway applies the rule (UPnP can hold disabled ones). */
   enabled: boolean
 }
 

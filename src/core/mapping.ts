@@ -9,10 +9,15 @@ import type { RequestLimiter } from './limiter.js'
 import type { NAT } from './nat.js'
 import type { RenewalClock } from './renewal-clock.js'
 
+/** Where a mapping is reachable, from `Mapping.externalAddr()`. */
 export interface MappingAddress {
+  /** The gateway's external address (IPv6: this host's own address, opened by a pinhole). */
   address: string
+  /** The external port the gateway granted. */
   port: number
+  /** The transport protocol mapped. */
   protocol: TransportProtocol
+  /** The address family of `address`. */
   family: 'IPv4' | 'IPv6'
   /** False when the gateway's external address is not publicly routable (double NAT, CGNAT). */
   isPublic: boolean
@@ -51,9 +56,13 @@ const FIRST_RETRY_DELAY = 1_000
  * last granted, whether that grant is still valid, and the last error.
  */
 export class Mapping extends EventEmitter<MappingEvents> {
+  /** The NAT that holds this mapping. */
   readonly nat: NAT
+  /** The transport protocol mapped. */
   readonly protocol: TransportProtocol
+  /** The port on this host that the mapping leads to. */
   readonly internalPort: number
+  /** The description sent to the gateway (UPnP shows it in its mapping table). */
   readonly description: string
 
   readonly #host: MappingHost
@@ -113,6 +122,7 @@ export class Mapping extends EventEmitter<MappingEvents> {
     return this.#renewals
   }
 
+  /** Whether close() was called (on the mapping or its NAT). */
   get closed (): boolean {
     return this.#closing !== undefined
   }

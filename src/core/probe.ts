@@ -23,11 +23,13 @@ const PROBE_BEST_RANK: Record<WireProtocol, number> = { pcp: 0, 'nat-pmp': 1, up
 
 /** What one protocol's probe found, for `probeGateway()`. */
 export interface ProbeReport {
+  /** The protocol probed. */
   protocol: WireProtocol
   /** The NAT type found, when the probe succeeded. */
   type?: NatType
   /** Milliseconds from the start of probing to the probe's answer or failure. */
   ms: number
+  /** Why the probe failed, when it did. */
   error?: Error
 }
 

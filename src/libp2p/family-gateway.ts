@@ -7,10 +7,15 @@ import type { ResolvedNatMapperInit } from './options.js'
 
 /** What the service needs of libp2p's address manager; its AddressManager has all of it. */
 export interface AddressAnnouncer {
+  /** The node's addresses: the transport ones are the listen ports to map. */
   getAddressesWithMetadata: () => AddressWithType[]
+  /** Announces an external address and port that leads to an internal one. */
   addPublicAddressMapping: (internalIp: string, internalPort: number, externalIp: string, externalPort?: number, protocol?: 'tcp' | 'udp') => void
+  /** Withdraws what addPublicAddressMapping() announced. */
   removePublicAddressMapping: (internalIp: string, internalPort: number, externalIp: string, externalPort?: number, protocol?: 'tcp' | 'udp') => void
+  /** Marks an address as verified (with `autoConfirmAddress`). */
   confirmObservedAddr: (addr: Multiaddr, options?: { ttl?: number }) => void
+  /** Withdraws a confirmed address. */
   removeObservedAddr: (addr: Multiaddr) => void
 }
 

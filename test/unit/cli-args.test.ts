@@ -87,6 +87,9 @@ describe('cli arguments: bad usage is one line naming the problem', () => {
     refused('mapp tcp 80', 'unknown command "mapp" (commands: discover, ip, map, unmap, list, help)')
     refused('help mapp', /^no help for "mapp"/)
     refused('help map ip', 'unexpected argument "ip"')
+    // --help does not hide an unknown command behind the general help.
+    refused('frobnicate --help', /^unknown command "frobnicate" \(commands: /)
+    refused('-h frobnicate tcp 80', /^unknown command "frobnicate" \(commands: /)
   })
 
   it('unknown options, values missing or given to a flag', () => {
