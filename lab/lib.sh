@@ -20,7 +20,7 @@ lab_apply_instance() {
     exit 2
   fi
   local var
-  for var in LAB_NS_LAN LAB_NS_LAN2 LAB_NS_GW LAB_NS_WAN LAB_NS_GW2; do printf -v "$var" '%s-%s' "${!var}" "$inst"; done
+  for var in LAB_NS_LAN LAB_NS_LAN2 LAB_NS_GW LAB_NS_WAN LAB_NS_GW2 LAB_NS_VPN; do printf -v "$var" '%s-%s' "${!var}" "$inst"; done
   LAB_RUN_DIR="$LAB_RUN_DIR-$inst"
   LAB_LOCK_FILE="${LAB_LOCK_FILE%.lock}-$inst.lock"
 }
@@ -44,6 +44,8 @@ LAB_PYTHON=python3
 [[ -x /usr/bin/python3 ]] && LAB_PYTHON=/usr/bin/python3
 # Second gateway (gateway2.sh): not built by up.sh, but torn down with the lab.
 LAB_GW2_RUN_DIR="$LAB_RUN_DIR/gw2"
+# VPN server (vpn.sh): likewise.
+LAB_VPN_RUN_DIR="$LAB_RUN_DIR/vpn"
 
 # Point the gateway helpers below (gw, lab_*miniupnpd*, lab_build_nft,
 # lab_write_config, lab_flush_rules, lab_block_*, lab_drop_mapping) at the
@@ -271,6 +273,23 @@ lab_drop_mapping() {
 # Anything still running inside a namespace (listeners started by tests, a
 # stray upnpc ...) would keep it alive after `ip netns del`, so end those
 # processes by pid first.
+# The same for the VPN server nm-vpn (vpn.sh): its "LAN" is the tunnel, its WAN the vpn-wan veth.
+lab_use_vpn() {
+  LAB_NS_GW=$LAB_NS_VPN
+  LAB_GW_LAN_IF=$LAB_VPN_IF
+  LAB_GW_LAN_IP=$LAB_VPN_IP
+  LAB_GW_WAN_IF=$LAB_VPN_WAN_IF
+  LAB_GW_WAN_IP=$LAB_VPN_WAN_IP
+  LAB_LAN_SUBNET=$LAB_VPN_SUBNET
+  LAB_UUID=6e61746d-6170-7065-722d-6c6162000003
+  LAB_FRIENDLY_NAME="natmapper lab VPN server"
+  LAB_CONF="$LAB_VPN_RUN_DIR/miniupnpd.conf"
+  LAB_PIDFILE="$LAB_VPN_RUN_DIR/miniupnpd.pid"
+  LAB_LOG="$LAB_VPN_RUN_DIR/miniupnpd.log"
+  LAB_LEASES="$LAB_VPN_RUN_DIR/miniupnpd.leases"
+  LAB_MODE_FILE="$LAB_VPN_RUN_DIR/mode"
+}
+
 lab_del_ns() {
   local pids
   lab_ns_exists "$1" || return 0
@@ -291,6 +310,8 @@ lab_teardown_gw2() {
 lab_teardown() {
   local ns
   lab_teardown_gw2
+  # The VPN server (vpn.sh): its miniupnpd and tun relay end with its namespace.
+  lab_del_ns "$LAB_NS_VPN"
   lab_stop_miniupnpd kill
   for ns in "${LAB_NAMESPACES[@]}"; do lab_del_ns "$ns"; done
   rm -rf "$LAB_RUN_DIR"
@@ -380,13 +401,20 @@ lab_build_gw2() {
   ip -n "$LAB_NS_GW2" link set "$LAB_GW2_LAN_IF" up
   # SSDP NOTIFYs must leave on the LAN side (no default route), as in nm-gw.
   ip -n "$LAB_NS_GW2" route add 239.0.0.0/8 dev "$LAB_GW2_LAN_IF"
-  ip -n "$LAB_NS_GW2" link add "$LAB_GW2_WAN_IF" type veth peer name "$LAB_WAN2_IF" netns "$LAB_NS_WAN"
-  ip -n "$LAB_NS_GW2" addr add "$LAB_GW2_WAN_IP/$LAB_GW2_WAN_PREFIX" dev "$LAB_GW2_WAN_IF"
-  ip -n "$LAB_NS_GW2" link set "$LAB_GW2_WAN_IF" up
-  ip -n "$LAB_NS_WAN" addr add "$LAB_WAN_IP2/$LAB_GW2_WAN_PREFIX" dev "$LAB_WAN2_IF"
-  ip -n "$LAB_NS_WAN" link set "$LAB_WAN2_IF" up
-  # Same reasons as in nm-gw: NAT forwarding, no ICMP rate limit.
-  ip netns exec "$LAB_NS_GW2" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.icmp_ratelimit=0 net.ipv4.icmp_msgs_per_sec=100000
+  lab_add_wan_leg "$LAB_NS_GW2" "$LAB_GW2_WAN_IF" "$LAB_GW2_WAN_IP" "$LAB_GW2_WAN_PREFIX" "$LAB_WAN2_IF" "$LAB_WAN_IP2"
+}
+
+# lab_add_wan_leg NS IF ADDRESS PREFIX WAN_IF WAN_ADDRESS: another gateway's own veth to nm-wan
+# (nm-gw2, the VPN server), and what makes NS a NAT gateway: forwarding, no ICMP rate limit (as in
+# nm-gw).
+lab_add_wan_leg() {
+  local ns=$1 dev=$2 ip=$3 prefix=$4 wan_dev=$5 wan_ip=$6
+  ip -n "$ns" link add "$dev" type veth peer name "$wan_dev" netns "$LAB_NS_WAN"
+  ip -n "$ns" addr add "$ip/$prefix" dev "$dev"
+  ip -n "$ns" link set "$dev" up
+  ip -n "$LAB_NS_WAN" addr add "$wan_ip/$prefix" dev "$wan_dev"
+  ip -n "$LAB_NS_WAN" link set "$wan_dev" up
+  ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.icmp_ratelimit=0 net.ipv4.icmp_msgs_per_sec=100000
 }
 
 # nftables skeleton miniupnpd expects (same layout as miniupnpd's

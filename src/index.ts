@@ -17,6 +17,7 @@
 export { MAPPING_DURATION, CACHE_TIME, DEFAULT_DISCOVERY_TIMEOUT } from './constants.js'
 export { discoverNAT, probeGateway, type GatewayProbe } from './discover.js'
 export type { ProbeReport } from './core/probe.js'
+export type { KernelRoute } from './net/route-to-internet.js'
 export { mapEveryFamily, type EveryFamilyMapping } from './every-family.js'
 export { NAT } from './core/nat.js'
 export { Mapping, type MappingAddress } from './core/mapping.js'
@@ -34,6 +35,7 @@ export {
   NoMappingError,
   NoNATFoundError,
   NoDefaultGatewayError,
+  NoNextHopError,
   GatewayResultError,
   MalformedMessageError,
   MappingNotHeldError,

@@ -41,6 +41,7 @@ import {
   MAX_PORT_ATTEMPTS,
   MAX_SOAP_RESPONSE_BYTES,
   MIN_RANDOM_EXTERNAL_PORT,
+  SSDP_NOTIFY_GROUP,
 } from './constants.js'
 import { decodeDeviceDescription, isTr064ServiceType, type DeviceDescription, type FirewallControlService, type WanService, type WanServiceKind } from './description.js'
 import { expectSuccess, httpExchange, loadTcp } from './http.js'
@@ -201,6 +202,7 @@ export interface UpnpClientInit {
 /** Maps ports on one UPnP IGD through one WAN connection service. */
 export class UpnpClient implements GatewayClient {
   readonly type: 'upnp-igd1' | 'upnp-igd2'
+  readonly newsGroup = SSDP_NOTIFY_GROUP
   readonly gateway: string
   /** Our address as the gateway sees it: the internal client of every mapping. */
   readonly localAddress: string
