@@ -21,3 +21,20 @@ export function wireTracer (protocol: WireProtocol, peer: string): (direction: '
     if (wireChannel.hasSubscribers) wireChannel.publish({ protocol, direction, peer, bytes } satisfies WireMessage)
   }
 }
+
+/**
+ * A decision about what the gateway said that no message shows, published on the `natmapper:note`
+ * diagnostics channel: the CLI's --verbose prints it among the messages (why an answer was refused).
+ */
+export interface WireNote {
+  protocol: WireProtocol
+  /** The gateway, as the wire messages name it. */
+  peer: string
+  text: string
+}
+
+export const noteChannel = diagnosticsChannel.channel('natmapper:note')
+
+export function publishNote (protocol: WireProtocol, peer: string, text: string): void {
+  if (noteChannel.hasSubscribers) noteChannel.publish({ protocol, peer, text } satisfies WireNote)
+}

@@ -18,6 +18,7 @@ import { randomInt } from '../net/random.js'
 import { DEFAULT_UPNP_CONCURRENCY, MIN_RANDOM_EXTERNAL_PORT, SSDP_PORT, SSDP_SEARCH_SCHEDULE } from './constants.js'
 import type { GatewayLocation, UpnpClient } from './client.js'
 import { recalledInProcess, recallGateway, rememberGateway, type Recalled } from './remembered.js'
+import type { SameRouterSources } from './same-router.js'
 import { startSsdpSearch } from './ssdp-search.js'
 import { debug } from '../debug.js'
 import { loadOnce } from '../load-once.js'
@@ -44,6 +45,11 @@ export interface UpnpProbeOptions {
   maxConcurrentRequests?: number
   /** Picks an external port to try after a conflict on an IGDv1 gateway. Default: uniform in 1024–65535. */
   randomPort?: () => number
+  /**
+   * Where the facts that an IPv6 LOCATION names the gateway's own address come from (our on-link
+   * prefixes, the neighbour table). Default: this host's (/proc/net/if_inet6, `ip -6 neigh show`).
+   */
+  sameRouter?: SameRouterSources
 }
 
 export interface ResolvedUpnpProbeOptions {
@@ -54,6 +60,7 @@ export interface ResolvedUpnpProbeOptions {
   timeout: number | undefined
   maxConcurrentRequests: number
   randomPort: () => number
+  sameRouter: SameRouterSources | undefined
 }
 
 
@@ -73,7 +80,8 @@ export function resolveUpnpProbeOptions (options: UpnpProbeOptions = {}): Resolv
     requestTimeout: checkInteger(options.requestTimeout, 'requestTimeout', DEFAULT_REQUEST_TIMEOUT, 1, 600_000),
     timeout: options.timeout === undefined ? undefined : checkInteger(options.timeout, 'timeout', 0, 1, 600_000),
     maxConcurrentRequests: checkInteger(options.maxConcurrentRequests, 'maxConcurrentRequests', DEFAULT_UPNP_CONCURRENCY, 1, 64),
-    randomPort: options.randomPort ?? (() => randomInt(MIN_RANDOM_EXTERNAL_PORT, 65_536))
+    randomPort: options.randomPort ?? (() => randomInt(MIN_RANDOM_EXTERNAL_PORT, 65_536)),
+    sameRouter: options.sameRouter
   }
 }
 
@@ -223,7 +231,7 @@ export async function upnpPinholeProbe (context: ProbeContext): Promise<GatewayC
   if (service === undefined) throw new UnsupportedError(`upnp: the IGD at ${context.gateway} offers no WANIPv6FirewallControl service`)
   // Loaded by the gateway code (the client's chunk, already in memory): one chunk fewer.
   const { UpnpPinholeClient } = await loadGatewayCode()
-  return new UpnpPinholeClient({ gateway: context.gateway, localAddress: context.localAddress, controlUrl: service.controlUrl, serviceType: service.serviceType })
+  return new UpnpPinholeClient({ gateway: context.gateway, localAddress: context.localAddress, zone: igd.zone, controlUrl: service.controlUrl, serviceType: service.serviceType })
 }
 
 /** How long a remembered gateway's GET goes ahead of the SSDP search (see probeUpnp). */
