@@ -5,18 +5,22 @@ import { Cli, echoService, listening, natmapper } from '../helpers/lab-cli.js'
 
 // The gateway as routers ship it (lab/README.md, "Gateway profiles"): miniupnpd's sample
 // permission rules (LAN hosts may map ports >= 1024 only), secure mode, PCP min_lifetime 120,
-// everything else its defaults. What a new user meets: every protocol and both families work for
-// ports >= 1024, the CLI exits 0, a port below 1024 is refused with a reason, and asking for the
-// external address makes no request the rules refuse.
-labSuite('lab: a stock router (miniupnpd sample rules)', { mode: 'all', profile: 'stock' }, () => {
+// everything else its defaults, on a home network's IPv6 (profile home: router advertisements,
+// SLAAC with temporary addresses, the router's link-local address as next hop). What a new user
+// meets: every protocol and both families work for ports >= 1024, the CLI exits 0, a port below
+// 1024 is refused with a reason, and asking for the external address makes no request the rules
+// refuse.
+labSuite('lab: a stock router on a home network (miniupnpd sample rules, SLAAC)', { mode: 'all', profile: 'home' }, () => {
   let nextPort = 27_000
 
   const lifecycles = [
     { protocol: 'pcp', transport: 'tcp', family: 'IPv4', type: 'pcp' },
     { protocol: 'nat-pmp', transport: 'udp', family: 'IPv4', type: 'nat-pmp' },
     { protocol: 'upnp', transport: 'tcp', family: 'IPv4', type: 'upnp-igd2' },
+    { protocol: 'pcp', transport: 'tcp', family: 'IPv6', type: 'pcp' },
     { protocol: 'pcp', transport: 'udp', family: 'IPv6', type: 'pcp' },
-    { protocol: 'upnp', transport: 'tcp', family: 'IPv6', type: 'upnp-igd2' }
+    { protocol: 'upnp', transport: 'tcp', family: 'IPv6', type: 'upnp-igd2' },
+    { protocol: 'upnp', transport: 'udp', family: 'IPv6', type: 'upnp-igd2' }
   ] as const
   for (const { protocol, transport, family, type } of lifecycles) {
     it(`${protocol} ${transport} ${family}: discover, map a port >= 1024, reach it from the WAN, close, gone`, async () => {
