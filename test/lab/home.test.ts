@@ -1,20 +1,25 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { it } from 'node:test'
-import { Agent, lab, labEnv, labSuite, runLabScript } from '../helpers/lab.js'
-import { natmapper } from '../helpers/lab-cli.js'
+import { Agent, gatewayHoldsPinhole, lab, labEnv, labSuite, reachableFromWan } from '../helpers/lab.js'
+import { Cli, echoService, listening, natmapper } from '../helpers/lab-cli.js'
 
 // The home profile (lab/README.md): the gateway advertises its prefixes (radvd), the LAN hosts
 // autoconfigure with temporary addresses and route IPv6 via the gateway's link-local address,
 // and miniupnpd's SSDP answers (from that link-local address) name its global address as
-// LOCATION. What the CLI says there, and which LOCATIONs natmapper refuses to follow. The pinhole
-// lifecycles on this profile are in stock.test.ts.
+// LOCATION. What the CLI says there, which LOCATIONs natmapper follows (the gateway's own global,
+// ULA and link-local addresses) and which it refuses (another LAN host, an off-link host). The
+// library's pinhole lifecycles on this profile are in stock.test.ts.
 
 const NEXT_HOP = `${labEnv.LAB_GW_LAN_LL6 ?? ''}%${labEnv.LAB_LAN_IF ?? ''}`
 const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 
-function inNamespace (namespace: string, command: string[]): string {
-  return execFileSync('ip', ['netns', 'exec', namespace, ...command], { encoding: 'utf8' })
+function inNamespace (namespace: string, command: string[], input?: string): string {
+  return execFileSync('ip', ['netns', 'exec', namespace, ...command], { encoding: 'utf8', ...(input === undefined ? {} : { input }) })
+}
+
+function gatewayNft (script: string): void {
+  inNamespace(lab.gatewayNamespace, ['nft', '-f', '-'], script)
 }
 
 labSuite('lab: a home network (router advertisements, SLAAC, temporary addresses)', { mode: 'all', profile: 'home' }, () => {
@@ -64,10 +69,71 @@ labSuite('lab: a home network (router advertisements, SLAAC, temporary addresses
     }
   })
 
-  // A gateway whose SSDP answer (from its own link-local address) names another host as LOCATION:
-  // miniupnpd stopped, a decoy answers SSDP in its place, and a decoy HTTP server waits on the
-  // named host. natmapper must send that host no request, and say why under --verbose.
-  const refusals = [
+  // LOCATIONs other than miniupnpd's own: nft in nm-gw hands the LAN's SSDP searches to a decoy
+  // that answers, from the gateway's link-local address as miniupnpd does, with the LOCATION
+  // under test; miniupnpd keeps serving HTTP, PCP and everything else.
+  const DECOY_SSDP_PORT = 1901
+  async function withDecoySsdp<T> (location: string, task: (decoy: Agent) => Promise<T>): Promise<T> {
+    gatewayNft(`table inet lab_decoy {
+  chain prerouting {
+    type nat hook prerouting priority -150; policy accept;
+    iifname "${labEnv.LAB_GW_LAN_IF ?? ''}" udp dport ${labEnv.LAB_SSDP_PORT ?? ''} redirect to :${DECOY_SSDP_PORT}
+  }
+}`)
+    const decoy = new Agent(lab.gatewayNamespace, 'decoy.ts', { role: 'ssdp', port: DECOY_SSDP_PORT, location })
+    try {
+      await decoy.next('ready')
+      const result = await task(decoy)
+      assert.ok(decoy.count('search') > 0, 'the decoy answered the searches')
+      return result
+    } finally {
+      decoy.kill()
+      gatewayNft('delete table inet lab_decoy')
+    }
+  }
+
+  // Another address of the gateway itself: followed. The pinhole request leaves from the stable
+  // address (secure mode would answer 606 to the temporary one) whichever address it goes to.
+  const followed = [
+    { what: 'its global address (miniupnpd\'s own answer)', host: () => lab.gatewayLanAddress6, decoy: false },
+    { what: 'its ULA address', host: () => labEnv.LAB_GW_LAN_ULA_IP6 ?? '', decoy: true },
+    { what: 'its link-local address (as AVM Fritz!Box does)', host: () => labEnv.LAB_GW_LAN_LL6 ?? '', decoy: true }
+  ]
+  let followedPort = 28_300
+  for (const { what, host, decoy } of followed) {
+    it(`a LOCATION naming ${what} is followed: natmapper map opens a pinhole the WAN host reaches; SIGINT closes it; exit 0`, async () => {
+      const port = followedPort++
+      const location = `http://[${host()}]:${labEnv.LAB_HTTP_PORT ?? ''}/rootDesc.xml`
+      const run = async (): Promise<void> => {
+        const service = echoService(port)
+        const cli = new Cli(['map', 'tcp', String(port), '--family', 'ipv6', '--protocol', 'upnp', '--json', '--verbose'])
+        try {
+          await listening(service)
+          const established = await cli.event('established')
+          assert.deepEqual([established.address, established.port], [lab.lanAddress6, port], cli.transcript())
+          assert.ok(gatewayHoldsPinhole('tcp', lab.lanAddress6, port), 'the gateway holds the pinhole')
+          const reach = await reachableFromWan('tcp', lab.lanAddress6, port)
+          assert.ok(reach.ok, `the WAN host reaches the stable address: ${reach.output}`)
+          cli.signal('SIGINT')
+          assert.equal(await cli.exit(), 0, cli.transcript())
+          assert.ok(!gatewayHoldsPinhole('tcp', lab.lanAddress6, port), 'no pinhole left')
+          assert.ok(!(await reachableFromWan('tcp', lab.lanAddress6, port)).ok, 'unreachable again')
+          const wire = cli.stderr.map((line) => JSON.parse(line) as { event: string, direction?: string, peer?: string, text?: string })
+          assert.deepEqual(wire.filter((line) => line.event === 'note'), [], 'nothing refused')
+          const peers = new Set(wire.filter((line) => line.direction === 'send' && line.text?.startsWith('GET ') === true).map((line) => line.peer))
+          assert.ok(peers.has(`[${host()}]:${labEnv.LAB_HTTP_PORT ?? ''}`), `the description came from ${host()}: ${[...peers].join(', ')}`)
+        } finally {
+          cli.kill()
+          service.kill()
+        }
+      }
+      if (decoy) await withDecoySsdp(location, run)
+      else await run()
+    })
+  }
+
+  // Another host named as LOCATION: refused, nothing asked of it, the reason under --verbose.
+  const refused = [
     {
       what: 'another host on the LAN (nm-lan2)',
       namespace: () => lab.lan2Namespace,
@@ -81,27 +147,25 @@ labSuite('lab: a home network (router advertisements, SLAAC, temporary addresses
       reason: () => `${lab.wanAddress6} is off-link: no prefix of ${labEnv.LAB_LAN_IF ?? ''} holds it`
     }
   ]
-  for (const { what, namespace, host, reason } of refusals) {
-    it(`a LOCATION naming ${what} is refused, with the reason under --verbose`, async () => {
-      const port = 28_200 + refusals.findIndex((refusal) => refusal.what === what)
+  let refusedPort = 28_200
+  for (const { what, namespace, host, reason } of refused) {
+    it(`a LOCATION naming ${what} is refused, with the reason under --verbose; the gateway's own address is asked instead`, async () => {
+      const port = refusedPort++
       const location = `http://[${host()}]:${port}/rootDesc.xml`
-      runLabScript('gateway.sh', ['stop'])
-      const ssdp = new Agent(lab.gatewayNamespace, 'decoy.ts', { role: 'ssdp', location })
       const http = new Agent(namespace(), 'decoy.ts', { role: 'http', port })
       try {
-        await ssdp.next('ready')
         await http.next('ready')
-        const result = await natmapper(['discover', '--family', 'ipv6', '--protocol', 'upnp', '--verbose'])
+        const result = await withDecoySsdp(location, async () => await natmapper(['discover', '--family', 'ipv6', '--protocol', 'upnp', '--verbose']))
         assert.notEqual(result.code, 0, result.cli.transcript())
-        assert.ok(ssdp.count('search') > 0, 'the decoy answered the search')
         const note = `!! upnp ${NEXT_HOP} LOCATION ${location} not followed: ${reason()}; asking the gateway's own address [${labEnv.LAB_GW_LAN_LL6 ?? ''}]:${port} instead`
         assert.ok(result.stderr.split('\n').includes(note), `expected "${note}" in\n${result.stderr}`)
         assert.equal(http.count('data'), 0, 'no request reached the named host')
         assert.doesNotMatch(result.stderr, new RegExp(`^-> upnp \\[${escape(host())}\\]`, 'm'), 'nothing was sent to the named host')
+        // The gateway's link-local address was asked, with its zone: the gateway itself refused
+        // the connection (nothing listens on that port there).
+        assert.match(result.stdout + result.stderr, /which failed too: .*ECONNREFUSED/, result.cli.transcript())
       } finally {
-        ssdp.kill()
         http.kill()
-        runLabScript('gateway.sh', ['start'])
       }
     })
   }

@@ -1,6 +1,6 @@
 // A decoy for the LOCATION trust tests (home.test.ts), in one of two roles:
-// - `ssdp` (in the gateway's namespace, with miniupnpd stopped): answers every M-SEARCH on
-//   [::]:1900 as an IGD would, from the address it was sent to, with `location` as LOCATION;
+// - `ssdp` (in the gateway's namespace, where nft sends the LAN's searches to its port instead of
+//   miniupnpd's): answers every M-SEARCH as an IGD would, with `location` as LOCATION;
 // - `http` (on another host): counts the connections and bytes it receives on [::]:port and
 //   answers nothing. A client that refuses the host may connect (to learn its link-layer address)
 //   but must send no request.
@@ -9,7 +9,7 @@ import dgram from 'node:dgram'
 import net from 'node:net'
 import { agentConfig, report } from './agent-io.js'
 
-const config = agentConfig<{ role: 'ssdp', location: string } | { role: 'http', port: number }>()
+const config = agentConfig<{ role: 'ssdp', port: number, location: string } | { role: 'http', port: number }>()
 
 if (config.role === 'ssdp') {
   const socket = dgram.createSocket({ type: 'udp6', reuseAddr: true })
@@ -23,7 +23,7 @@ if (config.role === 'ssdp') {
     socket.send(Buffer.from(answer, 'latin1'), remote.port, remote.address)
     report('search', { from: remote.address })
   })
-  socket.bind(1900, '::', () => { report('ready') })
+  socket.bind(config.port, '::', () => { report('ready') })
   process.stdin.on('end', () => { socket.close() }).resume()
 } else {
   const sockets = new Set<net.Socket>()
