@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { it } from 'node:test'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, beforeEach, it } from 'node:test'
 import { Agent, gatewayHoldsPinhole, lab, labEnv, labSuite, reachableFromWan } from '../helpers/lab.js'
 import { Cli, echoService, listening, natmapper } from '../helpers/lab-cli.js'
 
@@ -23,6 +26,16 @@ function gatewayNft (script: string): void {
 }
 
 labSuite('lab: a home network (router advertisements, SLAAC, temporary addresses)', { mode: 'all', profile: 'home' }, () => {
+  // Each test's CLI runs start with nothing remembered: a gateway that worked in an earlier test
+  // (or run) would be asked at once, racing the searches under test.
+  const cacheHome = process.env.XDG_CACHE_HOME
+  beforeEach(() => { process.env.XDG_CACHE_HOME = mkdtempSync(join(tmpdir(), 'natmapper-home-test-')) })
+  afterEach(() => {
+    rmSync(process.env.XDG_CACHE_HOME ?? '', { recursive: true, force: true })
+    if (cacheHome === undefined) delete process.env.XDG_CACHE_HOME
+    else process.env.XDG_CACHE_HOME = cacheHome
+  })
+
   it('the LAN host is set up as a desktop: default route via the link-local address, temporary source addresses preferred', () => {
     const routes = inNamespace(lab.lanNamespace, ['ip', '-6', 'route', 'show', 'default'])
     assert.match(routes, new RegExp(`^default via ${escape(labEnv.LAB_GW_LAN_LL6 ?? '')} dev ${labEnv.LAB_LAN_IF ?? ''} proto ra `, 'm'))
@@ -161,9 +174,6 @@ labSuite('lab: a home network (router advertisements, SLAAC, temporary addresses
         assert.ok(result.stderr.split('\n').includes(note), `expected "${note}" in\n${result.stderr}`)
         assert.equal(http.count('data'), 0, 'no request reached the named host')
         assert.doesNotMatch(result.stderr, new RegExp(`^-> upnp \\[${escape(host())}\\]`, 'm'), 'nothing was sent to the named host')
-        // The gateway's link-local address was asked, with its zone: the gateway itself refused
-        // the connection (nothing listens on that port there).
-        assert.match(result.stdout + result.stderr, /which failed too: .*ECONNREFUSED/, result.cli.transcript())
       } finally {
         http.kill()
       }
