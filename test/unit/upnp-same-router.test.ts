@@ -5,7 +5,7 @@ import { findNeighbour, parseIpNeighbours, readNeighbours6 } from '../../src/net
 import { createUpnpProbe } from '../../src/upnp/probe.js'
 import { followAnnouncedHost } from '../../src/upnp/same-router.js'
 import { gatewayInterface, offLinkReason, otherDeviceReason, trustedControlUrl, type LinkAddress } from '../../src/upnp/trust.js'
-import { noteText } from '../../src/cli/wire.js'
+import { noteJson, noteText } from '../../src/cli/wire.js'
 import { FakeIgd } from '../helpers/fake-igd.js'
 
 // `ip -6 neigh show` in the lab's LAN host (profile home) after natmapper discovered the gateway
@@ -139,6 +139,7 @@ describe('UPnP probe over IPv6: a LOCATION naming an off-link host (fake gateway
       text: `LOCATION http://[2001:db8:1177::2]:${igd.httpPort}/rootDesc.xml not followed: ${reason}; asking the gateway's own address [::1]:${igd.httpPort} instead`
     }])
     assert.equal(noteText(notes[0] as WireNote), `!! upnp ::1 ${notes[0]?.text ?? ''}`)
+    assert.deepEqual(noteJson(notes[0] as WireNote, new Date(0)), { event: 'note', time: '1970-01-01T00:00:00.000Z', protocol: 'upnp', peer: '::1', text: notes[0]?.text })
   })
 
   it('says why in the probe\'s failure when the gateway\'s own address does not serve the description either', async (t) => {
