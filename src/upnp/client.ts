@@ -62,9 +62,10 @@ import {
 } from './soap.js'
 import { checkInteger, type ResolvedUpnpProbeOptions } from './probe.js'
 
-/** The IPv6 pinhole client travels in this module's chunk (see upnpPinholeProbe). */
+/** The IPv6 pinhole client travels in this module's chunk (see createUpnpPinholeProbe). */
 export { UpnpPinholeClient } from './pinhole-client.js'
 import { decodeNotify, type SearchResponse } from './ssdp.js'
+import { followAnnouncedHost } from './same-router.js'
 import { hostOf, trustedControlUrl, zoneOf } from './trust.js'
 import { loadXmlParser } from './xml.js'
 
@@ -94,7 +95,7 @@ export interface GatewayLocation {
 /**
  * Fetches and reads the description, keeps the WAN services on the gateway, and builds the client.
  * On IPv6, a LOCATION naming another address than the gateway's is followed when it is shown to
- * be the gateway's own (see trust.ts); otherwise the gateway's own address is asked instead.
+ * be the gateway's own (see same-router.ts); otherwise the gateway's own address is asked instead.
  */
 export async function connectToGateway (found: GatewayLocation): Promise<UpnpClient> {
   const { announced, context, signal } = found
@@ -103,7 +104,6 @@ export async function connectToGateway (found: GatewayLocation): Promise<UpnpCli
   if (isIP(host) !== 6 || isIP(context.gateway) !== 6 || sameAddress(host, context.gateway)) {
     return await describeGateway(found, { zone: zoneOf(context.gateway) })
   }
-  const { followAnnouncedHost } = await import('./same-router.js')
   const follow = await followAnnouncedHost(context.gateway, host, found.options.sameRouter)
   let refusal = follow.refused
   if (follow.refused === undefined) {

@@ -10,7 +10,7 @@
  * aborted having compiled none of it.
  */
 import { DEFAULT_REQUEST_TIMEOUT } from '../constants.js'
-import type { GatewayClient, ProbeContext } from '../core/gateway-client.js'
+import type { GatewayClient, ProbeContext, ProtocolProbe } from '../core/gateway-client.js'
 import { allowManyListeners } from '../core/limiter.js'
 import { abortedBy, SETTLED } from '../core/deadline.js'
 import { InvalidArgumentError, TimeoutError, UnsupportedError } from '../errors.js'
@@ -46,8 +46,11 @@ export interface UpnpProbeOptions {
   /** Picks an external port to try after a conflict on an IGDv1 gateway. Default: uniform in 1024–65535. */
   randomPort?: () => number
   /**
-   * Where the facts that an IPv6 LOCATION names the gateway's own address come from (our on-link
-   * prefixes, the neighbour table). Default: this host's (/proc/net/if_inet6, `ip -6 neigh show`).
+   * Where the facts that an IPv6 LOCATION names the gateway's own address come from: our
+   * addresses and on-link prefixes, and the neighbour table (default `ip -6 neigh show`). Without
+   * it such a LOCATION is not followed. src/protocols.ts gives this host's (/proc/net/if_inet6):
+   * the module that reads them loads with the package, and importing it here would split it
+   * from there into a chunk of its own.
    */
   sameRouter?: SameRouterSources
 }
@@ -222,10 +225,17 @@ async function connectToGateway (location: GatewayLocation): Promise<UpnpClient>
 
 /**
  * IPv6 discovery: the IGD is found as for IPv4 (SSDP, here unicast to the gateway's IPv6 address),
- * and must offer WANIPv6FirewallControl; its WAN connection services are not used.
+ * and must offer WANIPv6FirewallControl; its WAN connection services are not used. `options`
+ * should name `sameRouter`'s sources: without them a LOCATION naming another address of the
+ * gateway cannot be followed (src/protocols.ts gives this host's).
  */
-export async function upnpPinholeProbe (context: ProbeContext): Promise<GatewayClient> {
-  const igd = await upnpProbe(context)
+export function createUpnpPinholeProbe (options: UpnpProbeOptions = {}): ProtocolProbe {
+  const igdProbe = createUpnpProbe(options)
+  return async (context) => await probePinholes(context, igdProbe)
+}
+
+async function probePinholes (context: ProbeContext, igdProbe: UpnpProbe): Promise<GatewayClient> {
+  const igd = await igdProbe(context)
   const service = igd.firewallControl
   await igd.close()
   if (service === undefined) throw new UnsupportedError(`upnp: the IGD at ${context.gateway} offers no WANIPv6FirewallControl service`)

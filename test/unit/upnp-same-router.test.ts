@@ -3,8 +3,8 @@ import { describe, it } from 'node:test'
 import { noteChannel, type WireNote } from '../../src/core/trace.js'
 import { findNeighbour, parseIpNeighbours, readNeighbours6 } from '../../src/net/neighbours.js'
 import { createUpnpProbe } from '../../src/upnp/probe.js'
-import { followAnnouncedHost } from '../../src/upnp/same-router.js'
-import { gatewayInterface, offLinkReason, otherDeviceReason, trustedControlUrl, type LinkAddress } from '../../src/upnp/trust.js'
+import { followAnnouncedHost, gatewayInterface, offLinkReason, otherDeviceReason, type LinkAddress } from '../../src/upnp/same-router.js'
+import { trustedControlUrl } from '../../src/upnp/trust.js'
 import { noteJson, noteText } from '../../src/cli/wire.js'
 import { FakeIgd } from '../helpers/fake-igd.js'
 
@@ -64,7 +64,7 @@ describe('IPv6 neighbour table (ip -6 neigh show)', () => {
   })
 })
 
-describe('the same-router rule for an IPv6 LOCATION (trust.ts)', () => {
+describe('the same-router rule for an IPv6 LOCATION (same-router.ts)', () => {
   const table = parseIpNeighbours(NEIGHBOURS)
 
   it('finds the gateway\'s interface from its zone, or from the on-link prefix that holds it', () => {
