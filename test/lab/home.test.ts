@@ -4,15 +4,16 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, it } from 'node:test'
-import { Agent, gatewayHoldsPinhole, lab, labEnv, labSuite, reachableFromWan } from '../helpers/lab.js'
+import { Agent, assertMappingLifecycle, gatewayHolds, gatewayHoldsPinhole, lab, labEnv, labSuite, reachableFromWan } from '../helpers/lab.js'
 import { Cli, echoService, listening, natmapper } from '../helpers/lab-cli.js'
 
 // The home profile (lab/README.md): the gateway advertises its prefixes (radvd), the LAN hosts
 // autoconfigure with temporary addresses and route IPv6 via the gateway's link-local address,
 // and miniupnpd's SSDP answers (from that link-local address) name its global address as
 // LOCATION. What the CLI says there, which LOCATIONs natmapper follows (the gateway's own global,
-// ULA and link-local addresses) and which it refuses (another LAN host, an off-link host). The
-// library's pinhole lifecycles on this profile are in stock.test.ts.
+// ULA and link-local addresses) and which it refuses (another LAN host, an off-link host), the
+// library's pinhole lifecycles, and the CLI holding a mapping on each family. IPv4 on the same
+// rules: stock.test.ts.
 
 const NEXT_HOP = `${labEnv.LAB_GW_LAN_LL6 ?? ''}%${labEnv.LAB_LAN_IF ?? ''}`
 const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
@@ -35,6 +36,18 @@ labSuite('lab: a home network (router advertisements, SLAAC, temporary addresses
     if (cacheHome === undefined) delete process.env.XDG_CACHE_HOME
     else process.env.XDG_CACHE_HOME = cacheHome
   })
+
+  // Under the stock rules, through the link-local next hop, from a host whose outgoing
+  // connections prefer a temporary address: the pinhole opens to the stable address, the WAN host
+  // reaches it there, and close leaves it unreachable with no rule left.
+  let nextPort = 28_000
+  for (const protocol of ['pcp', 'upnp'] as const) {
+    for (const transport of ['tcp', 'udp'] as const) {
+      it(`${protocol} ${transport} IPv6: discover, pinhole, reached at the stable address from the WAN, close, unreachable, gone`, async () => {
+        await assertMappingLifecycle({ transport, port: nextPort++, discover: { protocols: [protocol], family: 'IPv6' } }, protocol === 'upnp' ? 'upnp-igd2' : protocol)
+      })
+    }
+  }
 
   it('the LAN host is set up as a desktop: default route via the link-local address, temporary source addresses preferred', () => {
     const routes = inNamespace(lab.lanNamespace, ['ip', '-6', 'route', 'show', 'default'])
@@ -79,6 +92,37 @@ labSuite('lab: a home network (router advertisements, SLAAC, temporary addresses
       const result = await natmapper(['map', 'udp', String(port++), '--once', '--duration', '120', '--family', family, '--protocol', protocol])
       assert.equal(result.code, 0, `${family} ${protocol}\n${result.cli.transcript()}`)
       assert.match(result.stdout, /established: udp /, result.cli.transcript())
+    }
+  })
+
+  it('CLI: natmapper map tcp PORT holds one mapping per family, each reachable from the WAN host; SIGINT deletes both and exits 0', async () => {
+    const port = 28_400
+    const service = echoService(port)
+    const cli = new Cli(['map', 'tcp', String(port), '--json'])
+    try {
+      await listening(service)
+      await cli.event('established', 2)
+      const established = cli.events.filter((e) => e.event === 'established')
+      const ipv4 = established.find((e) => e.family === 'IPv4')
+      const ipv6 = established.find((e) => e.family === 'IPv6')
+      assert.equal(ipv4?.address, lab.gatewayWanAddress, cli.transcript())
+      assert.deepEqual([ipv6?.address, ipv6?.port], [lab.lanAddress6, port], cli.transcript())
+      const ipv4Port = ipv4?.port as number
+      assert.ok(gatewayHolds('tcp', ipv4Port))
+      assert.ok(gatewayHoldsPinhole('tcp', lab.lanAddress6, port))
+      for (const [address, externalPort] of [[lab.gatewayWanAddress, ipv4Port], [lab.lanAddress6, port]] as const) {
+        const reach = await reachableFromWan('tcp', address, externalPort)
+        assert.ok(reach.ok, `WAN host reaches ${address}:${externalPort}: ${reach.output}`)
+      }
+      assert.ok(cli.events.every((e) => e.family === 'IPv4' || e.family === 'IPv6'), 'every JSON line names its family')
+      cli.signal('SIGINT')
+      assert.equal(await cli.exit(), 0, cli.transcript())
+      assert.deepEqual(cli.events.filter((e) => e.event === 'closed').map((e) => [e.family, e.deleted]).sort(), [['IPv4', true], ['IPv6', true]])
+      assert.ok(!gatewayHolds('tcp', ipv4Port), 'IPv4 mapping deleted on SIGINT')
+      assert.ok(!gatewayHoldsPinhole('tcp', lab.lanAddress6, port), 'IPv6 pinhole deleted on SIGINT')
+    } finally {
+      cli.kill()
+      service.kill()
     }
   })
 
