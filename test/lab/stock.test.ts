@@ -27,10 +27,11 @@ labSuite('lab: a stock router (miniupnpd sample rules)', { mode: 'all', profile:
     it(`${protocol}: internal port 80 is refused with the gateway's own code, and the message says why`, async () => {
       // miniupnpd 2.3.1 walks every external port before each refusal (about a second each, for
       // every retransmission too) and answers nothing meanwhile: generous limits, and discovery
-      // may have to wait for the previous test's walks to end.
-      const agent = new Agent(lab.lanNamespace, 'map-agent.ts', { transport: 'tcp', port: 80, discover: { protocols: [protocol], timeout: 20_000 } })
+      // may have to wait for the previous test's walks to end. On a loaded machine one walk takes
+      // longer than the default 4 s request timeout (seen with seven lab sessions on two cores).
+      const agent = new Agent(lab.lanNamespace, 'map-agent.ts', { transport: 'tcp', port: 80, discover: { protocols: [protocol], timeout: 60_000, requestTimeout: 20_000 } })
       try {
-        const refused = await agent.next('not-mapped', 30_000)
+        const refused = await agent.next('not-mapped', 90_000)
         const error = refused.lastError as { code: string, protocol: string, resultCode: number, resultName: string, message: string }
         assert.equal(error.code, 'ERR_GATEWAY_RESULT', JSON.stringify(error))
         assert.equal(error.protocol, protocol)
