@@ -15,7 +15,6 @@
  */
 import { isIP, isPubliclyRoutable, sameAddress } from '../net/ip-address.js'
 import { publishNote } from '../core/trace.js'
-import { debug } from '../debug.js'
 import { anySignal, withDeadline } from '../core/deadline.js'
 import type {
   GatewayClient,
