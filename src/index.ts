@@ -28,7 +28,7 @@ export type {
 export type { NatType, TransportProtocol, RequestOptions, GatewayMappingEntry } from './core/gateway-client.js'
 export { addressScope, isPubliclyRoutable, type AddressScope } from './net/ip-address.js'
 export type { DiscoverOptions, MappingOptions } from './options.js'
-export { wireChannel, type WireMessage } from './core/trace.js'
+export { wireChannel, noteChannel, type WireMessage, type WireNote } from './core/trace.js'
 export {
   NatMapperError,
   InvalidArgumentError,

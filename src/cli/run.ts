@@ -8,12 +8,14 @@ import {
   InvalidArgumentError,
   NoNATFoundError,
   probeGateway,
+  noteChannel,
   wireChannel,
   type DiscoverOptions,
   type Mapping,
   type NAT,
   type RequestOptions,
   type WireMessage,
+  type WireNote,
   type WireProtocol
 } from '../index.js'
 import { parseCommandLine, UsageError, type Command, type Family, type GlobalOptions } from './args.js'
@@ -34,7 +36,7 @@ import {
 } from './format.js'
 import { Output } from './output.js'
 import { helpText, usageHint } from './usage.js'
-import { wireJson, wireText } from './wire.js'
+import { noteJson, noteText, wireJson, wireText } from './wire.js'
 
 export const EXIT_OK = 0
 export const EXIT_REFUSED = 1
@@ -153,14 +155,23 @@ function requestOptions (options: GlobalOptions): RequestOptions {
   return options.timeout === undefined ? {} : { timeout: options.timeout }
 }
 
-/** --verbose: every request and reply, decoded, on stderr. Returns the unsubscribe. */
+/** --verbose: every request and reply, decoded, and every note, on stderr. Returns the unsubscribe. */
 function traceWire (output: Output, json: boolean): () => void {
   const onMessage = (message: unknown): void => {
     const wire = message as WireMessage
     output.err(json ? jsonLine(wireJson(wire, new Date())) : wireText(wire))
   }
+  // Decisions no message shows (an SSDP answer's LOCATION not followed, and why), in line with them.
+  const onNote = (message: unknown): void => {
+    const note = message as WireNote
+    output.err(json ? jsonLine(noteJson(note, new Date())) : noteText(note))
+  }
   wireChannel.subscribe(onMessage)
-  return () => { wireChannel.unsubscribe(onMessage) }
+  noteChannel.subscribe(onNote)
+  return () => {
+    wireChannel.unsubscribe(onMessage)
+    noteChannel.unsubscribe(onNote)
+  }
 }
 
 /** Discovers, runs `task` with the NAT, and closes the NAT whatever happens. */

@@ -3,7 +3,9 @@ import { anySignal, withDeadline } from '../core/deadline.js'
 import { allowManyListeners } from '../core/limiter.js'
 import type { GatewayClient, GatewayEvent, PortMappingGrant, PortMappingRequest, RequestOptions } from '../core/gateway-client.js'
 import { ClosedError, GatewayResultError, HttpStatusError } from '../errors.js'
+import { isIPv6 } from '../net/ip-address.js'
 import { httpExchange } from './http.js'
+import { hostOf } from './trust.js'
 import {
   decodeFirewallStatus,
   decodePinholeId,
@@ -34,10 +36,16 @@ const REQUEST_HEADERS: ReadonlyArray<readonly [string, string]> = [
 export interface UpnpPinholeClientInit {
   /** The gateway's address as we talk to it (IPv6). */
   gateway: string
-  /** Our global IPv6 address: the pinhole's InternalClient, and its "external" address. */
+  /**
+   * Our global IPv6 address: the pinhole's InternalClient, its "external" address, and the address
+   * every request leaves from, so that secure-mode routers (miniupnpd) see the request come from
+   * the InternalClient and do not answer 606. Left to itself, the kernel would pick a temporary
+   * (RFC 8981) address, preferred for outgoing connections on desktops, or a ULA one.
+   */
   localAddress: string
-  /** WANIPv6FirewallControl's control URL; reached over IPv6, so that secure-mode routers
-   * (miniupnpd) see the request come from the InternalClient and do not answer 606. */
+  /** The interface a link-local control URL is on (the gateway's zone). */
+  zone?: string | undefined
+  /** WANIPv6FirewallControl's control URL, reached over IPv6. */
   controlUrl: URL
   serviceType: string
   requestTimeout?: number
@@ -55,6 +63,7 @@ export class UpnpPinholeClient implements GatewayClient {
   readonly localAddress: string
   onEvent: ((event: GatewayEvent) => void) | undefined
   readonly #controlUrl: URL
+  readonly #zone: string | undefined
   readonly #serviceType: string
   readonly #requestTimeout: number
   /**
@@ -71,6 +80,7 @@ export class UpnpPinholeClient implements GatewayClient {
     this.gateway = init.gateway
     this.localAddress = init.localAddress
     this.#controlUrl = init.controlUrl
+    this.#zone = init.zone
     this.#serviceType = init.serviceType
     this.#requestTimeout = init.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT
   }
@@ -169,7 +179,10 @@ export class UpnpPinholeClient implements GatewayClient {
       ],
       body: Buffer.from(encodeSoapRequest(this.#serviceType, request), 'utf8'),
       maxBodyBytes: MAX_SOAP_RESPONSE_BYTES,
-      signal
+      signal,
+      zone: this.#zone,
+      // Over IPv6 only: a control URL reached over IPv4 cannot leave from our IPv6 address.
+      localAddress: isIPv6(hostOf(this.#controlUrl)) ? this.localAddress : undefined
     })
     const success = response.statusCode >= 200 && response.statusCode <= 299
     const body = Buffer.from(response.body.buffer, response.body.byteOffset, response.body.byteLength).toString('utf8')
