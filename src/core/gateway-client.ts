@@ -70,9 +70,16 @@ export interface GatewayClient {
   onEvent?: (event: GatewayEvent) => void
   /**
    * Interprets an unsolicited datagram the gateway multicast to port 5350 (RFC 6886 §3.2.1,
-   * RFC 6887 §14.1.3), reporting what it means through `onEvent`. Present on PCP and NAT-PMP.
+   * RFC 6887 §14.1.3), reporting it through `onEvent` as an `announcement`: anyone on the LAN can
+   * send one with the gateway's address, so it is a reason to ask, never a fact. Present on PCP and NAT-PMP.
    */
   handleAnnouncement? (bytes: Uint8Array): void
+  /**
+   * One request that shows whether the gateway lost its state (its epoch) or changed its external
+   * address, reported through `onEvent` as `reset` or `external-address`. Present where
+   * `handleAnnouncement` is: the NAT checks this way before it believes an announcement.
+   */
+  checkGateway? (options: RequestOptions): Promise<void>
   /**
    * Interprets an SSDP NOTIFY the gateway multicast to 239.255.255.250:1900 (UDA 1.1 §1.2: alive,
    * byebye, a new BOOTID after a restart), reporting what it means through `onEvent`. Present on UPnP.
@@ -86,8 +93,14 @@ export interface GatewayClient {
 export type GatewayEvent =
   /** The gateway lost its mapping state (an epoch that jumped, an announcement, a new BOOTID). */
   | { kind: 'reset', reason: string }
-  /** The gateway announced or reported this external address. */
+  /** The gateway reported this external address. */
   | { kind: 'external-address', address: string }
+  /**
+   * An announcement arrived from the gateway's address. `epochContinues`: the epoch it carries
+   * follows from the gateway's replies, so only a gateway whose epoch survives its restarts (or
+   * someone who copied it) could have sent it; a spoofed epoch 0 does not.
+   */
+  | { kind: 'announcement', reason: string, epochContinues: boolean }
 
 /** One row of a gateway's mapping table. */
 export interface GatewayMappingEntry {

@@ -151,6 +151,11 @@ export class Mapping extends EventEmitter<MappingEvents> {
     return this.#grant?.externalAddress !== undefined
   }
 
+  /** @internal When the last grant arrived (ms since the epoch; 0 before the first). */
+  get grantedAt (): number {
+    return this.#grantedAt
+  }
+
   /** @internal Renew now (a gateway reset, an address change), unless an attempt is already running. */
   renewNow (): void {
     if (this.#closing !== undefined || this.#attempt !== undefined) return

@@ -9,6 +9,7 @@ import type { MappingEvents, NatEvents } from './events.js'
 import type { GatewayClient, GatewayEvent, GatewayMappingEntry, NatType, ProbeRegistry, RequestOptions, TransportProtocol } from './gateway-client.js'
 import { allowManyListeners, RequestLimiter } from './limiter.js'
 import { Mapping, type MappingHost } from './mapping.js'
+import { AnnouncementCheck } from './announcement-check.js'
 import { RenewalClock } from './renewal-clock.js'
 import { locateGateway, raceProbes, type DiscoveredGateway } from './probe.js'
 import { debug } from '../debug.js'
@@ -40,6 +41,9 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
   #rediscovery: Promise<void> | undefined
   #lastRediscovery = 0
   #closing: Promise<void> | undefined
+  readonly #announcementCheck: AnnouncementCheck
+  /** Counts resets and address changes, so that a check can tell whether it found one. */
+  #stateChanges = 0
 
   /** @internal Created by discoverNAT(). */
   constructor (discovered: DiscoveredGateway, options: ResolvedDiscoverOptions, probes: ProbeRegistry) {
@@ -48,6 +52,10 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
     this.#probes = probes
     this.#limiter = new RequestLimiter(options.maxConcurrentRequests)
     this.#client = discovered.client
+    this.#announcementCheck = new AnnouncementCheck({
+      check: async () => await this.#checkGateway(),
+      mappings: () => this.#mappings
+    })
     this.#attach(discovered.client)
     if (discovered.externalAddress !== undefined) this.#address = { value: discovered.externalAddress, at: Date.now() }
     const currentClient = (): GatewayClient => this.#client
@@ -174,6 +182,7 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
   async #close (): Promise<void> {
     this.#stopWatching()
     this.#stopListening()
+    this.#announcementCheck.close()
     const deadline = new AbortController()
     allowManyListeners(deadline.signal)
     const timer = setTimeout(() => { deadline.abort(new TimeoutError(`close: mappings not deleted within ${this.#options.closeTimeout} ms`)) }, this.#options.closeTimeout)
@@ -218,11 +227,24 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
     if (client !== this.#client || this.closed) return
     if (event.kind === 'reset') {
       debug('gateway %s reset: %s', this.gateway, event.reason)
+      this.#stateChanges++
       this.emit('gateway-reset', { reason: event.reason })
       this.#renewAll()
+    } else if (event.kind === 'announcement') {
+      debug('gateway %s: %s (epoch %s): checking', this.gateway, event.reason, event.epochContinues ? 'continues' : 'does not continue')
+      this.#announcementCheck.announced(event.epochContinues)
     } else {
       this.#noteExternalAddress(event.address)
     }
+  }
+
+  /** One request that shows whether the gateway reset or moved (see AnnouncementCheck); true if it did. */
+  async #checkGateway (): Promise<boolean> {
+    const client = this.#client
+    if (client.checkGateway === undefined || this.#mappings.size === 0) return false
+    const before = this.#stateChanges
+    await this.#limiter.run(async () => { await client.checkGateway?.({ timeout: this.#options.requestTimeout }) }, undefined, 'urgent')
+    return this.#stateChanges !== before
   }
 
   async #queryExternalAddress (): Promise<string> {
@@ -239,6 +261,7 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
     const previous = this.#address?.value
     this.#address = { value: address, at: Date.now() }
     if (previous === undefined || previous === address) return
+    this.#stateChanges++
     const scope = addressScope(address)
     this.emit('external-address-changed', { address, previous, scope, isPublic: scope === 'public' })
     for (const mapping of this.#mappings) mapping.externalAddressChanged(previous, address)

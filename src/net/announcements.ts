@@ -5,6 +5,7 @@ import { sameAddress } from './ip-address.js'
 import { decodeResponse as decodeNatPmp } from '../natpmp/codec.js'
 import { decodeResponse as decodePcp } from '../pcp/codec.js'
 import { debug } from '../debug.js'
+import type { EpochTracker } from './epoch.js'
 
 /** RFC 6886 §3.2.1 and RFC 6887 §14.1.3: gateways multicast announcements to all hosts. */
 const ALL_HOSTS_GROUP = '224.0.0.1'
@@ -101,4 +102,13 @@ export function readAnnouncement (bytes: Uint8Array): Announcement | undefined {
   } catch {
     return undefined
   }
+}
+
+/**
+ * An announcement as the client reports it: what it claims, and whether its epoch follows from
+ * the gateway's replies (`epochs`), which it is compared with and never recorded in.
+ */
+export function announcementEvent (announcement: Announcement, epochs: EpochTracker): { kind: 'announcement', reason: string, epochContinues: boolean } {
+  const what = announcement.protocol === 'pcp' ? 'PCP ANNOUNCE' : 'NAT-PMP address announcement'
+  return { kind: 'announcement', reason: `${what} from the gateway (epoch ${announcement.epochSeconds} s)`, epochContinues: epochs.continues(announcement.epochSeconds) }
 }

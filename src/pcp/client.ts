@@ -1,7 +1,7 @@
 import type { Socket } from 'node:dgram'
 import type { GatewayClient, GatewayEvent, PortMappingGrant, PortMappingRequest, ProbeContext, RequestOptions, TransportProtocol } from '../core/gateway-client.js'
 import { ClosedError, GatewayResultError, MalformedMessageError, UnsupportedError } from '../errors.js'
-import { readAnnouncement } from '../net/announcements.js'
+import { announcementEvent, readAnnouncement } from '../net/announcements.js'
 import { randomBytes } from '../net/random.js'
 import { EpochTracker } from '../net/epoch.js'
 import { pcpSchedule } from '../net/retransmit.js'
@@ -212,13 +212,16 @@ export class PcpClient implements GatewayClient {
   /**
    * RFC 6887 §14.1.3: a server multicasts an unsolicited ANNOUNCE after it lost state or changed
    * its address, and clients then renew every mapping; a NAT-PMP address announcement (RFC 6886
-   * §3.2.1) from the same gateway means the same. We renew whatever the epoch says.
+   * §3.2.1) from the same gateway means the same. Reported as an announcement for the NAT to check.
    */
   handleAnnouncement (bytes: Uint8Array): void {
     const announcement = readAnnouncement(bytes)
-    if (announcement === undefined) return
-    if (announcement.protocol === 'pcp') this.#epoch.observe(announcement.epochSeconds)
-    this.onEvent?.({ kind: 'reset', reason: `${announcement.protocol === 'pcp' ? 'PCP ANNOUNCE' : 'NAT-PMP address announcement'} from the gateway (epoch ${announcement.epochSeconds} s)` })
+    if (announcement !== undefined) this.onEvent?.(announcementEvent(announcement, this.#epoch))
+  }
+
+  /** An ANNOUNCE: its reply's epoch shows a reset (RFC 6887 §14.1.1); any answer will do. */
+  async checkGateway (options: RequestOptions): Promise<void> {
+    await this.announce(options).catch((error: unknown) => { if (!(error instanceof GatewayResultError)) throw error })
   }
 
   async close (): Promise<void> {

@@ -1,0 +1,103 @@
+// What NAT-PMP and PCP gateways (and hosts beside them) do in the field (issue 20), each acted out
+// by the fake gateway: spoofed announcements, a renewal that does not extend the lease, a gateway
+// that refuses everything, a nonce that must survive the process.
+import assert from 'node:assert/strict'
+import { after, describe, it } from 'node:test'
+import { NAT } from '../../src/core/nat.js'
+import type { GatewayClient } from '../../src/core/gateway-client.js'
+import { encodeResponse as encodeNatPmpResponse } from '../../src/natpmp/codec.js'
+import { NatPmpClient } from '../../src/natpmp/client.js'
+import { resolveDiscoverOptions, type DiscoverOptions } from '../../src/options.js'
+import { encodeResponse as encodePcpResponse } from '../../src/pcp/codec.js'
+import { PcpClient } from '../../src/pcp/client.js'
+import { protocolProbes } from '../../src/protocols.js'
+import { FakePcpGateway } from '../helpers/fake-pcp-gateway.js'
+
+// Loopback addresses 127.0.3.x belong to this file.
+let nextHost = 10
+const gateways: FakePcpGateway[] = []
+async function fakeGateway (options: { epochSeconds?: number } = {}): Promise<FakePcpGateway> {
+  const gateway = await FakePcpGateway.start({ address: `127.0.3.${nextHost++}`, externalAddress: '11.77.0.1', ...options })
+  gateways.push(gateway)
+  return gateway
+}
+after(async () => { await Promise.all(gateways.map(async (gateway) => { await gateway.close() })) })
+
+const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
+
+async function waitFor (what: string, condition: () => boolean, limit = 20_000): Promise<void> {
+  const deadline = Date.now() + limit
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${limit} ms`)
+    await sleep(20)
+  }
+}
+
+/**
+ * A NAT on the fake gateway whose client the test keeps: a gateway on loopback multicasts nothing,
+ * so the test hands the client what its announcement listener would, as if from the gateway.
+ */
+function natOn (gateway: FakePcpGateway, protocol: 'pcp' | 'nat-pmp', options: DiscoverOptions = {}): { nat: NAT, client: GatewayClient } {
+  const client = protocol === 'pcp' ? new PcpClient(gateway.address, '127.0.0.1') : new NatPmpClient(gateway.address, '127.0.0.1')
+  const nat = new NAT({ client }, resolveDiscoverOptions({ gateway: gateway.address, protocols: [protocol], ...options }), protocolProbes)
+  return { nat, client }
+}
+
+function announcement (protocol: 'pcp' | 'nat-pmp', epochSeconds: number): Uint8Array {
+  return protocol === 'pcp'
+    ? encodePcpResponse({ opcode: 'announce', resultCode: 0, lifetimeSeconds: 0, epochSeconds })
+    : encodeNatPmpResponse({ opcode: 'external-address', truncated: false, resultCode: 0, epochSeconds, externalAddress: '11.77.0.66' })
+}
+
+for (const protocol of ['pcp', 'nat-pmp'] as const) {
+  describe(`${protocol}: a LAN host that speaks for the gateway (spoofed announcements)`, () => {
+    it('a flood of announcements with epoch 0 costs the gateway about one request a second, whatever the number of mappings; a real restart is still repaired at once', async (t) => {
+      const gateway = await fakeGateway({ epochSeconds: 50_000 })
+      const { nat, client } = natOn(gateway, protocol)
+      const resets: string[] = []
+      nat.on('gateway-reset', ({ reason }) => resets.push(reason))
+      const count = 40
+      await Promise.all(Array.from({ length: count }, async (_, i) => await nat.newMapping('udp', 7_000 + i)))
+      assert.equal(gateway.mappings.size, count)
+
+      // 2 s of spoofed announcements, 20 a second: on b5f9824 each one renewed every mapping.
+      const before = gateway.requests.length
+      for (let i = 0; i < 40; i++) {
+        client.handleAnnouncement?.(announcement(protocol, 0))
+        await sleep(50)
+      }
+      await sleep(1_100)
+      const flood = gateway.requests.length - before
+      t.diagnostic(`${flood} requests at the gateway during 40 spoofed announcements in 2 s, with ${count} mappings`)
+      assert.ok(flood <= 4, `the flood cost ${flood} requests (checks are at most one a second)`)
+      assert.deepEqual(resets, [], 'the gateway\'s own epoch says it did not restart')
+      if (protocol === 'nat-pmp') assert.equal(await nat.externalAddress(), '11.77.0.1', 'the announced address was not believed')
+
+      // A real restart: the gateway forgets everything and its epoch goes back.
+      gateway.setEpoch(0)
+      gateway.mappings.clear()
+      const restartedAt = Date.now()
+      client.handleAnnouncement?.(announcement(protocol, 0))
+      await waitFor('every mapping back', () => gateway.mappings.size === count, 5_000)
+      t.diagnostic(`all ${count} mappings back ${Date.now() - restartedAt} ms after the real announcement`)
+      assert.equal(resets.length, 1)
+      assert.match(resets[0] ?? '', /epoch/)
+      await nat.close()
+    })
+
+    it('an announcement whose epoch continues (a gateway whose epoch survives its restarts) renews every mapping, at most a few a second', async () => {
+      const gateway = await fakeGateway({ epochSeconds: 50_000 })
+      const { nat, client } = natOn(gateway, protocol)
+      const count = 12
+      await Promise.all(Array.from({ length: count }, async (_, i) => await nat.newMapping('tcp', 7_100 + i)))
+      gateway.mappings.clear()
+      const before = gateway.requests.length
+      for (let i = 0; i < 10; i++) client.handleAnnouncement?.(announcement(protocol, gateway.epochSeconds))
+      await sleep(500)
+      // One check, then the first second's renewals.
+      assert.ok(gateway.requests.length - before <= 1 + 5, `${gateway.requests.length - before} requests in the first half second`)
+      await waitFor('every mapping back', () => gateway.mappings.size === count, 10_000)
+      await nat.close()
+    })
+  })
+}
