@@ -128,6 +128,27 @@ export class HttpStatusError extends NatMapperError {
   }
 }
 
+/**
+ * The gateway's entry for an external port belongs to another host (`internalClient`), so it was
+ * not deleted: on a router without secure mode a delete by external port would remove it (issue
+ * 20, PocketMine issue 2710). `NAT.deleteMapping(..., { force: true })` deletes it anyway.
+ */
+export class ForeignMappingError extends NatMapperError {
+  readonly protocol: 'tcp' | 'udp'
+  readonly externalPort: number
+  /** Whose entry it is, and for which of its ports. */
+  readonly internalClient: string
+  readonly internalPort: number
+
+  constructor (protocol: 'tcp' | 'udp', externalPort: number, internalClient: string, internalPort: number, localAddress: string) {
+    super('ERR_FOREIGN_MAPPING', `${protocol} external port ${externalPort} is mapped to ${internalClient}:${internalPort}, not to this host (${localAddress}): not deleted`)
+    this.protocol = protocol
+    this.externalPort = externalPort
+    this.internalClient = internalClient
+    this.internalPort = internalPort
+  }
+}
+
 /** The result codes with which a gateway refuses a mapping by policy (its permission rules). */
 const REFUSAL_CODES: Readonly<Record<WireProtocol, readonly number[]>> = {
   // NOT_AUTHORIZED (RFC 6887 §7.4, RFC 6886 §3.5 "Not Authorized/Refused").

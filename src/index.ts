@@ -37,5 +37,6 @@ export {
   AbortError,
   ClosedError,
   NetworkError,
+  ForeignMappingError,
   type WireProtocol
 } from './errors.js'

@@ -61,9 +61,11 @@ export interface GatewayClient {
   unmap (grant: PortMappingGrant, options: RequestOptions): Promise<void>
   /**
    * Delete a mapping this client may not have made (another process, an earlier run), by what
-   * identifies it on this protocol. Optional: PCP cannot, without the creator's nonce.
+   * identifies it on this protocol. Optional: PCP cannot, without the creator's nonce. Where a
+   * delete could reach another host's entry (UPnP), it is refused with ForeignMappingError
+   * unless `force`.
    */
-  deleteMapping? (protocol: TransportProtocol, internalPort: number, externalPort: number, options: RequestOptions): Promise<void>
+  deleteMapping? (protocol: TransportProtocol, internalPort: number, externalPort: number, options: RequestOptions & { force?: boolean }): Promise<void>
   /** The gateway's mapping table, where the protocol can list it (UPnP). */
   listMappings? (options: RequestOptions): Promise<GatewayMappingEntry[]>
   /** Set by the NAT that owns the client: what the client learns between or beside requests. */

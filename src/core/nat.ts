@@ -153,9 +153,11 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
 
   /**
    * Deletes a mapping this NAT object does not hold (made by another process or an earlier run).
-   * Rejects with UnsupportedError where the protocol cannot (PCP ties a mapping to its creator's nonce).
+   * Rejects with UnsupportedError where the protocol cannot (PCP ties a mapping to its creator's
+   * nonce), and with ForeignMappingError when the gateway's entry is another host's (UPnP deletes
+   * by external port), unless `force`.
    */
-  async deleteMapping (protocol: TransportProtocol, internalPort: number, options: RequestOptions & { externalPort?: number } = {}): Promise<void> {
+  async deleteMapping (protocol: TransportProtocol, internalPort: number, options: RequestOptions & { externalPort?: number, force?: boolean } = {}): Promise<void> {
     const resolved = resolveMappingOptions(protocol, internalPort, { ...(options.externalPort === undefined ? {} : { externalPort: options.externalPort }) })
     if (this.closed) throw new ClosedError('NAT is closed')
     if (this.#client.deleteMapping === undefined) throw new UnsupportedError(`${this.type} cannot delete a mapping made by another client`)
