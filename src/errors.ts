@@ -149,6 +149,43 @@ export class ForeignMappingError extends NatMapperError {
   }
 }
 
+/**
+ * The gateway refused the last `inARow` mapping requests with a failure that names no reason of
+ * the request's own (UPnP 501 ActionFailed, NAT-PMP NETWORK_FAILURE or OUT_OF_RESOURCES, PCP
+ * NETWORK_FAILURE or NO_RESOURCES) while it answers otherwise: it is stuck. miniupnpd 2.3.10 and
+ * later do this after a WAN link flap until restarted (miniupnp/miniupnp#890, #904). Mappings keep
+ * retrying, backing off, and come back by themselves once the gateway grants again. `cause` is
+ * the gateway's last answer.
+ */
+export class GatewayRefusesEverythingError extends NatMapperError {
+  readonly protocol: WireProtocol
+  readonly resultCode: number
+  readonly resultName: string
+  readonly inARow: number
+
+  constructor (last: GatewayResultError, inARow: number) {
+    super('ERR_GATEWAY_REFUSES_EVERYTHING', `the gateway refuses every request: restart it (${inARow} mapping requests in a row answered ` +
+      `${last.resultName} (${last.resultCode}) over ${last.protocol}, as miniupnpd 2.3.10 and later do after a WAN link flap; natmapper keeps retrying)`,
+    { cause: last })
+    this.protocol = last.protocol
+    this.resultCode = last.resultCode
+    this.resultName = last.resultName
+    this.inARow = inARow
+  }
+}
+
+/** The result codes that refuse a mapping for no reason of its own (see GatewayRefusesEverythingError). */
+const UNEXPLAINED_FAILURE_CODES: Readonly<Record<WireProtocol, readonly number[]>> = {
+  pcp: [7, 8],
+  'nat-pmp': [3, 4],
+  upnp: [501]
+}
+
+/** Whether `error` is a gateway's refusal that names no reason of the request's own. */
+export function isUnexplainedFailure (error: unknown): error is GatewayResultError {
+  return error instanceof GatewayResultError && UNEXPLAINED_FAILURE_CODES[error.protocol].includes(error.resultCode)
+}
+
 /** The result codes with which a gateway refuses a mapping by policy (its permission rules). */
 const REFUSAL_CODES: Readonly<Record<WireProtocol, readonly number[]>> = {
   // NOT_AUTHORIZED (RFC 6887 §7.4, RFC 6886 §3.5 "Not Authorized/Refused").

@@ -38,5 +38,6 @@ export {
   ClosedError,
   NetworkError,
   ForeignMappingError,
+  GatewayRefusesEverythingError,
   type WireProtocol
 } from './errors.js'

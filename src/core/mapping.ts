@@ -36,6 +36,8 @@ export interface MappingHost {
   noteExternalAddress: (address: string) => void
   /** Tells the NAT how a request went (undefined for success), so it can notice a dead gateway. */
   reportOutcome: (error: Error | undefined) => void
+  /** What a failure means given the NAT's other requests (a gateway that refuses them all). */
+  explainFailure: (error: Error) => Error
   emit: <K extends keyof MappingEvents>(event: K, ...args: MappingEvents[K]) => void
   forget: (mapping: Mapping) => void
 }
@@ -269,10 +271,11 @@ export class Mapping extends EventEmitter<MappingEvents> {
       this.#granted(grant, previous, wasEstablished)
     } catch (caught) {
       if (this.#closing !== undefined || attempt.signal.aborted) return
-      const error = explainLowPortRefusal(caught, this.internalPort, previous?.externalPort ?? this.#requestedExternalPort)
-      const failure = error instanceof Error ? error : reasonOf(attempt.signal)
+      const explained = explainLowPortRefusal(caught, this.internalPort, previous?.externalPort ?? this.#requestedExternalPort)
+      const failure = explained instanceof Error ? explained : reasonOf(attempt.signal)
       this.#host.reportOutcome(failure)
-      this.#failed(failure)
+      const error = this.#host.explainFailure(failure)
+      this.#failed(error)
       throw error
     } finally {
       if (this.#attempt === attempt) this.#attempt = undefined

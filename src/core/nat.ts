@@ -1,6 +1,6 @@
 import { EventEmitter } from '../builtins.js'
 import { addressScope, type AddressScope, isIPv4 } from '../net/ip-address.js'
-import { ClosedError, TimeoutError, UnsupportedError } from '../errors.js'
+import { ClosedError, GatewayRefusesEverythingError, isUnexplainedFailure, TimeoutError, UnsupportedError } from '../errors.js'
 import { listenForAnnouncements, listenToGatewayMulticast, type AnnouncementListener } from '../net/announcements.js'
 import { SSDP_MULTICAST_IPV4, SSDP_PORT } from '../upnp/constants.js'
 import { resolveMappingOptions, type MappingOptions, type ResolvedDiscoverOptions } from '../options.js'
@@ -16,6 +16,8 @@ import { debug } from '../debug.js'
 
 /** Failed requests in a row after which the NAT looks for a gateway or protocol that works. */
 const FAILURES_BEFORE_REDISCOVERY = 3
+/** Unexplained refusals in a row (see GatewayRefusesEverythingError) after which the gateway is called stuck. */
+const REFUSALS_BEFORE_STUCK = 3
 /** Rediscovery runs at most this often while requests keep failing. */
 const REDISCOVERY_MIN_INTERVAL = 5_000
 
@@ -38,6 +40,7 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
   #addressTimer: NodeJS.Timeout | undefined
   #networkTimer: NodeJS.Timeout | undefined
   #failuresInARow = 0
+  #refusalsInARow = 0
   #rediscovery: Promise<void> | undefined
   #lastRediscovery = 0
   #closing: Promise<void> | undefined
@@ -72,6 +75,10 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
       externalAddress: async (requestOptions) => await this.externalAddress(requestOptions),
       noteExternalAddress: (address) => { this.#noteExternalAddress(address) },
       reportOutcome: (error) => { this.#reportOutcome(error) },
+      // A gateway without a usable WAN address refuses with the same codes for a reason of its own.
+      explainFailure: (error) => isUnexplainedFailure(error) && this.#refusalsInARow >= REFUSALS_BEFORE_STUCK && this.externalAddressScope !== 'unspecified'
+        ? new GatewayRefusesEverythingError(error, this.#refusalsInARow)
+        : error,
       emit: (event, ...args) => { this.#emitMappingEvent(event, ...args) },
       forget: (mapping) => {
         this.#mappings.delete(mapping)
@@ -279,8 +286,10 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
   #reportOutcome (error: Error | undefined): void {
     if (error === undefined) {
       this.#failuresInARow = 0
+      this.#refusalsInARow = 0
       return
     }
+    this.#refusalsInARow = isUnexplainedFailure(error) ? this.#refusalsInARow + 1 : 0
     this.#failuresInARow++
     if (this.#failuresInARow >= FAILURES_BEFORE_REDISCOVERY) this.#rediscover(`${this.#failuresInARow} requests failed in a row, the last with ${error.message}`)
   }

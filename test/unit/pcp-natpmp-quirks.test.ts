@@ -101,3 +101,39 @@ for (const protocol of ['pcp', 'nat-pmp'] as const) {
     })
   })
 }
+
+/** The gaps between the MAP requests (ms) for `internalPort`, from the gateway's log. */
+function gapsBetweenMaps (gateway: FakePcpGateway, internalPort: number): number[] {
+  const times = gateway.requests.filter((r) => r.kind === 'map' && (r.request as { internalPort?: number, map?: { internalPort: number } } | undefined) !== undefined &&
+    ((r.request as { map?: { internalPort: number } }).map?.internalPort ?? (r.request as { internalPort?: number }).internalPort) === internalPort).map((r) => r.time)
+  return times.slice(1).map((time, i) => time - (times[i] ?? 0))
+}
+
+for (const protocol of ['pcp', 'nat-pmp'] as const) {
+  describe(`${protocol}: a gateway that refuses every mapping (miniupnpd 2.3.10+ after a WAN flap)`, () => {
+    it('says the gateway refuses everything and should be restarted, backs off, and recovers by itself', async () => {
+      const gateway = await fakeGateway()
+      const { nat } = natOn(gateway, protocol, { mappingDuration: 12_000 })
+      const mapping = await nat.newMapping('tcp', 7_200)
+      assert.ok(mapping.established)
+      // PCP NO_RESOURCES (8), NAT-PMP OUT_OF_RESOURCES (4): what miniupnpd answers when it cannot add the rule.
+      gateway.behaviour = { resultCode: protocol === 'pcp' ? 8 : 4 }
+      gateway.mappings.clear()
+      mapping.renewNow()
+      await waitFor('the typed error', () => mapping.lastError?.name === 'GatewayRefusesEverythingError', 20_000)
+      const error = mapping.lastError as Error & { code: string, resultCode: number, cause: unknown }
+      assert.equal(error.code, 'ERR_GATEWAY_REFUSES_EVERYTHING')
+      assert.match(error.message, /^the gateway refuses every request: restart it \(3 mapping requests in a row/)
+      assert.equal(error.resultCode, protocol === 'pcp' ? 8 : 4)
+      assert.equal((error.cause as { code?: string }).code, 'ERR_GATEWAY_RESULT')
+      await waitFor('a fourth attempt', () => gapsBetweenMaps(gateway, 7_200).length >= 4, 20_000)
+      const gaps = gapsBetweenMaps(gateway, 7_200).slice(-3)
+      assert.ok((gaps[1] ?? 0) > (gaps[0] ?? 0) * 1.5 && (gaps[2] ?? 0) > (gaps[1] ?? 0) * 1.5, `retries back off: ${gaps.map(Math.round).join(', ')} ms apart`)
+      // The gateway is restarted: the mapping comes back without a call from the application.
+      gateway.behaviour = {}
+      await waitFor('established again', () => mapping.established && gateway.mappings.size === 1, 20_000)
+      assert.equal(mapping.lastError, undefined)
+      await nat.close()
+    })
+  })
+}

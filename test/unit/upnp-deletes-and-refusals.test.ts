@@ -76,3 +76,30 @@ describe('upnp: deleting someone else\'s mapping (routers without secure mode)',
     assert.equal(igd.mapping('TCP', 9300)?.internalClient, OTHER_HOST, 'their mapping survived our close()')
   })
 })
+
+describe('upnp: a gateway that refuses every mapping (miniupnpd 2.3.10+ after a WAN flap)', () => {
+  it('AddPortMapping answered 501 again and again: a typed error that says to restart the gateway, retries back off, and it recovers by itself', async (t) => {
+    let stuck = false
+    const { igd, client } = await connect(t, { fault: (call) => stuck && call.action.startsWith('Add') ? 501 : undefined })
+    const nat = natOn(client, { mappingDuration: 12_000 })
+    t.after(async () => { await nat.close() })
+    const mapping = await nat.newMapping('tcp', 9400)
+    assert.ok(mapping.established)
+    stuck = true
+    igd.mappings.clear()
+    mapping.renewNow()
+    const deadline = Date.now() + 20_000
+    while (mapping.lastError?.name !== 'GatewayRefusesEverythingError' && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+    const error = mapping.lastError as Error & { code?: string, protocol?: string, resultCode?: number }
+    assert.equal(error.code, 'ERR_GATEWAY_REFUSES_EVERYTHING', String(error))
+    assert.deepEqual([error.protocol, error.resultCode], ['upnp', 501])
+    assert.match(error.message, /^the gateway refuses every request: restart it \(3 mapping requests in a row answered ActionFailed \(501\) over upnp/)
+    const adds = igd.calls.filter((call) => call.action.startsWith('Add')).length
+    await new Promise((resolve) => setTimeout(resolve, 3_000))
+    assert.ok(igd.calls.filter((call) => call.action.startsWith('Add')).length - adds <= 2, 'retries back off (at most two in the next 3 s)')
+    stuck = false
+    while ((igd.mappings.size === 0 || mapping.lastError !== undefined) && Date.now() < deadline + 20_000) await new Promise((resolve) => setTimeout(resolve, 20))
+    assert.ok(mapping.established, 'back by itself')
+    assert.equal(igd.mapping('TCP', mapping.externalPort)?.internalClient, LOCAL, `the gateway holds it (port ${mapping.externalPort})`)
+  })
+})
