@@ -61,7 +61,8 @@ export interface GatewayClient {
   unmap (grant: PortMappingGrant, options: RequestOptions): Promise<void>
   /**
    * Delete a mapping this client may not have made (another process, an earlier run), by what
-   * identifies it on this protocol. Optional: PCP cannot, without the creator's nonce. Where a
+   * identifies it on this protocol. PCP can only with the cache file its creator used (the nonce
+   * is derived from it), else it rejects with UnsupportedError. Where a
    * delete could reach another host's entry (UPnP), it is refused with ForeignMappingError
    * unless `force`.
    */

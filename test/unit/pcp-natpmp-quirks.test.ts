@@ -2,6 +2,9 @@
 // by the fake gateway: spoofed announcements, a renewal that does not extend the lease, a gateway
 // that refuses everything, a nonce that must survive the process.
 import assert from 'node:assert/strict'
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import { NAT } from '../../src/core/nat.js'
 import type { GatewayClient } from '../../src/core/gateway-client.js'
@@ -137,3 +140,63 @@ for (const protocol of ['pcp', 'nat-pmp'] as const) {
     })
   })
 }
+
+describe('pcp: the nonce after a restart (a gateway that checks it on renewal and delete, miniupnpd 814e855)', () => {
+  const request = { protocol: 'tcp' as const, internalPort: 7_300, suggestedExternalPort: 7_300, lifetimeSeconds: 120, description: 'restart' }
+
+  it('with a cache file, the next process renews and deletes the mapping an earlier one made', async (t) => {
+    const gateway = await fakeGateway()
+    const directory = await mkdtemp(join(tmpdir(), 'natmapper-nonce-'))
+    t.after(async () => { await rm(directory, { recursive: true, force: true }) })
+    const file = join(directory, 'cache.json')
+    const first = new PcpClient(gateway.address, '127.0.0.1', undefined, file)
+    const granted = await first.map(request, undefined, {})
+    await first.close() // the process ends without deleting
+    const held = gateway.mappings.get('tcp/7300')
+    assert.ok(held?.nonce !== undefined)
+
+    const next = new PcpClient(gateway.address, '127.0.0.1', undefined, file)
+    t.after(async () => { await next.close() })
+    const renewed = await next.map(request, undefined, {})
+    assert.equal(renewed.externalPort, granted.externalPort, 'the same mapping, renewed')
+    assert.equal(gateway.mappings.get('tcp/7300')?.renewals, 1)
+    await next.deleteMapping('tcp', 7_300, 0, {})
+    assert.equal(gateway.mappings.size, 0, 'and deleted by a process that never held it')
+
+    // The secret is the file's, kept private; another mapping gets another nonce.
+    const saved = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>
+    assert.equal(typeof saved.pcpNonceSecret, 'string')
+    assert.equal((await stat(file)).mode & 0o777, 0o600)
+    const other = await next.map({ ...request, internalPort: 7_301, suggestedExternalPort: 7_301 }, undefined, {})
+    assert.notDeepEqual(gateway.mappings.get('tcp/7301')?.nonce, held.nonce)
+    await next.unmap(other, {})
+  })
+
+  it('without a cache file, nonces stay random: the next process is refused, as before', async (t) => {
+    const gateway = await fakeGateway()
+    const first = new PcpClient(gateway.address, '127.0.0.1')
+    await first.map(request, undefined, {})
+    await first.close()
+    const next = new PcpClient(gateway.address, '127.0.0.1')
+    t.after(async () => { await next.close() })
+    await assert.rejects(next.map(request, undefined, {}), (error: unknown) => (error as { resultName?: string }).resultName === 'NOT_AUTHORIZED')
+    await assert.rejects(next.deleteMapping('tcp', 7_300, 0, {}), (error: unknown) => (error as { code?: string }).code === 'ERR_UNSUPPORTED')
+  })
+
+  it('a NAT with gatewayCacheFile keeps the mapping of the process before it, on the same external port', async (t) => {
+    const gateway = await fakeGateway()
+    const directory = await mkdtemp(join(tmpdir(), 'natmapper-nonce-'))
+    t.after(async () => { await rm(directory, { recursive: true, force: true }) })
+    const file = join(directory, 'cache.json')
+    const earlier = new PcpClient(gateway.address, '127.0.0.1', undefined, file)
+    const granted = await earlier.map({ ...request, suggestedExternalPort: 0 }, undefined, {})
+    await earlier.close()
+    const client = new PcpClient(gateway.address, '127.0.0.1', undefined, file)
+    const nat = new NAT({ client }, resolveDiscoverOptions({ gateway: gateway.address, protocols: ['pcp'], gatewayCacheFile: file }), protocolProbes)
+    const mapping = await nat.newMapping('tcp', 7_300)
+    assert.ok(mapping.established, String(mapping.lastError))
+    assert.equal(mapping.externalPort, granted.externalPort)
+    await nat.close()
+    assert.equal(gateway.mappings.size, 0)
+  })
+})
