@@ -3,6 +3,7 @@ import { addressScope, isIPv6 } from '../net/ip-address.js'
 import { AbortError, ClosedError, explainLowPortRefusal, NoMappingError } from '../errors.js'
 import type { ResolvedMappingOptions } from '../options.js'
 import { reasonOf } from './deadline.js'
+import { debug } from '../debug.js'
 import type { MappingEvents } from './events.js'
 import type { GatewayClient, PortMappingGrant, PortMappingRequest, RequestOptions, TransportProtocol } from './gateway-client.js'
 import type { RequestLimiter } from './limiter.js'
@@ -45,6 +46,12 @@ export interface MappingHost {
 /** The options of an attempt nobody waits for (a scheduled renewal, a renewal on a gateway's reset). */
 const NO_OPTIONS: RequestOptions = Object.freeze({})
 
+/** A renewal this long after the last grant must extend the lease by half of that, or it is taken as not extending it. */
+const NON_EXTENSION_MIN_MS = 1_000
+
+/** How long before a held lease ends a failed renewal is tried once more. */
+const LAST_TRY_BEFORE_EXPIRY = 500
+
 /** The first retry after a failure; doubles up to a third of the mapping duration. */
 const FIRST_RETRY_DELAY = 1_000
 
@@ -77,6 +84,8 @@ export class Mapping extends EventEmitter<MappingEvents> {
   #cancel = new AbortController()
   #inFlight: Promise<void> | undefined
   #closing: Promise<void> | undefined
+  /** The next attempt deletes the mapping at the gateway before it maps it again (recreate()). */
+  #recreateNext = false
 
   /** @internal Created by NAT.newMapping(). */
   constructor (host: MappingHost, options: ResolvedMappingOptions) {
@@ -191,6 +200,18 @@ export class Mapping extends EventEmitter<MappingEvents> {
     this.#host.emit('changed', { mapping: this, address, port: grant.externalPort, previousAddress: previous, previousPort: grant.externalPort })
   }
 
+  /**
+   * Deletes the mapping at the gateway and maps it again, asking for the same external port:
+   * the repair for a gateway whose renewals do not extend the lease (noticed by itself), or one
+   * that keeps a mapping listed but no longer forwards it. Rejects with the attempt's error.
+   */
+  async recreate (options: RequestOptions = {}): Promise<void> {
+    if (this.#closing !== undefined) throw new ClosedError('mapping is closed')
+    await this.#inFlight?.catch(() => {})
+    this.#recreateNext = true
+    await this.#renewWith(options)
+  }
+
   /** Deletes the mapping at the gateway and stops renewing it. Idempotent. */
   async close (): Promise<void> {
     await this.release(undefined)
@@ -253,6 +274,8 @@ export class Mapping extends EventEmitter<MappingEvents> {
     this.#attempt = attempt
     const previous = this.#grant
     const wasEstablished = this.established
+    const recreate = this.#recreateNext && previous !== undefined
+    this.#recreateNext = false
     // The grant belongs to the gateway asked, even if the NAT moves to another meanwhile.
     const client = this.#host.client
     try {
@@ -260,7 +283,12 @@ export class Mapping extends EventEmitter<MappingEvents> {
       const signal = options.signal === undefined ? attempt.signal : AbortSignal.any([options.signal, attempt.signal])
       const request = this.#requestFor(previous)
       const requestOptions = { signal, timeout: options.timeout ?? this.#host.requestTimeout }
-      const grant = await this.#host.limiter.run(() => client.map(request, previous, requestOptions), signal, wasEstablished ? 'urgent' : 'normal')
+      if (recreate) {
+        // A delete that fails (the mapping is already gone) does not stop the map that follows.
+        await this.#host.limiter.run(async () => { await client.unmap(previous, requestOptions) }, signal, 'urgent').catch(() => {})
+      }
+      // Recreated: a new mapping for the gateway, which only keeps the port we ask for.
+      const grant = await this.#host.limiter.run(() => client.map(request, recreate ? undefined : previous, requestOptions), signal, wasEstablished ? 'urgent' : 'normal')
       if (this.#closing !== undefined || attempt.signal.aborted) {
         // Granted after we stopped wanting it: delete it rather than leave a rule behind (on a
         // router that grants only permanent leases it would stay forever).
@@ -297,6 +325,8 @@ export class Mapping extends EventEmitter<MappingEvents> {
 
   #granted (grant: PortMappingGrant, previous: PortMappingGrant | undefined, wasEstablished: boolean): void {
     const now = Date.now()
+    const extendedBy = (grant.lifetimeSeconds === 0 ? Infinity : now + grant.lifetimeSeconds * 1000) - this.#validUntil
+    const sinceLastGrant = now - this.#grantedAt
     this.#grant = grant
     this.#grantedAt = now
     this.#validUntil = grant.lifetimeSeconds === 0 ? Infinity : now + grant.lifetimeSeconds * 1000
@@ -320,6 +350,15 @@ export class Mapping extends EventEmitter<MappingEvents> {
     // After the events: the NAT may renew every mapping when the address moved.
     if (grant.externalAddress !== undefined) this.#host.noteExternalAddress(grant.externalAddress)
 
+    // A renewal should move the lease's end by about the time since the last grant. One that
+    // leaves the old end in place (Tomato's miniupnpd, miniupnp issues 131 and 199, for PCP and
+    // UPnP alike) lets the mapping die although every renewal "succeeded": recreate it now.
+    if (wasEstablished && Number.isFinite(extendedBy) && sinceLastGrant >= NON_EXTENSION_MIN_MS && extendedBy < sinceLastGrant / 2) {
+      debug('%s %d: the renewal left the lease ending in %d s: recreating the mapping', this.protocol, this.internalPort, grant.lifetimeSeconds)
+      this.#recreateNext = true
+      this.#schedule(0, false)
+      return
+    }
     // Renew at a third of the duration we asked for, or at half of a shorter lease the gateway granted.
     const leaseMs = grant.lifetimeSeconds === 0 ? Infinity : grant.lifetimeSeconds * 1000
     this.#schedule(Math.min(this.#host.mappingDuration / 3, leaseMs / 2), true)
@@ -335,9 +374,11 @@ export class Mapping extends EventEmitter<MappingEvents> {
       this.#host.emit('lost', { mapping: this, error })
     }
     const backoff = Math.min(FIRST_RETRY_DELAY * 2 ** (this.#failures - 1), this.#host.mappingDuration / 3)
-    // Never let a held lease run out while waiting to retry: try once more just before it ends.
+    // Never let a held lease run out while waiting to retry: try once more just before it ends
+    // (once: within the last half second the back-off holds, or a gateway refusing every
+    // renewal then would get one request per millisecond until the lease ended).
     const untilExpiry = this.#validUntil - Date.now()
-    this.#schedule(untilExpiry > 0 ? Math.min(backoff, Math.max(untilExpiry - 500, 0)) : backoff, false)
+    this.#schedule(untilExpiry > LAST_TRY_BEFORE_EXPIRY ? Math.min(backoff, untilExpiry - LAST_TRY_BEFORE_EXPIRY) : backoff, false)
   }
 
   /**

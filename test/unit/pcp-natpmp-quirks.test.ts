@@ -200,3 +200,44 @@ describe('pcp: the nonce after a restart (a gateway that checks it on renewal an
     assert.equal(gateway.mappings.size, 0)
   })
 })
+
+for (const protocol of ['pcp', 'nat-pmp'] as const) {
+  describe(`${protocol}: a renewal that does not extend the lease (Tomato's miniupnpd)`, () => {
+    it('is noticed from the lifetime the gateway reports, and the mapping is recreated before the first lease ends', async () => {
+      const gateway = await fakeGateway()
+      gateway.behaviour = { renewalKeepsExpiry: true }
+      // A 6 s lease renewed every 2 s: without a recreate it dies 6 s after it was made.
+      const { nat } = natOn(gateway, protocol, { mappingDuration: 6_000 })
+      const mapping = await nat.newMapping('udp', 7_400)
+      const port = mapping.externalPort
+      const started = Date.now()
+      let gaps = 0
+      while (Date.now() - started < 14_000) {
+        if (gateway.mappings.get('udp/7400') === undefined) gaps++
+        await sleep(100)
+      }
+      assert.equal(gaps, 0, 'the gateway held the mapping all the time')
+      assert.ok(mapping.established)
+      assert.equal(mapping.externalPort, port, 'on the same external port')
+      const deletes = gateway.requests.filter((r) => r.kind === 'map' && (r.request as { lifetimeSeconds?: number }).lifetimeSeconds === 0)
+      assert.ok(deletes.length >= 1, 'recreated (delete, then map)')
+      await nat.close()
+    })
+  })
+}
+
+describe('pcp: refusals as the lease ends', () => {
+  it('one last try just before the lease ends, not one a millisecond', async () => {
+    const gateway = await fakeGateway()
+    const { nat } = natOn(gateway, 'pcp', { mappingDuration: 4_000 })
+    const mapping = await nat.newMapping('udp', 7_500)
+    gateway.behaviour = { resultCode: 8 }
+    const before = gateway.requests.length
+    let lost = false
+    mapping.once('lost', () => { lost = true })
+    await waitFor('lost', () => lost, 20_000)
+    const sent = gateway.requests.length - before
+    assert.ok(sent <= 6, `${sent} requests while the 4 s lease ran out`)
+    await nat.close()
+  })
+})
