@@ -6,8 +6,15 @@ import type { Mapping } from './mapping.js'
  * takes longer than that to restart, so announcements closer together are one event.
  */
 export const ANNOUNCEMENT_CHECK_INTERVAL = 1_000
-/** Renewals per second after an announcement that the check could not confirm (see below). */
+/**
+ * Renewals after announcements the check could not confirm (see below) draw on a bucket of this
+ * many, refilled this many a second: a restart after a quiet time renews up to 100 mappings at
+ * once, as every announcement did before; a flood of them costs at most 5 renewals a second.
+ */
+export const UNCONFIRMED_RENEWALS_BURST = 100
 export const UNCONFIRMED_RENEWALS_PER_SECOND = 5
+/** How often the paced renewals look for tokens. */
+const PACING_TICK = 200
 
 export interface AnnouncementCheckHost {
   /**
@@ -16,6 +23,8 @@ export interface AnnouncementCheckHost {
    */
   check: () => Promise<boolean>
   mappings: () => Iterable<Mapping>
+  /** The check found nothing, yet an announcement's epoch continued: every mapping is renewed (paced). */
+  unconfirmedReset: (reason: string) => void
 }
 
 /**
@@ -33,18 +42,20 @@ export class AnnouncementCheck {
   #lastCheckAt = -Infinity
   #timer: NodeJS.Timeout | undefined
   #running = false
-  /** The announcements since the last check began: whether any claimed a continuous epoch, and when the first came. */
-  #waiting: { epochContinues: boolean, since: number } | undefined
+  /** The announcements since the last check began: the last that claimed a continuous epoch, if any, and when the first came. */
+  #waiting: { continuing: string | undefined, since: number } | undefined
   #pacing: { queue: Mapping[], next: number, since: number, timer: NodeJS.Timeout | undefined } | undefined
+  #tokens = UNCONFIRMED_RENEWALS_BURST
+  #tokensAt = monotonicMs()
   #closed = false
 
   constructor (host: AnnouncementCheckHost) {
     this.#host = host
   }
 
-  announced (epochContinues: boolean): void {
+  announced (reason: string, epochContinues: boolean): void {
     if (this.#closed) return
-    this.#waiting = { epochContinues: epochContinues || this.#waiting?.epochContinues === true, since: this.#waiting?.since ?? Date.now() }
+    this.#waiting = { continuing: epochContinues ? reason : this.#waiting?.continuing, since: this.#waiting?.since ?? Date.now() }
     this.#schedule()
   }
 
@@ -78,25 +89,30 @@ export class AnnouncementCheck {
     } finally {
       this.#running = false
     }
-    if (!changed && waiting.epochContinues) this.#renewPaced(waiting.since)
+    if (!changed && waiting.continuing !== undefined && !this.#closed) {
+      this.#host.unconfirmedReset(waiting.continuing)
+      this.#renewPaced(waiting.since)
+    }
     this.#schedule()
   }
 
-  /** Renews every established mapping not granted after `since` (a grant in the same ms may predate it), UNCONFIRMED_RENEWALS_PER_SECOND at a time. */
+  /** Renews every established mapping not granted after `since` (a grant in the same ms may predate it), as tokens allow. */
   #renewPaced (since: number): void {
     if (this.#closed) return
     clearTimeout(this.#pacing?.timer)
     const pacing = { queue: [...this.#host.mappings()], next: 0, since, timer: undefined as NodeJS.Timeout | undefined }
     this.#pacing = pacing
     const tick = (): void => {
-      let budget = UNCONFIRMED_RENEWALS_PER_SECOND
-      while (budget > 0 && pacing.next < pacing.queue.length) {
+      const now = monotonicMs()
+      this.#tokens = Math.min(UNCONFIRMED_RENEWALS_BURST, this.#tokens + (now - this.#tokensAt) * UNCONFIRMED_RENEWALS_PER_SECOND / 1000)
+      this.#tokensAt = now
+      while (this.#tokens >= 1 && pacing.next < pacing.queue.length) {
         const mapping = pacing.queue[pacing.next++]
         if (mapping === undefined || !mapping.established || mapping.grantedAt > pacing.since) continue
         mapping.renewNow()
-        budget--
+        this.#tokens--
       }
-      if (pacing.next < pacing.queue.length && this.#pacing === pacing) pacing.timer = setTimeout(tick, 1_000).unref()
+      if (pacing.next < pacing.queue.length && this.#pacing === pacing) pacing.timer = setTimeout(tick, PACING_TICK).unref()
       else if (this.#pacing === pacing) this.#pacing = undefined
     }
     tick()

@@ -57,7 +57,8 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
     this.#client = discovered.client
     this.#announcementCheck = new AnnouncementCheck({
       check: async () => await this.#checkGateway(),
-      mappings: () => this.#mappings
+      mappings: () => this.#mappings,
+      unconfirmedReset: (reason) => { this.emit('gateway-reset', { reason: `${reason}, its epoch continuing: renewing every mapping, at a bounded pace` }) }
     })
     this.#attach(discovered.client)
     if (discovered.externalAddress !== undefined) this.#address = { value: discovered.externalAddress, at: Date.now() }
@@ -241,7 +242,7 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
       this.#renewAll()
     } else if (event.kind === 'announcement') {
       debug('gateway %s: %s (epoch %s): checking', this.gateway, event.reason, event.epochContinues ? 'continues' : 'does not continue')
-      this.#announcementCheck.announced(event.epochContinues)
+      this.#announcementCheck.announced(event.reason, event.epochContinues)
     } else {
       this.#noteExternalAddress(event.address)
     }
