@@ -155,36 +155,31 @@ lab_flush_rules() {
 # the UPnP HTTP port arriving from the LAN. A table of our own, so unblock
 # removes exactly this and never touches miniupnpd's chains. Input hook
 # only: DNAT'ed/forwarded traffic of existing mappings is unaffected.
-# "table X; delete table X; table X {...}" in one transaction is atomic and
-# idempotent (create if missing, then replace).
 lab_block_on() {
-  gw nft -f - <<EOF
-table inet $LAB_NFT_BLOCK_TABLE
-delete table inet $LAB_NFT_BLOCK_TABLE
-table inet $LAB_NFT_BLOCK_TABLE {
-  chain input {
-    type filter hook input priority -10; policy accept;
-    iifname "$LAB_GW_LAN_IF" udp dport { $LAB_PMP_PORT, $LAB_SSDP_PORT } drop
-    iifname "$LAB_GW_LAN_IF" tcp dport $LAB_HTTP_PORT drop
-  }
-}
-EOF
+  lab_input_table "$LAB_NFT_BLOCK_TABLE" -10 \
+    "iifname \"$LAB_GW_LAN_IF\" udp dport { $LAB_PMP_PORT, $LAB_SSDP_PORT } drop" \
+    "iifname \"$LAB_GW_LAN_IF\" tcp dport $LAB_HTTP_PORT drop"
 }
 
 # Counts the NAT-PMP/PCP datagrams the gateway receives from the LAN (UDP 5351 on br-lan): a
 # counter rule in a table of our own, ahead of everything (priority -20, before lab_block's drop).
 # lab_count_reset creates it at 0 (or zeroes it), lab_count_read prints the count.
 lab_count_reset() {
-  gw nft -f - <<EOF
-table inet $LAB_NFT_COUNT_TABLE
-delete table inet $LAB_NFT_COUNT_TABLE
-table inet $LAB_NFT_COUNT_TABLE {
-  chain input {
-    type filter hook input priority -20; policy accept;
-    iifname "$LAB_GW_LAN_IF" udp dport $LAB_PMP_PORT counter
-  }
+  lab_input_table "$LAB_NFT_COUNT_TABLE" -20 "iifname \"$LAB_GW_LAN_IF\" udp dport $LAB_PMP_PORT counter"
 }
-EOF
+
+# lab_input_table NAME PRIORITY RULE...: (re)creates the gateway's table inet NAME with one
+# input chain at PRIORITY holding the RULEs. "table X; delete table X; table X {...}" in one
+# transaction is atomic and idempotent (create if missing, then replace).
+lab_input_table() {
+  local name=$1 priority=$2
+  shift 2
+  {
+    printf 'table inet %s\ndelete table inet %s\ntable inet %s {\n  chain input {\n' "$name" "$name" "$name"
+    printf '    type filter hook input priority %s; policy accept;\n' "$priority"
+    printf '    %s\n' "$@"
+    printf '  }\n}\n'
+  } | gw nft -f -
 }
 
 lab_count_read() {

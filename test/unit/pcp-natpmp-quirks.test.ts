@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { after, describe, it } from 'node:test'
+import { after, describe, it, type TestContext } from 'node:test'
 import { NAT } from '../../src/core/nat.js'
 import type { GatewayClient } from '../../src/core/gateway-client.js'
 import { encodeResponse as encodeNatPmpResponse } from '../../src/natpmp/codec.js'
@@ -150,14 +150,19 @@ for (const protocol of ['pcp', 'nat-pmp'] as const) {
   })
 }
 
+/** A cache file in a directory of its own, removed after the test. */
+async function cacheFile (t: TestContext): Promise<string> {
+  const directory = await mkdtemp(join(tmpdir(), 'natmapper-nonce-'))
+  t.after(async () => { await rm(directory, { recursive: true, force: true }) })
+  return join(directory, 'cache.json')
+}
+
 describe('pcp: the nonce after a restart (a gateway that checks it on renewal and delete, miniupnpd 814e855)', () => {
   const request = { protocol: 'tcp' as const, internalPort: 7_300, suggestedExternalPort: 7_300, lifetimeSeconds: 120, description: 'restart' }
 
   it('with a cache file, the next process renews and deletes the mapping an earlier one made', async (t) => {
     const gateway = await fakeGateway()
-    const directory = await mkdtemp(join(tmpdir(), 'natmapper-nonce-'))
-    t.after(async () => { await rm(directory, { recursive: true, force: true }) })
-    const file = join(directory, 'cache.json')
+    const file = await cacheFile(t)
     const first = new PcpClient(gateway.address, '127.0.0.1', undefined, file)
     const granted = await first.map(request, undefined, {})
     await first.close() // the process ends without deleting
@@ -194,9 +199,7 @@ describe('pcp: the nonce after a restart (a gateway that checks it on renewal an
 
   it('a NAT with gatewayCacheFile keeps the mapping of the process before it, on the same external port', async (t) => {
     const gateway = await fakeGateway()
-    const directory = await mkdtemp(join(tmpdir(), 'natmapper-nonce-'))
-    t.after(async () => { await rm(directory, { recursive: true, force: true }) })
-    const file = join(directory, 'cache.json')
+    const file = await cacheFile(t)
     const earlier = new PcpClient(gateway.address, '127.0.0.1', undefined, file)
     const granted = await earlier.map({ ...request, suggestedExternalPort: 0 }, undefined, {})
     await earlier.close()
