@@ -351,8 +351,9 @@ export class Mapping extends EventEmitter<MappingEvents> {
     if (grant.externalAddress !== undefined) this.#host.noteExternalAddress(grant.externalAddress)
 
     // A renewal should move the lease's end by about the time since the last grant. One that
-    // leaves the old end in place (Tomato's miniupnpd, miniupnp issues 131 and 199, for PCP and
-    // UPnP alike) lets the mapping die although every renewal "succeeded": recreate it now.
+    // leaves the old end in place (Tomato's miniupnpd, miniupnp issues 131 and 199; seen where the
+    // gateway reports the lease, PCP and NAT-PMP) lets the mapping die although every renewal
+    // "succeeded": recreate it now.
     if (wasEstablished && Number.isFinite(extendedBy) && sinceLastGrant >= NON_EXTENSION_MIN_MS && extendedBy < sinceLastGrant / 2) {
       debug('%s %d: the renewal left the lease ending in %d s: recreating the mapping', this.protocol, this.internalPort, grant.lifetimeSeconds)
       this.#recreateNext = true

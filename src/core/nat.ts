@@ -162,8 +162,9 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
   /**
    * Deletes a mapping this NAT object does not hold (made by another process or an earlier run).
    * Rejects with UnsupportedError where the protocol cannot (PCP ties a mapping to its creator's
-   * nonce: only a mapping made with the same gatewayCacheFile can be deleted), and with ForeignMappingError when the gateway's entry is another host's (UPnP deletes
-   * by external port), unless `force`.
+   * nonce: only a mapping made with the same gatewayCacheFile can be deleted), and with
+   * ForeignMappingError when the gateway's entry is another host's (UPnP deletes by external
+   * port), unless `force`.
    */
   async deleteMapping (protocol: TransportProtocol, internalPort: number, options: RequestOptions & { externalPort?: number, force?: boolean } = {}): Promise<void> {
     const resolved = resolveMappingOptions(protocol, internalPort, { ...(options.externalPort === undefined ? {} : { externalPort: options.externalPort }) })
