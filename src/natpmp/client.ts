@@ -111,10 +111,15 @@ export class NatPmpClient implements GatewayClient {
     if (announcement !== undefined) this.onEvent?.(announcementEvent(announcement, this.#epoch))
   }
 
-  /** An address request: its reply carries the epoch and the address. */
+  /**
+   * An address request: its reply carries the epoch and the address. No address (NETWORK_FAILURE)
+   * is no news here: a gateway announces as its WAN address goes and again as the new one comes
+   * (miniupnpd: RTM_DELADDR, then RTM_NEWADDR), and the check after the first would otherwise
+   * report a moment without one; the regular address check reports it if it lasts.
+   */
   async checkGateway (options: RequestOptions): Promise<void> {
     const address = await this.externalAddress(options)
-    this.onEvent?.({ kind: 'external-address', address })
+    if (address !== UNSPECIFIED_ADDRESS) this.onEvent?.({ kind: 'external-address', address })
   }
 
   #observeEpoch (epochSeconds: number): void {
