@@ -2,7 +2,7 @@
 // by the fake gateway: spoofed announcements, a renewal that does not extend the lease, a gateway
 // that refuses everything, a nonce that must survive the process.
 import assert from 'node:assert/strict'
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it, type TestContext } from 'node:test'
@@ -195,6 +195,23 @@ describe('pcp: the nonce after a restart (a gateway that checks it on renewal an
     t.after(async () => { await next.close() })
     await assert.rejects(next.map(request, undefined, {}), (error: unknown) => (error as { resultName?: string }).resultName === 'NOT_AUTHORIZED')
     await assert.rejects(next.deleteMapping('tcp', 7_300, 0, {}), (error: unknown) => (error as { code?: string }).code === 'ERR_UNSUPPORTED')
+  })
+
+  it('a cache file that cannot be written, or holds garbage, means random nonces, never a failure', async (t) => {
+    const gateway = await fakeGateway()
+    // Its directory would have to be made inside a regular file.
+    const notADirectory = await cacheFile(t)
+    await writeFile(notADirectory, '')
+    const unwritable = new PcpClient(gateway.address, '127.0.0.1', undefined, join(notADirectory, 'cache', 'cache.json'))
+    t.after(async () => { await unwritable.close() })
+    await unwritable.map({ ...request, internalPort: 7_310 }, undefined, {})
+    await assert.rejects(unwritable.deleteMapping('tcp', 7_311, 0, {}), (error: unknown) => (error as { code?: string }).code === 'ERR_UNSUPPORTED')
+    const file = await cacheFile(t)
+    await writeFile(file, '{"pcpNonceSecret": "short", "gateways": [1, 2')
+    const garbage = new PcpClient(gateway.address, '127.0.0.1', undefined, file)
+    t.after(async () => { await garbage.close() })
+    await garbage.map({ ...request, internalPort: 7_312 }, undefined, {})
+    assert.equal(typeof (JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>).pcpNonceSecret, 'string', 'a new secret replaced the garbage')
   })
 
   it('a NAT with gatewayCacheFile keeps the mapping of the process before it, on the same external port', async (t) => {
