@@ -20,10 +20,16 @@
 #   lab/gateway.sh drop-mapping tcp|udp EPORT
 #                                     delete the nft rules of that mapping behind miniupnpd's
 #                                     back (it still believes it exists); exit 1 if none matched
+#   lab/gateway.sh drop-forward tcp|udp EPORT
+#                                     delete only its forward accept: the DNAT rule stays, so
+#                                     miniupnpd lists it, but nothing reaches the host
+#   lab/gateway.sh flush-chains       flush miniupnpd's 3 chains while it runs (a firewall
+#                                     reload on the router); it answers from its rule cache
 #   lab/gateway.sh set-http-port PORT restart miniupnpd serving HTTP (description, control URLs)
 #                                     on PORT instead (a router back from a reboot on another
 #                                     port); up.sh restores the lab.env port
 #   lab/gateway.sh --gw2 CMD ...      same commands for the second gateway (= lab/gateway2.sh)
+#   lab/gateway.sh --vpn CMD ...      same commands for the VPN server nm-vpn (= lab/vpn.sh CMD)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 lab_require_root
@@ -32,6 +38,10 @@ gwname=$LAB_NS_GW upcmd=lab/up.sh
 if [[ ${1:-} == --gw2 ]]; then
   lab_use_gw2
   gwname=$LAB_NS_GW2 upcmd="lab/gateway2.sh up"
+  shift
+elif [[ ${1:-} == --vpn ]]; then
+  lab_use_vpn
+  gwname=$LAB_NS_VPN upcmd="lab/vpn.sh up"
   shift
 fi
 cmd=${1:-}
@@ -140,14 +150,19 @@ case $cmd in
     lab_lock; need_lab
     if [[ ${1:-} == --reset ]]; then lab_count_reset; echo 0; else lab_count_read; fi
     ;;
-  drop-mapping)
+  drop-mapping|drop-forward)
     proto=${1:-} eport=${2:-}
-    [[ $proto =~ ^(tcp|udp)$ && $eport =~ ^[0-9]+$ ]] || lab_die "usage: $0 drop-mapping tcp|udp EPORT"
+    [[ $proto =~ ^(tcp|udp)$ && $eport =~ ^[0-9]+$ ]] || lab_die "usage: $0 $cmd tcp|udp EPORT"
     lab_lock; need_lab
-    lab_drop_mapping "$proto" "$eport" || lab_die "no nft rule for $proto/$eport in $gwname"
+    only=all; [[ $cmd == drop-forward ]] && only=forward-only
+    lab_drop_mapping "$proto" "$eport" "$only" || lab_die "no nft rule for $proto/$eport in $gwname"
+    ;;
+  flush-chains)
+    lab_lock; need_lab
+    lab_flush_chains
     ;;
   *)
-    sed -n '2,24p' "$0" >&2
+    sed -n '2,32p' "$0" >&2
     exit 2
     ;;
 esac

@@ -20,7 +20,7 @@ lab_apply_instance() {
     exit 2
   fi
   local var
-  for var in LAB_NS_LAN LAB_NS_LAN2 LAB_NS_GW LAB_NS_WAN LAB_NS_GW2; do printf -v "$var" '%s-%s' "${!var}" "$inst"; done
+  for var in LAB_NS_LAN LAB_NS_LAN2 LAB_NS_GW LAB_NS_WAN LAB_NS_GW2 LAB_NS_VPN; do printf -v "$var" '%s-%s' "${!var}" "$inst"; done
   LAB_RUN_DIR="$LAB_RUN_DIR-$inst"
   LAB_LOCK_FILE="${LAB_LOCK_FILE%.lock}-$inst.lock"
 }
@@ -45,6 +45,8 @@ LAB_PYTHON=python3
 [[ -x /usr/bin/python3 ]] && LAB_PYTHON=/usr/bin/python3
 # Second gateway (gateway2.sh): not built by up.sh, but torn down with the lab.
 LAB_GW2_RUN_DIR="$LAB_RUN_DIR/gw2"
+# VPN server (vpn.sh): likewise.
+LAB_VPN_RUN_DIR="$LAB_RUN_DIR/vpn"
 
 # Point the gateway helpers below (gw, lab_*miniupnpd*, lab_build_nft,
 # lab_write_config, lab_flush_rules, lab_block_*, lab_drop_mapping) at the
@@ -142,6 +144,16 @@ lab_stop_miniupnpd() {
 }
 
 # Empty the three chains miniupnpd fills (DNAT, filter accepts, PCP PEER SNAT).
+# lab_flush_chains: a firewall reload on the router, behind a running
+# miniupnpd's back: its rule cache is filled first (as its own clients' requests
+# do), then its three chains are flushed. It goes on answering from the cache:
+# GetSpecificPortMappingEntry still finds every mapping, and an AddPortMapping
+# renewal only updates the lease, while nothing is forwarded any more.
+lab_flush_chains() {
+  lab_prime_rule_cache tcp 9
+  lab_flush_rules
+}
+
 lab_flush_rules() {
   lab_ns_exists "$LAB_NS_GW" || return 0
   gw nft flush chain "$LAB_NFT_FAMILY" "$LAB_NFT_NAT_TABLE" "$LAB_NFT_NAT_CHAIN" 2>/dev/null || true
@@ -222,18 +234,21 @@ s.send(struct.pack("!BBHHHI", 0, 2, 0, 9, 0, 0)); s.recv(16)' "$LAB_GW_LAN_IP" "
   fi
 }
 
-# lab_drop_mapping PROTO EPORT: delete, behind miniupnpd's back, the rules it
-# installed for external port EPORT/PROTO: the DNAT rule(s) in the nat chain,
-# for each one the first matching forward accept (daddr=iaddr, dport=iport),
-# and PCP PEER SNAT rules whose "to ...:EPORT" matches. The lease file and
-# miniupnpd's own state are left alone. Deletes by handle, in one nft
-# transaction. Returns 1 if nothing matched.
+# lab_drop_mapping PROTO EPORT [forward-only]: delete, behind miniupnpd's back,
+# the rules it installed for external port EPORT/PROTO: the DNAT rule(s) in
+# the nat chain, for each one the first matching forward accept (daddr=iaddr,
+# dport=iport), and PCP PEER SNAT rules whose "to ...:EPORT" matches. With
+# forward-only, only the forward accept(s): the DNAT rule stays, so miniupnpd
+# still lists the mapping, but nothing reaches the host (a router that lists a
+# mapping and no longer forwards it). The lease file and miniupnpd's own state
+# are left alone. Deletes by handle, in one nft transaction. Returns 1 if
+# nothing matched.
 lab_drop_mapping() {
-  local proto=$1 eport=$2 cmds
+  local proto=$1 eport=$2 only=${3:-all} cmds
   lab_prime_rule_cache "$proto" "$eport"
   # (nat and filter chains live in one table, see lab_build_nft)
   cmds=$(gw nft -a -n list table "$LAB_NFT_FAMILY" "$LAB_NFT_TABLE" | perl -e '
-    my ($proto, $eport, $fam, $tbl, $nat, $fwd, $post) = @ARGV;
+    my ($proto, $eport, $fam, $tbl, $nat, $fwd, $post, $only) = @ARGV;
     my %num = (tcp => 6, udp => 17);
     my ($chain, @nat, @fwd, @post, @del, %used);
     sub ip2n { my @o = split /\./, shift; ($o[0] << 24) | ($o[1] << 16) | ($o[2] << 8) | $o[3] }
@@ -255,16 +270,17 @@ lab_drop_mapping() {
       push @fwd, \%r if $chain eq $fwd;
       push @post, \%r if $chain eq $post && /snat/;
     }
+    my $all = $only ne "forward-only";
     for my $d (grep { defined $_->{dport} && $_->{dport} == $eport } @nat) {
-      push @del, [$nat, $d->{h}];
+      push @del, [$nat, $d->{h}] if $all;
       next unless defined $d->{to_ip};
       my ($f) = grep { !$used{$_->{h}} && defined $_->{dport} && $_->{dport} == $d->{to_port}
                        && defined $_->{daddr} && $_->{daddr} == ip2n($d->{to_ip}) } @fwd;
       if ($f) { $used{$f->{h}} = 1; push @del, [$fwd, $f->{h}] }
     }
-    push @del, map { [$post, $_->{h}] } grep { defined $_->{to_port} && $_->{to_port} == $eport } @post;
+    push @del, map { [$post, $_->{h}] } grep { $all && defined $_->{to_port} && $_->{to_port} == $eport } @post;
     print "delete rule $fam $tbl $_->[0] handle $_->[1]\n" for @del;
-  ' "$proto" "$eport" "$LAB_NFT_FAMILY" "$LAB_NFT_TABLE" "$LAB_NFT_NAT_CHAIN" "$LAB_NFT_FORWARD_CHAIN" "$LAB_NFT_POSTROUTING_CHAIN")
+  ' "$proto" "$eport" "$LAB_NFT_FAMILY" "$LAB_NFT_TABLE" "$LAB_NFT_NAT_CHAIN" "$LAB_NFT_FORWARD_CHAIN" "$LAB_NFT_POSTROUTING_CHAIN" "$only")
   [[ -n $cmds ]] || return 1
   gw nft -f - <<<"$cmds"
 }
@@ -273,6 +289,23 @@ lab_drop_mapping() {
 # Anything still running inside a namespace (listeners started by tests, a
 # stray upnpc ...) would keep it alive after `ip netns del`, so end those
 # processes by pid first.
+# The same for the VPN server nm-vpn (vpn.sh): its "LAN" is the tunnel, its WAN the vpn-wan veth.
+lab_use_vpn() {
+  LAB_NS_GW=$LAB_NS_VPN
+  LAB_GW_LAN_IF=$LAB_VPN_IF
+  LAB_GW_LAN_IP=$LAB_VPN_IP
+  LAB_GW_WAN_IF=$LAB_VPN_WAN_IF
+  LAB_GW_WAN_IP=$LAB_VPN_WAN_IP
+  LAB_LAN_SUBNET=$LAB_VPN_SUBNET
+  LAB_UUID=6e61746d-6170-7065-722d-6c6162000003
+  LAB_FRIENDLY_NAME="natmapper lab VPN server"
+  LAB_CONF="$LAB_VPN_RUN_DIR/miniupnpd.conf"
+  LAB_PIDFILE="$LAB_VPN_RUN_DIR/miniupnpd.pid"
+  LAB_LOG="$LAB_VPN_RUN_DIR/miniupnpd.log"
+  LAB_LEASES="$LAB_VPN_RUN_DIR/miniupnpd.leases"
+  LAB_MODE_FILE="$LAB_VPN_RUN_DIR/mode"
+}
+
 lab_del_ns() {
   local pids
   lab_ns_exists "$1" || return 0
@@ -293,6 +326,8 @@ lab_teardown_gw2() {
 lab_teardown() {
   local ns
   lab_teardown_gw2
+  # The VPN server (vpn.sh): its miniupnpd and tun relay end with its namespace.
+  lab_del_ns "$LAB_NS_VPN"
   lab_stop_miniupnpd kill
   for ns in "${LAB_NAMESPACES[@]}"; do lab_del_ns "$ns"; done
   rm -rf "$LAB_RUN_DIR"
@@ -382,13 +417,20 @@ lab_build_gw2() {
   ip -n "$LAB_NS_GW2" link set "$LAB_GW2_LAN_IF" up
   # SSDP NOTIFYs must leave on the LAN side (no default route), as in nm-gw.
   ip -n "$LAB_NS_GW2" route add 239.0.0.0/8 dev "$LAB_GW2_LAN_IF"
-  ip -n "$LAB_NS_GW2" link add "$LAB_GW2_WAN_IF" type veth peer name "$LAB_WAN2_IF" netns "$LAB_NS_WAN"
-  ip -n "$LAB_NS_GW2" addr add "$LAB_GW2_WAN_IP/$LAB_GW2_WAN_PREFIX" dev "$LAB_GW2_WAN_IF"
-  ip -n "$LAB_NS_GW2" link set "$LAB_GW2_WAN_IF" up
-  ip -n "$LAB_NS_WAN" addr add "$LAB_WAN_IP2/$LAB_GW2_WAN_PREFIX" dev "$LAB_WAN2_IF"
-  ip -n "$LAB_NS_WAN" link set "$LAB_WAN2_IF" up
-  # Same reasons as in nm-gw: NAT forwarding, no ICMP rate limit.
-  ip netns exec "$LAB_NS_GW2" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.icmp_ratelimit=0 net.ipv4.icmp_msgs_per_sec=100000
+  lab_add_wan_leg "$LAB_NS_GW2" "$LAB_GW2_WAN_IF" "$LAB_GW2_WAN_IP" "$LAB_GW2_WAN_PREFIX" "$LAB_WAN2_IF" "$LAB_WAN_IP2"
+}
+
+# lab_add_wan_leg NS IF ADDRESS PREFIX WAN_IF WAN_ADDRESS: another gateway's own veth to nm-wan
+# (nm-gw2, the VPN server), and what makes NS a NAT gateway: forwarding, no ICMP rate limit (as in
+# nm-gw).
+lab_add_wan_leg() {
+  local ns=$1 dev=$2 ip=$3 prefix=$4 wan_dev=$5 wan_ip=$6
+  ip -n "$ns" link add "$dev" type veth peer name "$wan_dev" netns "$LAB_NS_WAN"
+  ip -n "$ns" addr add "$ip/$prefix" dev "$dev"
+  ip -n "$ns" link set "$dev" up
+  ip -n "$LAB_NS_WAN" addr add "$wan_ip/$prefix" dev "$wan_dev"
+  ip -n "$LAB_NS_WAN" link set "$wan_dev" up
+  ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.icmp_ratelimit=0 net.ipv4.icmp_msgs_per_sec=100000
 }
 
 # nftables skeleton miniupnpd expects (same layout as miniupnpd's

@@ -6,7 +6,9 @@
 /** The wire protocols natmapper speaks. */
 export type WireProtocol = 'pcp' | 'nat-pmp' | 'upnp'
 
+/** The base of every error natmapper throws or rejects with. */
 export class NatMapperError extends Error {
+  /** Stable across versions, unlike the message: `ERR_NO_MAPPING`, `ERR_TIMEOUT`, ... */
   readonly code: string
 
   constructor (code: string, message: string, options?: { cause?: unknown }) {
@@ -32,6 +34,7 @@ export class NoMappingError extends NatMapperError {
 
 /** Discovery found no usable gateway; `reasons` says why, per protocol. */
 export class NoNATFoundError extends NatMapperError {
+  /** Each protocol's failure: PortUnreachableError (refused), TimeoutError (silence), ... */
   readonly reasons: Partial<Record<WireProtocol, Error>>
 
   constructor (reasons: Partial<Record<WireProtocol, Error>>, message?: string) {
@@ -50,8 +53,32 @@ export class NoDefaultGatewayError extends NatMapperError {
   }
 }
 
+/**
+ * The kernel sends Internet traffic over a link with no next hop (a point-to-point VPN interface
+ * such as wg0 or tun0): there is no gateway to find, only one to be told (`options.gateway`, the
+ * CLI's `--gateway`), such as a VPN's NAT-PMP server.
+ */
+export class NoNextHopError extends NatMapperError {
+  /** The address family whose route it is. */
+  readonly family: 'IPv4' | 'IPv6'
+  /** The interface the kernel's route leaves by. */
+  readonly interfaceName: string
+  /** The main table's default next hop, which the kernel does not use, when there is one. */
+  readonly unusedGateway: string | undefined
+
+  constructor (family: 'IPv4' | 'IPv6', interfaceName: string, unusedGateway?: string) {
+    super('ERR_NO_NEXT_HOP', `the kernel routes ${family} Internet traffic through ${interfaceName}, a point-to-point link with no gateway to ask` +
+      (unusedGateway === undefined ? '' : ` (not via ${unusedGateway}, the main table's default route)`) +
+      ': give the gateway with --gateway (options.gateway), e.g. the VPN\'s NAT-PMP server')
+    this.family = family
+    this.interfaceName = interfaceName
+    this.unusedGateway = unusedGateway
+  }
+}
+
 /** The gateway answered with a protocol-level failure (a PCP/NAT-PMP result code, a UPnP fault). */
 export class GatewayResultError extends NatMapperError {
+  /** The protocol whose gateway answered. */
   readonly protocol: WireProtocol
   /** The protocol's own numeric result or fault code. */
   readonly resultCode: number
@@ -66,8 +93,23 @@ export class GatewayResultError extends NatMapperError {
   }
 }
 
+/**
+ * The gateway answered a mapping request with success but does not hold the mapping: asked right
+ * after, it lists no such entry (a router whose table is full, weupnp #12). `message` says so.
+ */
+export class MappingNotHeldError extends NatMapperError {
+  /** The protocol whose gateway claimed the mapping. */
+  readonly protocol: WireProtocol
+
+  constructor (protocol: WireProtocol, message: string, options?: { cause?: unknown }) {
+    super('ERR_MAPPING_NOT_HELD', `${protocol}: ${message}`, options)
+    this.protocol = protocol
+  }
+}
+
 /** A message from the network could not be understood; it was rejected, not acted on. */
 export class MalformedMessageError extends NatMapperError {
+  /** The protocol the message claimed to be. */
   readonly protocol: WireProtocol
 
   constructor (protocol: WireProtocol, message: string, options?: { cause?: unknown }) {
@@ -134,10 +176,13 @@ export class HttpStatusError extends NatMapperError {
  * 20, PocketMine issue 2710). `NAT.deleteMapping(..., { force: true })` deletes it anyway.
  */
 export class ForeignMappingError extends NatMapperError {
+  /** The transport protocol of the entry. */
   readonly protocol: 'tcp' | 'udp'
+  /** The external port asked to be deleted. */
   readonly externalPort: number
-  /** Whose entry it is, and for which of its ports. */
+  /** The host the entry maps to: whose it is. */
   readonly internalClient: string
+  /** The port on that host. */
   readonly internalPort: number
 
   constructor (protocol: 'tcp' | 'udp', externalPort: number, internalClient: string, internalPort: number, localAddress: string) {
@@ -154,22 +199,18 @@ export class ForeignMappingError extends NatMapperError {
  * the request's own (UPnP 501 ActionFailed, NAT-PMP NETWORK_FAILURE or OUT_OF_RESOURCES, PCP
  * NETWORK_FAILURE or NO_RESOURCES) while it answers otherwise: it is stuck. miniupnpd 2.3.10 and
  * later do this after a WAN link flap until restarted (miniupnp/miniupnp#890, #904). Mappings keep
- * retrying, backing off, and come back by themselves once the gateway grants again. `cause` is
- * the gateway's last answer.
+ * retrying, backing off, and come back by themselves once the gateway grants again.
  */
 export class GatewayRefusesEverythingError extends NatMapperError {
-  readonly protocol: WireProtocol
-  readonly resultCode: number
-  readonly resultName: string
+  /** How many mapping requests in a row it refused so, with no success between them. */
   readonly inARow: number
+  /** The gateway's last answer: its protocol, code (UPnP 501, PCP 7 or 8, NAT-PMP 3 or 4) and name. */
+  declare readonly cause: GatewayResultError
 
   constructor (last: GatewayResultError, inARow: number) {
     super('ERR_GATEWAY_REFUSES_EVERYTHING', `the gateway refuses every request: restart it (${inARow} mapping requests in a row answered ` +
       `${last.resultName} (${last.resultCode}) over ${last.protocol}, as miniupnpd 2.3.10 and later do after a WAN link flap; natmapper keeps retrying)`,
     { cause: last })
-    this.protocol = last.protocol
-    this.resultCode = last.resultCode
-    this.resultName = last.resultName
     this.inARow = inARow
   }
 }
@@ -200,18 +241,33 @@ const REFUSAL_CODES: Readonly<Record<WireProtocol, readonly number[]>> = {
 export const LOWEST_COMMONLY_ALLOWED_PORT = 1_024
 
 /**
- * A gateway's refusal of a mapping of a port below 1024, with the reason spelled out: the
- * permission rules routers ship with (miniupnpd's sample config, OpenWrt, pfSense, OPNsense) allow
- * only `1024-65535` on both sides. The protocol, code and name stay the gateway's own; other
- * errors are returned as they are.
+ * A gateway's refusal of a mapping, with the reason spelled out. Below 1024: the permission rules
+ * routers ship with (miniupnpd's sample config, OpenWrt, pfSense, OPNsense) allow only
+ * `1024-65535` on both sides. A UPnP 606 for ports >= 1024 is a per-device permission: a
+ * Fritz!Box answers 606 to every port until "Permit independent port sharing" is on for this
+ * device (miniupnp #392, lontivero/Open.NAT#80). The protocol, code and name stay the gateway's
+ * own; other errors are returned as they are.
  */
-export function explainLowPortRefusal (error: unknown, internalPort: number, externalPort: number): unknown {
+export function explainRefusal (error: unknown, internalPort: number, externalPort: number): unknown {
   if (!(error instanceof GatewayResultError) || !REFUSAL_CODES[error.protocol].includes(error.resultCode)) return error
   const low = [internalPort < LOWEST_COMMONLY_ALLOWED_PORT ? `internal port ${internalPort}` : undefined,
     externalPort > 0 && externalPort < LOWEST_COMMONLY_ALLOWED_PORT ? `external port ${externalPort}` : undefined].filter((part) => part !== undefined)
-  if (low.length === 0) return error
-  return new GatewayResultError(error.protocol, error.resultCode, error.resultName,
-    `the gateway refused ${low.join(' and ')}: routers' permission rules commonly allow only ports ${LOWEST_COMMONLY_ALLOWED_PORT}-65535 ` +
-    `(miniupnpd's stock "allow 1024-65535 <LAN> 1024-65535"); map a port >= ${LOWEST_COMMONLY_ALLOWED_PORT}, or allow this one in the router's UPnP/NAT-PMP settings`,
-    { cause: error })
+  if (low.length > 0) {
+    return new GatewayResultError(error.protocol, error.resultCode, error.resultName,
+      `the gateway refused ${low.join(' and ')}: routers' permission rules commonly allow only ports ${LOWEST_COMMONLY_ALLOWED_PORT}-65535 ` +
+      `(miniupnpd's stock "allow 1024-65535 <LAN> 1024-65535"); map a port >= ${LOWEST_COMMONLY_ALLOWED_PORT}, or allow this one in the router's UPnP/NAT-PMP settings`,
+      { cause: error })
+  }
+  if (error.protocol === 'upnp' && error.resultCode === UPNP_ACTION_NOT_AUTHORIZED) {
+    const ports = externalPort > 0 && externalPort !== internalPort ? `internal port ${internalPort}, external port ${externalPort}` : `port ${internalPort}`
+    return new GatewayResultError(error.protocol, error.resultCode, error.resultName,
+      `the gateway refused ${ports}, which no common rule forbids: this host is not permitted to map ports. A Fritz!Box answers so to every ` +
+      'port until "Permit independent port sharing" is enabled for this device (Internet > Permit Access > Port Sharing, the device\'s settings); ' +
+      'on other routers, allow this host in the UPnP settings',
+      { cause: error })
+  }
+  return error
 }
+
+/** UPnP 606 ActionNotAuthorized. */
+const UPNP_ACTION_NOT_AUTHORIZED = 606

@@ -146,6 +146,7 @@ function discoverOptions (options: GlobalOptions, extra: DiscoverOptions = {}, f
     ...(options.gateway === undefined ? {} : { gateway: options.gateway }),
     ...(options.protocols === undefined ? {} : { protocols: options.protocols }),
     ...(options.timeout === undefined ? {} : { timeout: options.timeout }),
+    ...(options.upnpUrl === undefined ? {} : { upnpDescriptionUrl: options.upnpUrl }),
     ...extra
   }
 }
@@ -198,7 +199,7 @@ async function discoverFamily (options: GlobalOptions, family: Family): Promise<
     // No route, or no usable address, for this family.
     return { family, gatewaySource, probes: [], error }
   }
-  const result: DiscoverResult = { family, gateway: report.gateway, gatewaySource, localAddress: report.localAddress, probes: report.probes }
+  const result: DiscoverResult = { family, gateway: report.gateway, gatewaySource, localAddress: report.localAddress, probes: report.probes, ...(report.route === undefined ? {} : { route: report.route }) }
   const answered = report.probes.filter((probe) => probe.error === undefined).map((probe) => probe.protocol)
   if (answered.length === 0) {
     result.error = new NoNATFoundError(Object.fromEntries(report.probes.flatMap((probe) => probe.error === undefined ? [] : [[probe.protocol, probe.error]])) as Partial<Record<WireProtocol, Error>>)

@@ -1,4 +1,6 @@
 import type { Socket } from 'node:dgram'
+import type { MulticastGroup } from '../net/multicast.js'
+import type { RequestOptions } from '../net/request.js'
 /**
  * The seam between the core (NAT, Mapping, timers) and the protocols. Each protocol folder
  * provides a `ProtocolProbe` that finds its gateway and yields a `GatewayClient`; the core never
@@ -11,13 +13,8 @@ export type NatType = 'pcp' | 'nat-pmp' | 'upnp-igd1' | 'upnp-igd2'
 /** The transport protocol of a mapping. */
 export type TransportProtocol = 'tcp' | 'udp'
 
-/** Options every waiting call accepts. */
-export interface RequestOptions {
-  /** Aborts the wait; the call rejects with AbortError. */
-  signal?: AbortSignal
-  /** Milliseconds before the call rejects with TimeoutError. */
-  timeout?: number
-}
+// Every waiting call's options; defined below core, where the UDP channel takes them too.
+export type { RequestOptions }
 
 export interface PortMappingRequest {
   protocol: TransportProtocol
@@ -72,6 +69,12 @@ export interface GatewayClient {
   /** Set by the NAT that owns the client: what the client learns between or beside requests. */
   onEvent?: (event: GatewayEvent) => void
   /**
+   * Where the gateway multicasts the unsolicited news this client reads on our IPv4 link:
+   * 224.0.0.1:5350 for PCP and NAT-PMP (handleAnnouncement), 239.255.255.250:1900 for UPnP
+   * (handleNotify). The NAT joins it; the protocol knows the numbers.
+   */
+  readonly newsGroup?: Readonly<MulticastGroup>
+  /**
    * Interprets an unsolicited datagram the gateway multicast to port 5350 (RFC 6886 §3.2.1,
    * RFC 6887 §14.1.3), reporting it through `onEvent` as an `announcement`: anyone on the LAN can
    * send one with the gateway's address, so it is a reason to ask, never a fact. Present on PCP and NAT-PMP.
@@ -107,13 +110,19 @@ export type GatewayEvent =
 
 /** One row of a gateway's mapping table. */
 export interface GatewayMappingEntry {
+  /** The transport protocol of the rule. */
   protocol: TransportProtocol
+  /** The port the gateway forwards. */
   externalPort: number
+  /** The LAN host it forwards to. */
   internalClient: string
+  /** The port on that host. */
   internalPort: number
+  /** The description the mapping's owner gave. */
   description: string
   /** Remaining seconds; 0 for a permanent lease. */
   lifetimeSeconds: number
+  /** Whether the gateway applies the rule (UPnP can hold disabled ones). */
   enabled: boolean
 }
 
@@ -129,6 +138,8 @@ export interface ProbeContext {
   cacheFile?: string
   /** False: do not try a remembered gateway (DiscoverOptions.rememberGateway). */
   rememberGateway?: boolean
+  /** The UPnP description URL the caller gave (DiscoverOptions.upnpDescriptionUrl): fetched before any search. */
+  descriptionUrl?: URL
   /**
    * The UDP socket discovery connected to the gateway's port 5351 to learn our address, for the
    * first probe that speaks on that port to adopt: its first request then goes out at once, ahead

@@ -49,7 +49,7 @@ class Cli {
 
   signal (signal: NodeJS.Signals): void { this.#child.kill(signal) }
 
-  async exit (limit = 20_000): Promise<number | null> {
+  async exit (limit = 60_000): Promise<number | null> {
     const timer = new Promise<'hung'>((resolve) => { setTimeout(() => { resolve('hung') }, limit).unref() })
     const code = await Promise.race([this.#exited, timer])
     if (code === 'hung') {
@@ -94,6 +94,14 @@ describe('cli process: bad usage exits 2 with one line and the usage, before any
       assert.equal(result.stderr.length, 3)
     })
   }
+
+  it('natmapper frobnicate --help: the unknown command, not the general help', async () => {
+    const result = await natmapper(['frobnicate', '--help'])
+    assert.equal(result.code, 2, result.transcript)
+    assert.deepEqual(result.stdout, [])
+    assert.match(result.stderr[0] ?? '', /^natmapper: unknown command "frobnicate" \(commands: /)
+    assert.match(result.stderr[1] ?? '', /^Usage: natmapper /)
+  })
 
   it('help and --version exit 0 on stdout', async () => {
     const help = await natmapper(['help'])

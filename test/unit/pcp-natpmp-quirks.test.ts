@@ -133,14 +133,15 @@ for (const protocol of ['pcp', 'nat-pmp'] as const) {
       gateway.mappings.clear()
       mapping.renewNow()
       await waitFor('the typed error', () => mapping.lastError?.name === 'GatewayRefusesEverythingError', 20_000)
-      const error = mapping.lastError as Error & { code: string, resultCode: number, cause: unknown }
+      const error = mapping.lastError as Error & { code: string, inARow: number, cause: { code?: string, protocol?: string, resultCode?: number } }
       assert.equal(error.code, 'ERR_GATEWAY_REFUSES_EVERYTHING')
       assert.match(error.message, /^the gateway refuses every request: restart it \(3 mapping requests in a row/)
-      assert.equal(error.resultCode, protocol === 'pcp' ? 8 : 4)
-      assert.equal((error.cause as { code?: string }).code, 'ERR_GATEWAY_RESULT')
+      assert.equal(error.inARow, 3)
+      assert.deepEqual([error.cause.code, error.cause.protocol, error.cause.resultCode], ['ERR_GATEWAY_RESULT', protocol, protocol === 'pcp' ? 8 : 4])
       await waitFor('a fourth attempt', () => gapsBetweenMaps(gateway, 7_200).length >= 4, 20_000)
       const gaps = gapsBetweenMaps(gateway, 7_200).slice(-3)
-      assert.ok((gaps[1] ?? 0) > (gaps[0] ?? 0) * 1.5 && (gaps[2] ?? 0) > (gaps[1] ?? 0) * 1.5, `retries back off: ${gaps.map(Math.round).join(', ')} ms apart`)
+      // 1, 2, then 4 s apart (timers fire late on a loaded machine, never early: lower bounds only).
+      assert.ok((gaps[0] ?? 0) >= 900 && (gaps[1] ?? 0) >= 1_900 && (gaps[2] ?? 0) >= 3_900, `retries back off: ${gaps.map(Math.round).join(', ')} ms apart`)
       // The gateway is restarted: the mapping comes back without a call from the application.
       gateway.behaviour = {}
       await waitFor('established again', () => mapping.established && gateway.mappings.size === 1, 20_000)

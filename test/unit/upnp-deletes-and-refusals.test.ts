@@ -90,9 +90,9 @@ describe('upnp: a gateway that refuses every mapping (miniupnpd 2.3.10+ after a 
     mapping.renewNow()
     const deadline = Date.now() + 20_000
     while (mapping.lastError?.name !== 'GatewayRefusesEverythingError' && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
-    const error = mapping.lastError as Error & { code?: string, protocol?: string, resultCode?: number }
+    const error = mapping.lastError as Error & { code?: string, cause?: { protocol?: string, resultCode?: number } }
     assert.equal(error.code, 'ERR_GATEWAY_REFUSES_EVERYTHING', String(error))
-    assert.deepEqual([error.protocol, error.resultCode], ['upnp', 501])
+    assert.deepEqual([error.cause?.protocol, error.cause?.resultCode], ['upnp', 501])
     assert.match(error.message, /^the gateway refuses every request: restart it \(3 mapping requests in a row answered ActionFailed \(501\) over upnp/)
     const adds = igd.calls.filter((call) => call.action.startsWith('Add')).length
     await new Promise((resolve) => setTimeout(resolve, 3_000))
