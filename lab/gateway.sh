@@ -14,6 +14,9 @@
 #   lab/gateway.sh block              drop LAN->gateway UDP 5351, UDP 1900, TCP 5000 (miniupnpd
 #                                     keeps running, mapped traffic keeps flowing); idempotent
 #   lab/gateway.sh unblock            remove exactly that; idempotent
+#   lab/gateway.sh count-requests [--reset]
+#                                     NAT-PMP/PCP datagrams (UDP 5351) from the LAN since the
+#                                     last --reset (which prints 0)
 #   lab/gateway.sh drop-mapping tcp|udp EPORT
 #                                     delete the nft rules of that mapping behind miniupnpd's
 #                                     back (it still believes it exists); exit 1 if none matched
@@ -143,6 +146,10 @@ case $cmd in
     lab_lock; need_lab
     lab_block_off
     ;;
+  count-requests)
+    lab_lock; need_lab
+    if [[ ${1:-} == --reset ]]; then lab_count_reset; echo 0; else lab_count_read; fi
+    ;;
   drop-mapping|drop-forward)
     proto=${1:-} eport=${2:-}
     [[ $proto =~ ^(tcp|udp)$ && $eport =~ ^[0-9]+$ ]] || lab_die "usage: $0 $cmd tcp|udp EPORT"
@@ -155,7 +162,7 @@ case $cmd in
     lab_flush_chains
     ;;
   *)
-    sed -n '2,29p' "$0" >&2
+    sed -n '2,32p' "$0" >&2
     exit 2
     ;;
 esac

@@ -37,11 +37,12 @@ LAB_RADVD_LOG="$LAB_RUN_DIR/radvd.log"
 LAB_MODES="all pmp upnp upnp-igd1 silent closed"
 # Gateway profiles (lab/README.md, "Gateway profiles"): what the permission rules and lifetimes
 # look like. permissive = the lab's own (every port, 1 s PCP lifetimes); stock = miniupnpd's
-# sample config as OpenWrt, pfSense and OPNsense ship it; stock-igd1 = stock as IGDv1, UPnP only.
+# sample config as OpenWrt, pfSense and OPNsense ship it; stock-igd1 = stock as IGDv1, UPnP only;
+# stock-insecure = stock with secure_mode=no (any LAN host may map, and delete, for any other).
 # home = stock's rules on a home network's IPv6: router advertisements (radvd) with a global and a
 # ULA prefix, SLAAC with temporary addresses on the LAN hosts, default route via the router's
 # link-local address.
-LAB_PROFILES="permissive stock stock-igd1 home"
+LAB_PROFILES="permissive stock stock-igd1 stock-insecure home"
 LAB_FRIENDLY_NAME="natmapper lab gateway"
 # For the few python one-liners here: a pyenv shim first on PATH costs
 # ~0.2 s per call, the system python3 ~10 ms.
@@ -171,20 +172,35 @@ lab_flush_rules() {
 # the UPnP HTTP port arriving from the LAN. A table of our own, so unblock
 # removes exactly this and never touches miniupnpd's chains. Input hook
 # only: DNAT'ed/forwarded traffic of existing mappings is unaffected.
-# "table X; delete table X; table X {...}" in one transaction is atomic and
-# idempotent (create if missing, then replace).
 lab_block_on() {
-  gw nft -f - <<EOF
-table inet $LAB_NFT_BLOCK_TABLE
-delete table inet $LAB_NFT_BLOCK_TABLE
-table inet $LAB_NFT_BLOCK_TABLE {
-  chain input {
-    type filter hook input priority -10; policy accept;
-    iifname "$LAB_GW_LAN_IF" udp dport { $LAB_PMP_PORT, $LAB_SSDP_PORT } drop
-    iifname "$LAB_GW_LAN_IF" tcp dport $LAB_HTTP_PORT drop
-  }
+  lab_input_table "$LAB_NFT_BLOCK_TABLE" -10 \
+    "iifname \"$LAB_GW_LAN_IF\" udp dport { $LAB_PMP_PORT, $LAB_SSDP_PORT } drop" \
+    "iifname \"$LAB_GW_LAN_IF\" tcp dport $LAB_HTTP_PORT drop"
 }
-EOF
+
+# Counts the NAT-PMP/PCP datagrams the gateway receives from the LAN (UDP 5351 on br-lan): a
+# counter rule in a table of our own, ahead of everything (priority -20, before lab_block's drop).
+# lab_count_reset creates it at 0 (or zeroes it), lab_count_read prints the count.
+lab_count_reset() {
+  lab_input_table "$LAB_NFT_COUNT_TABLE" -20 "iifname \"$LAB_GW_LAN_IF\" udp dport $LAB_PMP_PORT counter"
+}
+
+# lab_input_table NAME PRIORITY RULE...: (re)creates the gateway's table inet NAME with one
+# input chain at PRIORITY holding the RULEs. "table X; delete table X; table X {...}" in one
+# transaction is atomic and idempotent (create if missing, then replace).
+lab_input_table() {
+  local name=$1 priority=$2
+  shift 2
+  {
+    printf 'table inet %s\ndelete table inet %s\ntable inet %s {\n  chain input {\n' "$name" "$name" "$name"
+    printf '    type filter hook input priority %s; policy accept;\n' "$priority"
+    printf '    %s\n' "$@"
+    printf '  }\n}\n'
+  } | gw nft -f -
+}
+
+lab_count_read() {
+  gw nft list table inet "$LAB_NFT_COUNT_TABLE" | sed -n 's/.* counter packets \([0-9]*\) .*/\1/p'
 }
 
 lab_block_off() {
@@ -556,7 +572,7 @@ EOF
 # ---------------------------------------------------------------- miniupnpd
 # lab_write_config MODE [PROFILE]: the miniupnpd config for MODE under PROFILE (default permissive).
 lab_write_config() {
-  local mode=$1 profile=${2:-permissive} upnp=yes pmp=yes igd1=no policy
+  local mode=$1 profile=${2:-permissive} upnp=yes pmp=yes igd1=no secure=yes policy
   case $mode in
     all | silent | closed) ;; # silent/closed: config kept for `gateway.sh start`
     pmp) upnp=no ;;
@@ -575,12 +591,15 @@ max_lifetime=$LAB_MAX_LIFETIME
 deny $LAB_DENIED_EPORT 0.0.0.0/0 0-65535
 allow 1-65535 $LAB_LAN_SUBNET 1-65535
 deny 0-65535 0.0.0.0/0 0-65535" ;;
-    stock | stock-igd1 | home)
+    stock | stock-igd1 | stock-insecure | home)
+      # stock-insecure: the user turned secure mode off (OpenWrt's "secure_mode 0"), so UPnP lets
+      # any LAN host add or delete a mapping whatever its internal client (issue 20).
+      [[ $profile == stock-insecure ]] && secure=no
       # Everything not set here is miniupnpd's default (min_lifetime 120 is its default too,
       # written out because the permissive profile changes it).
       policy="# profile $profile: the permission rules of miniupnpd's sample miniupnpd.conf, OpenWrt's
 # /etc/config/upnpd and pfSense/OPNsense: LAN hosts may map their own ports >= 1024 to
-# external ports >= 1024, nothing else. secure_mode=yes (above), PCP min_lifetime 120.
+# external ports >= 1024, nothing else. secure_mode=$secure (above), PCP min_lifetime 120.
 clean_ruleset_threshold=10
 clean_ruleset_interval=600
 min_lifetime=120
@@ -603,7 +622,7 @@ enable_upnp=$upnp
 # One switch for both NAT-PMP and PCP in 2.3.1 (no separate PCP option).
 enable_natpmp=$pmp
 force_igd_desc_v1=$igd1
-secure_mode=yes
+secure_mode=$secure
 system_uptime=${LAB_SYSTEM_UPTIME:-yes}
 uuid=$LAB_UUID
 friendly_name=$LAB_FRIENDLY_NAME

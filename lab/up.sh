@@ -2,7 +2,7 @@
 # Build the natmapper lab from scratch (always tears down the previous one
 # first, so it is idempotent) and start miniupnpd if the mode needs it.
 #
-#   lab/up.sh [--mode all|pmp|upnp|upnp-igd1|silent|closed] [--profile permissive|stock|stock-igd1|home]
+#   lab/up.sh [--mode all|pmp|upnp|upnp-igd1|silent|closed] [--profile permissive|stock|stock-igd1|stock-insecure|home]
 #             [--uptime system|daemon] [--verbose]
 #
 #   all        UPnP IGDv2 + NAT-PMP + PCP                 (default)
@@ -16,6 +16,7 @@
 #   --profile stock       allow 1024-65535 <LAN> 1024-65535, deny the rest, PCP min_lifetime 120
 #                         (miniupnpd's sample config, OpenWrt, pfSense/OPNsense); see lab/README.md
 #   --profile stock-igd1  stock as IGDv1 with NAT-PMP/PCP off (implies --mode upnp-igd1)
+#   --profile stock-insecure  stock with secure_mode=no (any LAN host may map or delete for another)
 #   --profile home        stock, on a home network's IPv6: radvd advertises a global and a ULA
 #                         prefix, the LAN hosts use SLAAC with temporary addresses and route via
 #                         the gateway's link-local address (~2-3 s more: DAD and SLAAC)

@@ -170,6 +170,63 @@ export class HttpStatusError extends NatMapperError {
   }
 }
 
+/**
+ * The gateway's entry for an external port belongs to another host (`internalClient`), so it was
+ * not deleted: on a router without secure mode a delete by external port would remove it (issue
+ * 20, PocketMine issue 2710). `NAT.deleteMapping(..., { force: true })` deletes it anyway.
+ */
+export class ForeignMappingError extends NatMapperError {
+  /** The transport protocol of the entry. */
+  readonly protocol: 'tcp' | 'udp'
+  /** The external port asked to be deleted. */
+  readonly externalPort: number
+  /** The host the entry maps to: whose it is. */
+  readonly internalClient: string
+  /** The port on that host. */
+  readonly internalPort: number
+
+  constructor (protocol: 'tcp' | 'udp', externalPort: number, internalClient: string, internalPort: number, localAddress: string) {
+    super('ERR_FOREIGN_MAPPING', `${protocol} external port ${externalPort} is mapped to ${internalClient}:${internalPort}, not to this host (${localAddress}): not deleted`)
+    this.protocol = protocol
+    this.externalPort = externalPort
+    this.internalClient = internalClient
+    this.internalPort = internalPort
+  }
+}
+
+/**
+ * The gateway refused the last `inARow` mapping requests with a failure that names no reason of
+ * the request's own (UPnP 501 ActionFailed, NAT-PMP NETWORK_FAILURE or OUT_OF_RESOURCES, PCP
+ * NETWORK_FAILURE or NO_RESOURCES) while it answers otherwise: it is stuck. miniupnpd 2.3.10 and
+ * later do this after a WAN link flap until restarted (miniupnp/miniupnp#890, #904). Mappings keep
+ * retrying, backing off, and come back by themselves once the gateway grants again.
+ */
+export class GatewayRefusesEverythingError extends NatMapperError {
+  /** How many mapping requests in a row it refused so, with no success between them. */
+  readonly inARow: number
+  /** The gateway's last answer: its protocol, code (UPnP 501, PCP 7 or 8, NAT-PMP 3 or 4) and name. */
+  declare readonly cause: GatewayResultError
+
+  constructor (last: GatewayResultError, inARow: number) {
+    super('ERR_GATEWAY_REFUSES_EVERYTHING', `the gateway refuses every request: restart it (${inARow} mapping requests in a row answered ` +
+      `${last.resultName} (${last.resultCode}) over ${last.protocol}, as miniupnpd 2.3.10 and later do after a WAN link flap; natmapper keeps retrying)`,
+    { cause: last })
+    this.inARow = inARow
+  }
+}
+
+/** The result codes that refuse a mapping for no reason of its own (see GatewayRefusesEverythingError). */
+const UNEXPLAINED_FAILURE_CODES: Readonly<Record<WireProtocol, readonly number[]>> = {
+  pcp: [7, 8],
+  'nat-pmp': [3, 4],
+  upnp: [501]
+}
+
+/** Whether `error` is a gateway's refusal that names no reason of the request's own. */
+export function isUnexplainedFailure (error: unknown): error is GatewayResultError {
+  return error instanceof GatewayResultError && UNEXPLAINED_FAILURE_CODES[error.protocol].includes(error.resultCode)
+}
+
 /** The result codes with which a gateway refuses a mapping by policy (its permission rules). */
 const REFUSAL_CODES: Readonly<Record<WireProtocol, readonly number[]>> = {
   // NOT_AUTHORIZED (RFC 6887 §7.4, RFC 6886 §3.5 "Not Authorized/Refused").

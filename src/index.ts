@@ -45,5 +45,7 @@ export {
   AbortError,
   ClosedError,
   NetworkError,
+  ForeignMappingError,
+  GatewayRefusesEverythingError,
   type WireProtocol
 } from './errors.js'

@@ -61,7 +61,8 @@ export type Command =
     /** --once: create, print, exit without deleting. */
     once: boolean
   }
-  | { name: 'unmap', options: GlobalOptions, protocol: TransportName, internalPort: number, externalPort?: number }
+  /** force: --force, delete the entry even when it is another host's (UPnP). */
+  | { name: 'unmap', options: GlobalOptions, protocol: TransportName, internalPort: number, externalPort?: number, force?: true }
   | { name: 'list', options: GlobalOptions }
 
 /** Bad usage: `message` is the one line to print; `command` selects the usage shown after it. */
@@ -88,7 +89,8 @@ const OPTIONS = {
   'external-port': { type: 'string' },
   duration: { type: 'string' },
   description: { type: 'string' },
-  once: { type: 'boolean' }
+  once: { type: 'boolean' },
+  force: { type: 'boolean' }
 } as const
 
 type OptionName = keyof typeof OPTIONS
@@ -98,7 +100,7 @@ const COMMAND_OPTIONS: Record<HelpTopic, readonly OptionName[]> = {
   discover: [],
   ip: [],
   map: ['external-port', 'duration', 'description', 'once'],
-  unmap: ['external-port'],
+  unmap: ['external-port', 'force'],
   list: []
 }
 
@@ -176,7 +178,7 @@ export function parseCommandLine (argv: readonly string[]): Command {
       if (extra !== undefined) throw new UsageError(`unexpected argument ${show(extra)}`, command)
       const internalPort = parsePort(portText, 'internal port', command)
       const externalPort = values['external-port'] === undefined ? undefined : parsePort(stringValue(values['external-port']), '--external-port', command)
-      if (command === 'unmap') return { name: 'unmap', options, protocol, internalPort, ...(externalPort === undefined ? {} : { externalPort }) }
+      if (command === 'unmap') return { name: 'unmap', options, protocol, internalPort, ...(externalPort === undefined ? {} : { externalPort }), ...(values.force === true ? { force: true } : {}) }
       const durationSeconds = values.duration === undefined ? undefined : parseDuration(stringValue(values.duration))
       const description = values.description === undefined ? undefined : parseDescription(stringValue(values.description))
       return {

@@ -117,6 +117,8 @@ function hintFor (code: string | undefined, command: Exclude<Command, { name: 'h
       return 'the gateway may have UPnP, NAT-PMP and PCP turned off, or this host may not be behind a NAT; --verbose shows every request'
     case 'ERR_NO_DEFAULT_GATEWAY':
       return 'give the gateway\'s address with --gateway'
+    case 'ERR_FOREIGN_MAPPING':
+      return 'another host holds this port now; --force deletes its mapping anyway'
     case 'ERR_UNSUPPORTED':
       if (command.name === 'unmap') return 'PCP cannot delete another client\'s mapping; NAT-PMP and UPnP can: --protocol nat-pmp or --protocol upnp'
       if (command.name === 'list') return 'only UPnP IGD gateways can list their mappings: try --protocol upnp'
@@ -239,7 +241,8 @@ async function unmap (command: Extract<Command, { name: 'unmap' }>, output: Outp
   await withNat(command.options, async (nat) => {
     await nat.deleteMapping(command.protocol, command.internalPort, {
       ...requestOptions(command.options),
-      ...(command.externalPort === undefined ? {} : { externalPort: command.externalPort })
+      ...(command.externalPort === undefined ? {} : { externalPort: command.externalPort }),
+      ...(command.force === true ? { force: true } : {})
     })
     const port = command.externalPort === undefined ? '' : ` (external port ${command.externalPort})`
     output.out(command.options.json

@@ -5,7 +5,7 @@ const SYNOPSIS: Record<HelpTopic, string> = {
   discover: 'natmapper discover [options]',
   ip: 'natmapper ip [options]',
   map: 'natmapper map <tcp|udp> <internal-port> [--external-port N] [--duration S] [--description T] [--once] [options]',
-  unmap: 'natmapper unmap <tcp|udp> <internal-port> [--external-port N] [options]',
+  unmap: 'natmapper unmap <tcp|udp> <internal-port> [--external-port N] [--force] [options]',
   list: 'natmapper list [options]'
 }
 
@@ -92,14 +92,17 @@ renewed, changed, failed, lost, external-address-changed, gateway-reset, gateway
 unavailable, closing, closed (and left with --once).`,
   unmap: `Deletes a mapping that this process does not hold: one left by "map --once", an
 earlier run or another program on this host. NAT-PMP deletes by protocol and internal
-port, UPnP by external port (--external-port, default: the internal port). PCP cannot
-delete a mapping made by another client (it is bound to its creator's nonce): use
---protocol nat-pmp or --protocol upnp, or wait for the lease to run out. A NAT-PMP
+port, UPnP by external port (--external-port, default: the internal port). PCP deletes
+only what natmapper made on this host (the mapping is bound to its creator's nonce, which
+natmapper derives from its cache file): for other programs' mappings use --protocol nat-pmp
+or --protocol upnp, or wait for the lease to run out. A NAT-PMP
 gateway accepts a delete even when it held no such mapping (miniupnpd, for one, does
-not delete a PCP mapping this way): "accepted" is all it says.
+not delete a PCP mapping this way): "accepted" is all it says. A UPnP entry that maps
+to another host is not deleted (exit 1, naming the host) unless --force.
 
 Options:
-  --external-port <port>  the mapping's external port (UPnP; default: the internal port)`,
+  --external-port <port>  the mapping's external port (UPnP; default: the internal port)
+  --force                 delete a UPnP entry even when it maps to another host`,
   list: `Prints the gateway's mapping table. Only UPnP IGD gateways can list it; natmapper
 says so and exits 1 when the protocol in use cannot (PCP, NAT-PMP): try --protocol upnp.`
 }

@@ -58,9 +58,12 @@ export interface GatewayClient {
   unmap (grant: PortMappingGrant, options: RequestOptions): Promise<void>
   /**
    * Delete a mapping this client may not have made (another process, an earlier run), by what
-   * identifies it on this protocol. Optional: PCP cannot, without the creator's nonce.
+   * identifies it on this protocol. PCP can only with the cache file its creator used (the nonce
+   * is derived from it), else it rejects with UnsupportedError. Where a
+   * delete could reach another host's entry (UPnP), it is refused with ForeignMappingError
+   * unless `force`.
    */
-  deleteMapping? (protocol: TransportProtocol, internalPort: number, externalPort: number, options: RequestOptions): Promise<void>
+  deleteMapping? (protocol: TransportProtocol, internalPort: number, externalPort: number, options: RequestOptions & { force?: boolean }): Promise<void>
   /** The gateway's mapping table, where the protocol can list it (UPnP). */
   listMappings? (options: RequestOptions): Promise<GatewayMappingEntry[]>
   /** Set by the NAT that owns the client: what the client learns between or beside requests. */
@@ -73,9 +76,16 @@ export interface GatewayClient {
   readonly newsGroup?: Readonly<MulticastGroup>
   /**
    * Interprets an unsolicited datagram the gateway multicast to port 5350 (RFC 6886 §3.2.1,
-   * RFC 6887 §14.1.3), reporting what it means through `onEvent`. Present on PCP and NAT-PMP.
+   * RFC 6887 §14.1.3), reporting it through `onEvent` as an `announcement`: anyone on the LAN can
+   * send one with the gateway's address, so it is a reason to ask, never a fact. Present on PCP and NAT-PMP.
    */
   handleAnnouncement? (bytes: Uint8Array): void
+  /**
+   * One request that shows whether the gateway lost its state (its epoch) or changed its external
+   * address, reported through `onEvent` as `reset` or `external-address`. Present where
+   * `handleAnnouncement` is: the NAT checks this way before it believes an announcement.
+   */
+  checkGateway? (options: RequestOptions): Promise<void>
   /**
    * Interprets an SSDP NOTIFY the gateway multicast to 239.255.255.250:1900 (UDA 1.1 §1.2: alive,
    * byebye, a new BOOTID after a restart), reporting what it means through `onEvent`. Present on UPnP.
@@ -89,8 +99,14 @@ export interface GatewayClient {
 export type GatewayEvent =
   /** The gateway lost its mapping state (an epoch that jumped, an announcement, a new BOOTID). */
   | { kind: 'reset', reason: string }
-  /** The gateway announced or reported this external address. */
+  /** The gateway reported this external address. */
   | { kind: 'external-address', address: string }
+  /**
+   * An announcement arrived from the gateway's address. `epochContinues`: the epoch it carries
+   * follows from the gateway's replies, so only a gateway whose epoch survives its restarts (or
+   * someone who copied it) could have sent it; a spoofed epoch 0 does not.
+   */
+  | { kind: 'announcement', reason: string, epochContinues: boolean }
 
 /** One row of a gateway's mapping table. */
 export interface GatewayMappingEntry {

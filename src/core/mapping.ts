@@ -3,6 +3,7 @@ import { addressScope, isIPv6 } from '../net/ip-address.js'
 import { AbortError, ClosedError, explainRefusal, MappingNotHeldError, NoMappingError } from '../errors.js'
 import type { ResolvedMappingOptions } from '../options.js'
 import { reasonOf } from './deadline.js'
+import { debug } from '../debug.js'
 import type { MappingEvents } from './events.js'
 import type { GatewayClient, PortMappingGrant, PortMappingRequest, RequestOptions, TransportProtocol } from './gateway-client.js'
 import type { RequestLimiter } from './limiter.js'
@@ -41,12 +42,20 @@ export interface MappingHost {
   noteExternalAddress: (address: string) => void
   /** Tells the NAT how a request went (undefined for success), so it can notice a dead gateway. */
   reportOutcome: (error: Error | undefined) => void
+  /** What a failure means given the NAT's other requests (a gateway that refuses them all). */
+  explainFailure: (error: Error) => Error
   emit: <K extends keyof MappingEvents>(event: K, ...args: MappingEvents[K]) => void
   forget: (mapping: Mapping) => void
 }
 
 /** The options of an attempt nobody waits for (a scheduled renewal, a renewal on a gateway's reset). */
 const NO_OPTIONS: RequestOptions = Object.freeze({})
+
+/** A renewal this long after the last grant must extend the lease by half of that, or it is taken as not extending it. */
+const NON_EXTENSION_MIN_MS = 1_000
+
+/** How long before a held lease ends a failed renewal is tried once more. */
+const LAST_TRY_BEFORE_EXPIRY = 500
 
 /** The first retry after a failure; doubles up to a third of the mapping duration. */
 const FIRST_RETRY_DELAY = 1_000
@@ -84,6 +93,8 @@ export class Mapping extends EventEmitter<MappingEvents> {
   #cancel = new AbortController()
   #inFlight: Promise<void> | undefined
   #closing: Promise<void> | undefined
+  /** The next scheduled attempt deletes the mapping at the gateway before it maps it again (a renewal that did not extend the lease). */
+  #recreateNext = false
 
   /** @internal Created by NAT.newMapping(). */
   constructor (host: MappingHost, options: ResolvedMappingOptions) {
@@ -159,6 +170,11 @@ export class Mapping extends EventEmitter<MappingEvents> {
   /** @internal Whether the gateway reports the external address with each grant (PCP does). */
   get reportsAddress (): boolean {
     return this.#grant?.externalAddress !== undefined
+  }
+
+  /** @internal When the last grant arrived (ms since the epoch; 0 before the first). */
+  get grantedAt (): number {
+    return this.#grantedAt
   }
 
   /** @internal Renew now (a gateway reset, an address change), unless an attempt is already running. */
@@ -266,7 +282,9 @@ export class Mapping extends EventEmitter<MappingEvents> {
   /** One attempt to create or renew, then the next one scheduled from what the gateway said. */
   async #renew (options: RequestOptions): Promise<void> {
     if (this.#closing !== undefined) return
-    const run = this.#attemptOnce(options)
+    const anew = this.#recreateNext
+    this.#recreateNext = false
+    const run = this.#attemptOnce(options, anew)
     this.#inFlight = run
     try {
       await run
@@ -303,10 +321,11 @@ export class Mapping extends EventEmitter<MappingEvents> {
       this.#granted(grant, previous, wasEstablished)
     } catch (caught) {
       if (this.#closing !== undefined || attempt.signal.aborted) return
-      const error = explainRefusal(caught, this.internalPort, previous?.externalPort ?? this.#requestedExternalPort)
-      const failure = error instanceof Error ? error : reasonOf(attempt.signal)
+      const explained = explainRefusal(caught, this.internalPort, previous?.externalPort ?? this.#requestedExternalPort)
+      const failure = explained instanceof Error ? explained : reasonOf(attempt.signal)
       this.#host.reportOutcome(failure)
-      this.#failed(failure)
+      const error = this.#host.explainFailure(failure)
+      this.#failed(error)
       throw error
     } finally {
       if (this.#attempt === attempt) this.#attempt = undefined
@@ -328,6 +347,8 @@ export class Mapping extends EventEmitter<MappingEvents> {
 
   #granted (grant: PortMappingGrant, previous: PortMappingGrant | undefined, wasEstablished: boolean): void {
     const now = Date.now()
+    const extendedBy = (grant.lifetimeSeconds === 0 ? Infinity : now + grant.lifetimeSeconds * 1000) - this.#validUntil
+    const sinceLastGrant = now - this.#grantedAt
     this.#grant = grant
     this.#grantedAt = now
     this.#validUntil = grant.lifetimeSeconds === 0 ? Infinity : now + grant.lifetimeSeconds * 1000
@@ -351,6 +372,16 @@ export class Mapping extends EventEmitter<MappingEvents> {
     // After the events: the NAT may renew every mapping when the address moved.
     if (grant.externalAddress !== undefined) this.#host.noteExternalAddress(grant.externalAddress)
 
+    // A renewal should move the lease's end by about the time since the last grant. One that
+    // leaves the old end in place (Tomato's miniupnpd, miniupnp issues 131 and 199; seen where the
+    // gateway reports the lease, PCP and NAT-PMP) lets the mapping die although every renewal
+    // "succeeded": recreate it now.
+    if (wasEstablished && Number.isFinite(extendedBy) && sinceLastGrant >= NON_EXTENSION_MIN_MS && extendedBy < sinceLastGrant / 2) {
+      debug('%s %d: the renewal left the lease ending in %d s: recreating the mapping', this.protocol, this.internalPort, grant.lifetimeSeconds)
+      this.#recreateNext = true
+      this.#schedule(0, false)
+      return
+    }
     // Renew at a third of the duration we asked for, or at half of a shorter lease the gateway granted.
     const leaseMs = grant.lifetimeSeconds === 0 ? Infinity : grant.lifetimeSeconds * 1000
     this.#schedule(Math.min(this.#host.mappingDuration / 3, leaseMs / 2), true)
@@ -368,9 +399,11 @@ export class Mapping extends EventEmitter<MappingEvents> {
       this.#host.emit('lost', { mapping: this, error })
     }
     const backoff = Math.min(FIRST_RETRY_DELAY * 2 ** (this.#failures - 1), this.#host.mappingDuration / 3)
-    // Never let a held lease run out while waiting to retry: try once more just before it ends.
+    // Never let a held lease run out while waiting to retry: try once more just before it ends
+    // (once: within the last half second the back-off holds, or a gateway refusing every
+    // renewal then would get one request per millisecond until the lease ended).
     const untilExpiry = this.#validUntil - Date.now()
-    this.#schedule(untilExpiry > 0 ? Math.min(backoff, Math.max(untilExpiry - 500, 0)) : backoff, false)
+    this.#schedule(untilExpiry > LAST_TRY_BEFORE_EXPIRY ? Math.min(backoff, untilExpiry - LAST_TRY_BEFORE_EXPIRY) : backoff, false)
   }
 
   /**

@@ -1,6 +1,6 @@
 import { EventEmitter } from '../builtins.js'
 import { addressScope, type AddressScope, isIPv4 } from '../net/ip-address.js'
-import { ClosedError, TimeoutError, UnsupportedError } from '../errors.js'
+import { ClosedError, GatewayRefusesEverythingError, isUnexplainedFailure, TimeoutError, UnsupportedError } from '../errors.js'
 import { listenToGatewayMulticast, type MulticastListener } from '../net/multicast.js'
 import { resolveMappingOptions, type MappingOptions, type ResolvedDiscoverOptions } from '../options.js'
 import { withDeadline } from './deadline.js'
@@ -8,12 +8,15 @@ import type { MappingEvents, NatEvents } from './events.js'
 import type { GatewayClient, GatewayEvent, GatewayMappingEntry, NatType, ProbeRegistry, RequestOptions, TransportProtocol } from './gateway-client.js'
 import { allowManyListeners, RequestLimiter } from './limiter.js'
 import { Mapping, type MappingHost } from './mapping.js'
+import { AnnouncementCheck } from './announcement-check.js'
 import { RenewalClock } from './renewal-clock.js'
 import { locateGateway, raceProbes, type DiscoveredGateway } from './probe.js'
 import { debug } from '../debug.js'
 
 /** Failed requests in a row after which the NAT looks for a gateway or protocol that works. */
 const FAILURES_BEFORE_REDISCOVERY = 3
+/** Unexplained refusals in a row (see GatewayRefusesEverythingError) after which the gateway is called stuck. */
+const REFUSALS_BEFORE_STUCK = 3
 /** Rediscovery runs at most this often while requests keep failing. */
 const REDISCOVERY_MIN_INTERVAL = 5_000
 
@@ -35,9 +38,13 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
   #addressTimer: NodeJS.Timeout | undefined
   #networkTimer: NodeJS.Timeout | undefined
   #failuresInARow = 0
+  #refusalsInARow = 0
   #rediscovery: Promise<void> | undefined
   #lastRediscovery = 0
   #closing: Promise<void> | undefined
+  readonly #announcementCheck: AnnouncementCheck
+  /** Counts resets and address changes, so that a check can tell whether it found one. */
+  #stateChanges = 0
 
   /** @internal Created by discoverNAT(). */
   constructor (discovered: DiscoveredGateway, options: ResolvedDiscoverOptions, probes: ProbeRegistry) {
@@ -46,6 +53,11 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
     this.#probes = probes
     this.#limiter = new RequestLimiter(options.maxConcurrentRequests)
     this.#client = discovered.client
+    this.#announcementCheck = new AnnouncementCheck({
+      check: async () => await this.#checkGateway(),
+      mappings: () => this.#mappings,
+      unconfirmedReset: (reason) => { this.emit('gateway-reset', { reason: `${reason}, its epoch continuing: renewing every mapping, at a bounded pace` }) }
+    })
     this.#attach(discovered.client)
     if (discovered.externalAddress !== undefined) this.#address = { value: discovered.externalAddress, at: Date.now() }
     const currentClient = (): GatewayClient => this.#client
@@ -62,6 +74,10 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
       externalAddress: async (requestOptions) => await this.externalAddress(requestOptions),
       noteExternalAddress: (address) => { this.#noteExternalAddress(address) },
       reportOutcome: (error) => { this.#reportOutcome(error) },
+      // A gateway without a usable WAN address refuses with the same codes for a reason of its own.
+      explainFailure: (error) => isUnexplainedFailure(error) && this.#refusalsInARow >= REFUSALS_BEFORE_STUCK && this.externalAddressScope !== 'unspecified'
+        ? new GatewayRefusesEverythingError(error, this.#refusalsInARow)
+        : error,
       emit: (event, ...args) => { this.#emitMappingEvent(event, ...args) },
       forget: (mapping) => {
         this.#mappings.delete(mapping)
@@ -144,9 +160,12 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
 
   /**
    * Deletes a mapping this NAT object does not hold (made by another process or an earlier run).
-   * Rejects with UnsupportedError where the protocol cannot (PCP ties a mapping to its creator's nonce).
+   * Rejects with UnsupportedError where the protocol cannot (PCP ties a mapping to its creator's
+   * nonce: only a mapping made with the same gatewayCacheFile can be deleted), and with
+   * ForeignMappingError when the gateway's entry is another host's (UPnP deletes by external
+   * port), unless `force`.
    */
-  async deleteMapping (protocol: TransportProtocol, internalPort: number, options: RequestOptions & { externalPort?: number } = {}): Promise<void> {
+  async deleteMapping (protocol: TransportProtocol, internalPort: number, options: RequestOptions & { externalPort?: number, force?: boolean } = {}): Promise<void> {
     const resolved = resolveMappingOptions(protocol, internalPort, { ...(options.externalPort === undefined ? {} : { externalPort: options.externalPort }) })
     if (this.closed) throw new ClosedError('NAT is closed')
     if (this.#client.deleteMapping === undefined) throw new UnsupportedError(`${this.type} cannot delete a mapping made by another client`)
@@ -174,6 +193,7 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
   async #close (): Promise<void> {
     this.#stopWatching()
     this.#stopListening()
+    this.#announcementCheck.close()
     const deadline = new AbortController()
     allowManyListeners(deadline.signal)
     const timer = setTimeout(() => { deadline.abort(new TimeoutError(`close: mappings not deleted within ${this.#options.closeTimeout} ms`)) }, this.#options.closeTimeout)
@@ -212,11 +232,24 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
     if (client !== this.#client || this.closed) return
     if (event.kind === 'reset') {
       debug('gateway %s reset: %s', this.gateway, event.reason)
+      this.#stateChanges++
       this.emit('gateway-reset', { reason: event.reason })
       this.#renewAll()
+    } else if (event.kind === 'announcement') {
+      debug('gateway %s: %s (epoch %s): checking', this.gateway, event.reason, event.epochContinues ? 'continues' : 'does not continue')
+      this.#announcementCheck.announced(event.reason, event.epochContinues)
     } else {
       this.#noteExternalAddress(event.address)
     }
+  }
+
+  /** One request that shows whether the gateway reset or moved (see AnnouncementCheck); true if it did. */
+  async #checkGateway (): Promise<boolean> {
+    const client = this.#client
+    if (client.checkGateway === undefined || this.#mappings.size === 0) return false
+    const before = this.#stateChanges
+    await this.#limiter.run(async () => { await client.checkGateway?.({ timeout: this.#options.requestTimeout }) }, undefined, 'urgent')
+    return this.#stateChanges !== before
   }
 
   async #queryExternalAddress (): Promise<string> {
@@ -233,6 +266,7 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
     const previous = this.#address?.value
     this.#address = { value: address, at: Date.now() }
     if (previous === undefined || previous === address) return
+    this.#stateChanges++
     const scope = addressScope(address)
     this.emit('external-address-changed', { address, previous, scope, isPublic: scope === 'public' })
     for (const mapping of this.#mappings) mapping.externalAddressChanged(previous, address)
@@ -248,8 +282,10 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
   #reportOutcome (error: Error | undefined): void {
     if (error === undefined) {
       this.#failuresInARow = 0
+      this.#refusalsInARow = 0
       return
     }
+    this.#refusalsInARow = isUnexplainedFailure(error) ? this.#refusalsInARow + 1 : 0
     this.#failuresInARow++
     if (this.#failuresInARow >= FAILURES_BEFORE_REDISCOVERY) this.#rediscover(`${this.#failuresInARow} requests failed in a row, the last with ${error.message}`)
   }

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:dgram'
 import type { GatewayClient, GatewayEvent, PortMappingGrant, PortMappingRequest, ProbeContext, RequestOptions, TransportProtocol } from '../core/gateway-client.js'
 import { GatewayResultError, MalformedMessageError, UnsupportedError } from '../errors.js'
-import { ANNOUNCEMENT_GROUP, readAnnouncement } from '../pcp/announcement.js'
+import { ANNOUNCEMENT_GROUP, announcementEvent, readAnnouncement } from '../pcp/announcement.js'
 import { EpochTracker } from '../net/epoch.js'
 import { natPmpSchedule } from '../net/retransmit.js'
 import { UdpChannel, type ReplyCodec } from '../net/udp-channel.js'
@@ -104,18 +104,23 @@ export class NatPmpClient implements GatewayClient {
 
   /**
    * RFC 6886 §3.2.1: after a boot, a restart or an address change the gateway multicasts its
-   * address, meaning mappings may be lost; a PCP server says the same with ANNOUNCE. We renew on
-   * either rather than trust the epoch alone, which cannot tell a restart from a short uptime.
+   * address, meaning mappings may be lost; a PCP server says the same with ANNOUNCE. Reported as an
+   * announcement for the NAT to check: the address in it is not taken, the gateway is asked.
    */
   handleAnnouncement (bytes: Uint8Array): void {
     const announcement = readAnnouncement(bytes)
-    if (announcement === undefined) return
-    if (announcement.protocol === 'nat-pmp') this.#epoch.observe(announcement.epochSeconds)
-    if (announcement.externalAddress !== undefined) {
-      this.lastExternalAddress = announcement.externalAddress
-      this.onEvent?.({ kind: 'external-address', address: announcement.externalAddress })
-    }
-    this.onEvent?.({ kind: 'reset', reason: `${announcement.protocol === 'pcp' ? 'PCP ANNOUNCE' : 'NAT-PMP address announcement'} from the gateway (epoch ${announcement.epochSeconds} s)` })
+    if (announcement !== undefined) this.onEvent?.(announcementEvent(announcement, this.#epoch))
+  }
+
+  /**
+   * An address request: its reply carries the epoch and the address. No address (NETWORK_FAILURE)
+   * is no news here: a gateway announces as its WAN address goes and again as the new one comes
+   * (miniupnpd: RTM_DELADDR, then RTM_NEWADDR), and the check after the first would otherwise
+   * report a moment without one; the regular address check reports it if it lasts.
+   */
+  async checkGateway (options: RequestOptions): Promise<void> {
+    const address = await this.externalAddress(options)
+    if (address !== UNSPECIFIED_ADDRESS) this.onEvent?.({ kind: 'external-address', address })
   }
 
   #observeEpoch (epochSeconds: number): void {

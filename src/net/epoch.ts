@@ -15,14 +15,23 @@ export class EpochTracker {
 
   /** Records an epoch; true when it shows the gateway lost its state since the previous one. */
   observe (serverSeconds: number, clientMs = monotonicMs()): boolean {
-    const previous = this.#previous
+    const continuous = this.continues(serverSeconds, clientMs)
     this.#previous = { serverSeconds, clientMs }
-    if (previous === undefined) return false
+    return !continuous
+  }
+
+  /**
+   * Whether an epoch reported now follows from the last one recorded (true before the first),
+   * without recording it: what an unauthenticated announcement says is compared, never kept.
+   */
+  continues (serverSeconds: number, clientMs = monotonicMs()): boolean {
+    const previous = this.#previous
+    if (previous === undefined) return true
     // RFC 6887 §8.5, with RFC 6886 §3.6's slack: one second backwards, or a clock running more
     // than 1/16 slower or faster than ours plus two seconds, means the epoch is not continuous.
-    if (serverSeconds + 1 < previous.serverSeconds) return true
+    if (serverSeconds + 1 < previous.serverSeconds) return false
     const clientDelta = (clientMs - previous.clientMs) / 1000
     const serverDelta = serverSeconds - previous.serverSeconds
-    return clientDelta + 2 < serverDelta - serverDelta / 16 || serverDelta + 2 < clientDelta - clientDelta / 16
+    return !(clientDelta + 2 < serverDelta - serverDelta / 16 || serverDelta + 2 < clientDelta - clientDelta / 16)
   }
 }

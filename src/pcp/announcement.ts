@@ -1,5 +1,6 @@
 import { PCP_CLIENT_PORT } from '../constants.js'
 import { decodeResponse as decodeNatPmp } from '../natpmp/codec.js'
+import type { EpochTracker } from '../net/epoch.js'
 import type { MulticastGroup } from '../net/multicast.js'
 import { decodeResponse as decodePcp } from './codec.js'
 
@@ -36,4 +37,14 @@ export function readAnnouncement (bytes: Uint8Array): Announcement | undefined {
   } catch {
     return undefined
   }
+}
+
+/**
+ * An announcement as a client reports it: what it claims, and whether its epoch follows from the
+ * gateway's replies (`epochs`), which it is compared with and never recorded in: anyone on the
+ * LAN can send one with the gateway's address.
+ */
+export function announcementEvent (announcement: Announcement, epochs: EpochTracker): { kind: 'announcement', reason: string, epochContinues: boolean } {
+  const what = announcement.protocol === 'pcp' ? 'PCP ANNOUNCE' : 'NAT-PMP address announcement'
+  return { kind: 'announcement', reason: `${what} from the gateway (epoch ${announcement.epochSeconds} s)`, epochContinues: epochs.continues(announcement.epochSeconds) }
 }

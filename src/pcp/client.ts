@@ -1,7 +1,7 @@
 import type { Socket } from 'node:dgram'
 import type { GatewayClient, GatewayEvent, PortMappingGrant, PortMappingRequest, ProbeContext, RequestOptions, TransportProtocol } from '../core/gateway-client.js'
 import { ClosedError, GatewayResultError, MalformedMessageError, UnsupportedError } from '../errors.js'
-import { ANNOUNCEMENT_GROUP, readAnnouncement } from './announcement.js'
+import { ANNOUNCEMENT_GROUP, announcementEvent, readAnnouncement } from './announcement.js'
 import { randomBytes } from '../net/random.js'
 import { EpochTracker } from '../net/epoch.js'
 import { pcpSchedule } from '../net/retransmit.js'
@@ -11,6 +11,7 @@ import { NatPmpClient } from '../natpmp/client.js'
 import { PCP_SERVER_PORT } from '../constants.js'
 import { wireTracer } from '../core/trace.js'
 import { decodeResponse, encodeAnnounceRequest, encodeMapRequest, pcpResultName, type PcpDecoded } from './codec.js'
+import { nonceSource } from './nonce.js'
 
 const RESULT_SUCCESS = 0
 
@@ -86,10 +87,17 @@ export class PcpClient implements GatewayClient {
   /** Our mappings the gateway holds, by nonce (kept across renewals): the address each last reported, and until when. */
   readonly #held = new Map<Uint8Array, { externalAddress: string, until: number }>()
 
-  /** `socket`: one already connected to the gateway's port 5351, adopted (see ProbeContext.takeSocket). */
-  constructor (gateway: string, localAddress: string, socket?: Socket) {
+  /** Where nonces that outlive this process come from (see nonce.ts); random nonces without one. */
+  readonly #cacheFile: string | undefined
+
+  /**
+   * `socket`: one already connected to the gateway's port 5351, adopted (see ProbeContext.takeSocket).
+   * `cacheFile`: the cache file (ProbeContext.cacheFile), for nonces the next process can use.
+   */
+  constructor (gateway: string, localAddress: string, socket?: Socket, cacheFile?: string) {
     this.gateway = gateway
     this.localAddress = localAddress
+    this.#cacheFile = cacheFile
     this.#what = `pcp request to ${gateway}`
     // IPv6: send from the address discovery chose (stable, global), which the request's client
     // address field names; the server answers ADDRESS_MISMATCH if the two differ (RFC 6887 §8.1).
@@ -168,7 +176,7 @@ export class PcpClient implements GatewayClient {
   async map (request: PortMappingRequest, previous: PortMappingGrant | undefined, options: RequestOptions): Promise<PortMappingGrant> {
     // RFC 6887 §11.1: the nonce stays the same for the mapping's whole life.
     const state = stateOf(previous)
-    const nonce = state?.nonce ?? randomBytes(12)
+    const nonce = state?.nonce ?? (this.#cacheFile === undefined ? randomBytes(12) : await this.#lastingNonce(request.protocol, request.internalPort) ?? randomBytes(12))
     const key = state?.key ?? mapKey(nonce)
     // A renewal asks for what the last grant gave: the same request, already encoded.
     const last = state?.sent
@@ -205,6 +213,22 @@ export class PcpClient implements GatewayClient {
       state.key ?? mapKey(state.nonce), 0, options)
   }
 
+  /**
+   * Deletes a mapping made by an earlier process on this host with the same cache file: its nonce
+   * is derived, not remembered (see nonce.ts). Without a cache file PCP cannot (UnsupportedError).
+   */
+  async deleteMapping (protocol: TransportProtocol, internalPort: number, _externalPort: number, options: RequestOptions): Promise<void> {
+    const nonce = await this.#lastingNonce(protocol, internalPort)
+    if (nonce === undefined) throw new UnsupportedError('pcp cannot delete a mapping made by another client without its nonce (natmapper derives it from its cache file; there is none)')
+    await this.#sendMap(this.#encodeMap(protocol, internalPort, nonce, 0, 0, undefined), protocol, internalPort, nonce, mapKey(nonce), 0, options)
+  }
+
+  /** The nonce a mapping of ours gets in every process with this cache file; undefined without one. */
+  async #lastingNonce (protocol: TransportProtocol, internalPort: number): Promise<Uint8Array | undefined> {
+    const source = this.#cacheFile === undefined ? undefined : await nonceSource(this.#cacheFile)
+    return source?.(this.gateway, this.localAddress, protocol, internalPort)
+  }
+
   /** The gateway's last reported epoch (RFC 6887 §8.5), undefined before the first reply. */
   get epochSeconds (): number | undefined {
     return this.#epoch.epochSeconds
@@ -213,13 +237,16 @@ export class PcpClient implements GatewayClient {
   /**
    * RFC 6887 §14.1.3: a server multicasts an unsolicited ANNOUNCE after it lost state or changed
    * its address, and clients then renew every mapping; a NAT-PMP address announcement (RFC 6886
-   * §3.2.1) from the same gateway means the same. We renew whatever the epoch says.
+   * §3.2.1) from the same gateway means the same. Reported as an announcement for the NAT to check.
    */
   handleAnnouncement (bytes: Uint8Array): void {
     const announcement = readAnnouncement(bytes)
-    if (announcement === undefined) return
-    if (announcement.protocol === 'pcp') this.#epoch.observe(announcement.epochSeconds)
-    this.onEvent?.({ kind: 'reset', reason: `${announcement.protocol === 'pcp' ? 'PCP ANNOUNCE' : 'NAT-PMP address announcement'} from the gateway (epoch ${announcement.epochSeconds} s)` })
+    if (announcement !== undefined) this.onEvent?.(announcementEvent(announcement, this.#epoch))
+  }
+
+  /** An ANNOUNCE: its reply's epoch shows a reset (RFC 6887 §14.1.1); any answer will do. */
+  async checkGateway (options: RequestOptions): Promise<void> {
+    await this.announce(options).catch((error: unknown) => { if (!(error instanceof GatewayResultError)) throw error })
   }
 
   async close (): Promise<void> {
@@ -294,7 +321,7 @@ function sameBytes (a: Uint8Array, b: Uint8Array): boolean {
  * back to NAT-PMP.
  */
 export async function pcpProbe (context: ProbeContext): Promise<GatewayClient> {
-  const client = new PcpClient(context.gateway, context.localAddress, context.takeSocket?.())
+  const client = new PcpClient(context.gateway, context.localAddress, context.takeSocket?.(), context.cacheFile)
   try {
     await client.announce({ signal: context.signal, timeout: Infinity })
   } catch (error) {

@@ -29,6 +29,7 @@ import type {
 import { allowManyListeners, RequestLimiter } from '../core/limiter.js'
 import {
   ClosedError,
+  ForeignMappingError,
   GatewayResultError,
   HttpStatusError,
   InvalidArgumentError,
@@ -333,17 +334,50 @@ export class UpnpClient implements GatewayClient {
     return await this.#run(`map ${request.protocol} port ${request.internalPort}`, options, async (signal) => await this.#map(request, previous, signal))
   }
 
-  /** Deletes the mapping for real, whatever its protocol; a mapping already gone (714) counts as deleted. */
+  /**
+   * Deletes the mapping for real, whatever its protocol; a mapping already gone (714) counts as
+   * deleted. UPnP deletes by external port alone, and a router without secure mode deletes any
+   * host's entry: so the entry is read first, and one that is no longer ours (our lease ran out
+   * unnoticed and another host took the port) is left alone.
+   */
   async unmap (grant: PortMappingGrant, options: RequestOptions = {}): Promise<void> {
-    const key = { remoteHost: '', externalPort: grant.externalPort, protocol: upnpProtocol(grant.protocol) }
-    await this.#run(`unmap ${grant.protocol} port ${grant.externalPort}`, options, async (signal) => {
+    await this.#delete(grant.protocol, grant.externalPort, options, (entry) => {
+      if (entry === undefined || this.#ours(entry)) return true
+      debug('upnp: %s port %d is now %s:%d\'s, not ours: not deleted', grant.protocol, grant.externalPort, entry.internalClient, entry.internalPort)
+      return false
+    })
+  }
+
+  /** Reads the entry for `externalPort`, asks `shouldDelete`, and deletes it (714 counts as deleted). */
+  async #delete (protocol: TransportProtocol, externalPort: number, options: RequestOptions, shouldDelete: ((entry: PortMappingEntry | undefined) => boolean) | undefined): Promise<void> {
+    const key = { remoteHost: '', externalPort, protocol: upnpProtocol(protocol) }
+    await this.#run(`unmap ${protocol} port ${externalPort}`, options, async (signal) => {
       try {
+        if (shouldDelete !== undefined && !shouldDelete(await this.#entryToCheck(key, signal))) return
         await this.#soap(SoapActions.deletePortMapping(key), signal)
       } catch (error) {
         if (error instanceof GatewayResultError && error.resultCode === UpnpErrorCode.NoSuchEntryInArray) return
         throw error
       }
     })
+  }
+
+  /**
+   * The gateway's entry before a delete: undefined when it cannot tell (a router without
+   * GetSpecificPortMappingEntry deletes as before, and its own secure mode decides); 714 is thrown.
+   */
+  async #entryToCheck (key: { remoteHost: string, externalPort: number, protocol: 'TCP' | 'UDP' }, signal: AbortSignal): Promise<PortMappingEntry | undefined> {
+    try {
+      return decodePortMappingEntry(await this.#soap(SoapActions.getSpecificPortMappingEntry(key), signal), 'GetSpecificPortMappingEntry')
+    } catch (error) {
+      if (error instanceof GatewayResultError && error.resultCode === UpnpErrorCode.NoSuchEntryInArray) throw error
+      if (signal.aborted) throw error
+      return undefined
+    }
+  }
+
+  #ours (entry: PortMappingEntry): boolean {
+    return sameAddress(entry.internalClient, this.localAddress)
   }
 
   /**
@@ -469,9 +503,15 @@ export class UpnpClient implements GatewayClient {
     return entries
   }
 
-  /** UPnP keys a mapping by external port and protocol: anyone on the LAN may delete it (secure mode permitting). */
-  async deleteMapping (protocol: TransportProtocol, internalPort: number, externalPort: number, options: RequestOptions = {}): Promise<void> {
-    await this.unmap({ protocol, internalPort, externalPort, lifetimeSeconds: 0 }, options)
+  /**
+   * UPnP keys a mapping by external port and protocol: anyone on the LAN may delete it (secure
+   * mode permitting). Another host's entry is refused with ForeignMappingError unless `force`.
+   */
+  async deleteMapping (protocol: TransportProtocol, _internalPort: number, externalPort: number, options: RequestOptions & { force?: boolean } = {}): Promise<void> {
+    await this.#delete(protocol, externalPort, options, options.force === true ? undefined : (entry) => {
+      if (entry !== undefined && !this.#ours(entry)) throw new ForeignMappingError(protocol, externalPort, entry.internalClient, entry.internalPort, this.localAddress)
+      return true
+    })
   }
 
   /** The gateway's entry for one external port, or undefined when it has none (714). */

@@ -11,11 +11,10 @@
  */
 import { sameAddress } from './trust.js'
 import { debug } from '../debug.js'
+import { readCacheFile, updateCacheFile } from '../net/cache-file.js'
 
 /** How long a gateway is remembered: long enough for a CLI run a minute later, short enough that a new router is not tried for long. */
 export const REMEMBER_FOR = 10 * 60_000
-/** The cache file is tiny; anything larger was not written by us. */
-const MAX_FILE_BYTES = 16 * 1024
 /** Entries kept in the file and in this process (one per gateway and local address); the oldest go first. */
 export const MAX_ENTRIES = 16
 
@@ -95,39 +94,17 @@ function isEntry (value: unknown): value is RememberedGateway {
     typeof entry.controlUrl === 'string' && typeof entry.savedAt === 'number' && Number.isFinite(entry.savedAt)
 }
 
+/** The remembered gateways in the cache file (its `gateways` key). */
 async function readEntries (file: string): Promise<Record<string, unknown>> {
-  try {
-    const handle = await (await loadFs()).open(file, 'r')
-    try {
-      const buffer = Buffer.alloc(MAX_FILE_BYTES + 1)
-      const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0)
-      if (bytesRead > MAX_FILE_BYTES) return {}
-      const parsed = JSON.parse(buffer.subarray(0, bytesRead).toString('utf8')) as { gateways?: unknown }
-      return typeof parsed.gateways === 'object' && parsed.gateways !== null ? parsed.gateways as Record<string, unknown> : {}
-    } finally {
-      await handle.close()
-    }
-  } catch {
-    return {}
-  }
+  const gateways = (await readCacheFile(file)).gateways
+  return typeof gateways === 'object' && gateways !== null ? gateways as Record<string, unknown> : {}
 }
 
-/** Read, update, write to a temporary file and rename: a reader never sees half a file. */
+/** Updates this entry in the file, dropping stale ones and keeping the newest MAX_ENTRIES. */
 async function writeEntry (file: string, key: string, entry: RememberedGateway): Promise<void> {
-  const entries = Object.entries(await readEntries(file)).filter(([other, value]) => other !== key && isEntry(value) && Date.now() - value.savedAt <= REMEMBER_FOR)
-  const gateways = Object.fromEntries([...entries.slice(-(MAX_ENTRIES - 1)), [key, entry]])
-  const fs = await loadFs()
-  await fs.mkdir((await import('node:path')).dirname(file), { recursive: true, mode: 0o700 })
-  const temporary = `${file}.${process.pid}.tmp`
-  await fs.writeFile(temporary, JSON.stringify({ version: 1, gateways }, null, 2) + '\n', { mode: 0o600 })
-  await fs.rename(temporary, file)
-}
-
-/**
- * node:fs/promises on the first read or write of a cache file (the CLI's), not at the probe's
- * start: a library user without one never loads it, and the probe's module loads with one
- * builtin fewer (see builtins.ts).
- */
-async function loadFs (): Promise<typeof import('node:fs/promises')> {
-  return await import('node:fs/promises')
+  await updateCacheFile(file, 'gateways', (current) => {
+    const entries = Object.entries(typeof current === 'object' && current !== null ? current : {})
+      .filter(([other, value]) => other !== key && isEntry(value) && Date.now() - value.savedAt <= REMEMBER_FOR)
+    return Object.fromEntries([...entries.slice(-(MAX_ENTRIES - 1)), [key, entry]])
+  })
 }

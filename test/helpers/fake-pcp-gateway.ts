@@ -81,6 +81,11 @@ export interface FakeGatewayBehaviour {
   dropFirst?: number
   /** Answer PCP requests with NAT-PMP's UNSUPP_VERSION even though `pcp` is on. */
   unsupportedVersionForPcp?: boolean
+  /**
+   * A renewal leaves the first lease's expiry in place and reports what is left of it (Tomato's
+   * miniupnpd; miniupnp issues 131 and 199): only a delete and a new map give a new lease.
+   */
+  renewalKeepsExpiry?: boolean
 }
 
 /** What happened to a request. */
@@ -462,6 +467,11 @@ export class FakePcpGateway {
     const lifetimeSeconds = this.#behaviour.grantLifetime?.(requestedSeconds) ?? requestedSeconds
     const expiresAt = performance.now() + lifetimeSeconds * 1000
     const existing = this.mappings.get(key)
+    if (existing !== undefined && this.#behaviour.renewalKeepsExpiry === true) {
+      existing.renewals++
+      existing.lifetimeSeconds = Math.max(0, Math.floor((existing.expiresAt - performance.now()) / 1000))
+      return existing
+    }
     if (existing !== undefined) {
       // A renewal keeps the external port (RFC 6887 §11.3, RFC 6886 §3.3).
       Object.assign(existing, { lifetimeSeconds, expiresAt, renewals: existing.renewals + 1 }, nonce === undefined ? {} : { nonce })

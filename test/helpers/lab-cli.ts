@@ -18,9 +18,9 @@ export class Cli {
   readonly #args: string[]
   #wake: Array<() => void> = []
 
-  constructor (args: string[], { namespace = lab.lanNamespace, script = CLI } = {}) {
+  constructor (args: string[], { namespace = lab.lanNamespace, script = CLI, env = process.env }: { namespace?: string, script?: string[], env?: NodeJS.ProcessEnv } = {}) {
     this.#args = args
-    this.#child = spawn('ip', ['netns', 'exec', namespace, process.execPath, ...script, ...args], { cwd: ROOT })
+    this.#child = spawn('ip', ['netns', 'exec', namespace, process.execPath, ...script, ...args], { cwd: ROOT, env })
     const collect = (lines: string[]) => (line: string): void => {
       lines.push(line)
       for (const wake of this.#wake.splice(0)) wake()
@@ -80,8 +80,13 @@ export class Cli {
   }
 }
 
+/** The environment without a cache file for the CLI (no HOME, no XDG_CACHE_HOME): PCP nonces stay random. */
+export function withoutCacheFile (): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([name]) => name !== 'HOME' && name !== 'XDG_CACHE_HOME'))
+}
+
 /** Runs natmapper to its end. */
-export async function natmapper (args: string[], options: { namespace?: string, script?: string[] } = {}): Promise<{ code: number | null, stdout: string, stderr: string, cli: Cli }> {
+export async function natmapper (args: string[], options: { namespace?: string, script?: string[], env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number | null, stdout: string, stderr: string, cli: Cli }> {
   const cli = new Cli(args, options)
   try {
     const code = await cli.exit()

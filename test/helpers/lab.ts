@@ -21,11 +21,11 @@ export type LabMode = 'all' | 'pmp' | 'upnp' | 'upnp-igd1' | 'silent' | 'closed'
  * How the lab's miniupnpd is configured (lab/README.md, "Gateway profiles"). New tests run against
  * `stock` unless they need another one: `permissive` allows every port and PCP lifetimes down to
  * 1 s; `stock` is miniupnpd's sample config (ports >= 1024 only, PCP min_lifetime 120);
- * `stock-igd1` is stock as UPnP IGDv1 with NAT-PMP/PCP off (mode upnp-igd1); `home` is stock on a
- * home network's IPv6 (router advertisements, SLAAC with temporary addresses, a link-local next
- * hop): IPv6 tests run on it.
+ * `stock-igd1` is stock as UPnP IGDv1 with NAT-PMP/PCP off (mode upnp-igd1); `stock-insecure` is
+ * stock with secure_mode=no; `home` is stock on a home network's IPv6 (router advertisements, SLAAC
+ * with temporary addresses, a link-local next hop): IPv6 tests run on it.
  */
-export type LabProfile = 'permissive' | 'stock' | 'stock-igd1' | 'home'
+export type LabProfile = 'permissive' | 'stock' | 'stock-igd1' | 'stock-insecure' | 'home'
 
 /** Which gateway a lab suite runs against. */
 export interface LabGateway {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
 import { it } from 'node:test'
 import { gatewayHolds, lab, labEnv, labSuite, reachableFromWan } from '../helpers/lab.js'
-import { BUILT_CLI, Cli, echoService, listening, natmapper } from '../helpers/lab-cli.js'
+import { BUILT_CLI, Cli, echoService, listening, natmapper, withoutCacheFile } from '../helpers/lab-cli.js'
 
 // The real `natmapper` executable, run inside the LAN namespace against miniupnpd (UPnP IGDv2,
 // NAT-PMP and PCP all on): every command in human and --json form, `map` held across renewals and
@@ -169,11 +169,11 @@ labSuite('lab: the natmapper CLI', { mode: 'all', profile: 'permissive' }, () =>
     assert.ok(!gatewayHolds('udp', granted), 'unmap deleted it')
   })
 
-  it('unmap and list with PCP: the protocol cannot, said in one line and a hint, exit 1', async () => {
-    const unmap = await natmapper(['unmap', 'tcp', '8080'])
+  it('unmap (without a cache file) and list with PCP: the protocol cannot, said in one line and a hint, exit 1', async () => {
+    const unmap = await natmapper(['unmap', 'tcp', '8080'], { env: withoutCacheFile() })
     assert.equal(unmap.code, 1, unmap.cli.transcript())
     assert.equal(unmap.stdout, '')
-    assert.equal(unmap.cli.stderr[0], 'natmapper: pcp cannot delete a mapping made by another client')
+    assert.equal(unmap.cli.stderr[0], 'natmapper: pcp cannot delete a mapping made by another client without its nonce (natmapper derives it from its cache file; there is none)')
     assert.match(unmap.cli.stderr[1] ?? '', /^hint: .*--protocol nat-pmp/)
 
     const list = await natmapper(['list', '--protocol', 'pcp', '--json'])

@@ -49,6 +49,7 @@ describe('cli arguments: commands', () => {
   it('unmap: protocol, port and --external-port', () => {
     assert.deepEqual(parse('unmap udp 4000'), { name: 'unmap', options: v4, protocol: 'udp', internalPort: 4000 })
     assert.deepEqual(parse('unmap tcp 80 --external-port 8080 --protocol upnp'), { name: 'unmap', options: { ...v4, protocols: ['upnp'] }, protocol: 'tcp', internalPort: 80, externalPort: 8080 })
+    assert.deepEqual(parse('unmap tcp 80 --force'), { name: 'unmap', options: v4, protocol: 'tcp', internalPort: 80, force: true })
   })
 
   it('--family: ipv4, ipv6 or all (discover and map); the default follows --gateway; a mismatch is bad usage', () => {

@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { after, describe, it } from 'node:test'
@@ -25,8 +28,8 @@ class Cli {
   readonly #child: ChildProcessWithoutNullStreams
   readonly #exited: Promise<number | null>
 
-  constructor (args: string[]) {
-    this.#child = spawn(process.execPath, ['--import', 'tsx', '--import', './test/helpers/network-guard.ts', 'src/cli/main.ts', ...args], { cwd: ROOT })
+  constructor (args: string[], env: NodeJS.ProcessEnv = process.env) {
+    this.#child = spawn(process.execPath, ['--import', 'tsx', '--import', './test/helpers/network-guard.ts', 'src/cli/main.ts', ...args], { cwd: ROOT, env })
     createInterface({ input: this.#child.stdout }).on('line', (line) => { this.stdout.push(line) })
     createInterface({ input: this.#child.stderr }).on('line', (line) => { this.stderr.push(line) })
     this.#exited = new Promise((resolve) => this.#child.on('close', resolve))
@@ -61,8 +64,8 @@ class Cli {
   }
 }
 
-async function natmapper (args: string[]): Promise<{ code: number | null, stdout: string[], stderr: string[], events: () => Array<Record<string, unknown>>, transcript: string }> {
-  const cli = new Cli(args)
+async function natmapper (args: string[], env?: NodeJS.ProcessEnv): Promise<{ code: number | null, stdout: string[], stderr: string[], events: () => Array<Record<string, unknown>>, transcript: string }> {
+  const cli = new Cli(args, env)
   const code = await cli.exit()
   return { code, stdout: cli.stdout, stderr: cli.stderr, events: () => cli.events, transcript: cli.transcript() }
 }
@@ -143,20 +146,38 @@ describe('cli process: against a fake gateway on loopback', () => {
     assert.equal(gateway.mappings.has('udp/4100'), false, 'deleted at the gateway')
   })
 
-  it('map --once leaves the mapping; unmap: refused for PCP (exit 1), done with NAT-PMP (exit 0)', async () => {
+  it('map --once leaves the mapping; unmap: refused for PCP without a cache file (exit 1), done with NAT-PMP (exit 0)', async () => {
     const gateway = await fakeGateway()
     const once = await natmapper(['map', 'tcp', '4200', '--gateway', gateway.address, '--protocol', 'nat-pmp', '--once', '--external-port', '4201'])
     assert.equal(once.code, 0, once.transcript)
     assert.match(once.stdout[1] ?? '', / established: tcp 11\.77\.0\.1:\d+ -> 127\.0\.0\.1:4200 \(lease 60 s, until /)
     assert.ok(gateway.mappings.has('tcp/4200'), 'still on the gateway')
 
-    const pcp = await natmapper(['unmap', 'tcp', '4200', '--gateway', gateway.address, '--protocol', 'pcp'])
+    const noCacheFile = Object.fromEntries(Object.entries(process.env).filter(([name]) => name !== 'HOME' && name !== 'XDG_CACHE_HOME'))
+    const pcp = await natmapper(['unmap', 'tcp', '4200', '--gateway', gateway.address, '--protocol', 'pcp'], noCacheFile)
     assert.equal(pcp.code, 1, pcp.transcript)
-    assert.deepEqual(pcp.stderr, ['natmapper: pcp cannot delete a mapping made by another client', 'hint: PCP cannot delete another client\'s mapping; NAT-PMP and UPnP can: --protocol nat-pmp or --protocol upnp'])
+    assert.deepEqual(pcp.stderr, ['natmapper: pcp cannot delete a mapping made by another client without its nonce (natmapper derives it from its cache file; there is none)',
+      'hint: PCP cannot delete another client\'s mapping; NAT-PMP and UPnP can: --protocol nat-pmp or --protocol upnp'])
 
     const unmap = await natmapper(['unmap', 'tcp', '4200', '--gateway', gateway.address, '--protocol', 'nat-pmp'])
     assert.equal(unmap.code, 0, unmap.transcript)
     assert.equal(gateway.mappings.has('tcp/4200'), false)
+  })
+
+  it('PCP: unmap deletes what an earlier map --once made on this host (the nonce comes from the cache file)', async () => {
+    const gateway = await fakeGateway()
+    const cache = await mkdtemp(join(tmpdir(), 'natmapper-cli-'))
+    try {
+      const env = { ...process.env, XDG_CACHE_HOME: cache }
+      const once = await natmapper(['map', 'udp', '4250', '--gateway', gateway.address, '--protocol', 'pcp', '--once'], env)
+      assert.equal(once.code, 0, once.transcript)
+      assert.ok(gateway.mappings.get('udp/4250')?.nonce !== undefined, 'a PCP mapping, bound to its nonce')
+      const unmap = await natmapper(['unmap', 'udp', '4250', '--gateway', gateway.address, '--protocol', 'pcp'], env)
+      assert.equal(unmap.code, 0, unmap.transcript)
+      assert.equal(gateway.mappings.has('udp/4250'), false)
+    } finally {
+      await rm(cache, { recursive: true, force: true })
+    }
   })
 
   it('the gateway says no: a refused mapping, an unsupported list, no gateway at all: exit 1', async () => {

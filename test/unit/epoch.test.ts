@@ -23,6 +23,16 @@ describe('epoch tracking (RFC 6887 §8.5, RFC 6886 §3.6)', () => {
     assert.equal(epoch.observe(105, 60_000), true)
   })
 
+  it('compares an announced epoch without recording it: a spoofed 0 leaves the next real reply continuous', () => {
+    const epoch = new EpochTracker()
+    assert.equal(epoch.continues(0, 0), true, 'nothing to compare with yet')
+    epoch.observe(5000, 0)
+    assert.equal(epoch.continues(0, 1_000), false)
+    assert.equal(epoch.continues(5001, 1_000), true)
+    assert.equal(epoch.epochSeconds, 5000)
+    assert.equal(epoch.observe(5002, 2_000), false)
+  })
+
   it('flags an epoch that jumped far ahead of our clock', () => {
     const epoch = new EpochTracker()
     epoch.observe(100, 0)

@@ -127,18 +127,19 @@ describe('switching protocols', () => {
 })
 
 describe('announcements (RFC 6886 §3.2.1, RFC 6887 §14.1.3)', () => {
-  it('a NAT-PMP address announcement reports the address and asks for every mapping to be renewed', () => {
+  it('a NAT-PMP address announcement is reported as an announcement to check, its address and epoch not taken', () => {
     const client = new NatPmpClient('192.0.2.1', '192.0.2.2')
     const events: GatewayEvent[] = []
     client.onEvent = (event) => events.push(event)
     client.handleAnnouncement(encodeNatPmpResponse({ opcode: 'external-address', truncated: false, resultCode: 0, epochSeconds: 2, externalAddress: '11.77.0.2' }))
     assert.deepEqual(events, [
-      { kind: 'external-address', address: '11.77.0.2' },
-      { kind: 'reset', reason: 'NAT-PMP address announcement from the gateway (epoch 2 s)' }
+      { kind: 'announcement', reason: 'NAT-PMP address announcement from the gateway (epoch 2 s)', epochContinues: true }
     ])
+    assert.equal(client.epochSeconds, undefined, 'an announcement\'s epoch is not recorded')
+    assert.equal(client.lastExternalAddress, undefined, 'nor its address')
     client.handleAnnouncement(new Uint8Array([1, 2, 3]))
     client.handleAnnouncement(encodeNatPmpResponse({ opcode: 'map', truncated: false, protocol: 'tcp', resultCode: 0, epochSeconds: 2, internalPort: 1, externalPort: 1, lifetimeSeconds: 1 }))
-    assert.equal(events.length, 2, 'garbage and other replies are not announcements')
+    assert.equal(events.length, 1, 'garbage and other replies are not announcements')
   })
 
   it('either client understands the other protocol\'s announcement from the same gateway', () => {
@@ -149,14 +150,14 @@ describe('announcements (RFC 6886 §3.2.1, RFC 6887 §14.1.3)', () => {
     pcp.onEvent = (event) => events.push(event)
     natPmp.handleAnnouncement(encodePcpResponse({ opcode: 'announce', resultCode: 0, lifetimeSeconds: 0, epochSeconds: 0 }))
     pcp.handleAnnouncement(encodeNatPmpResponse({ opcode: 'external-address', truncated: false, resultCode: 0, epochSeconds: 0, externalAddress: '11.77.0.1' }))
-    assert.deepEqual(events.map((event) => event.kind), ['reset', 'reset'])
+    assert.deepEqual(events.map((event) => event.kind), ['announcement', 'announcement'])
   })
 
-  it('an unsolicited PCP ANNOUNCE asks for every mapping to be renewed', () => {
+  it('an unsolicited PCP ANNOUNCE is reported as an announcement to check', () => {
     const client = new PcpClient('192.0.2.1', '192.0.2.2')
     const events: GatewayEvent[] = []
     client.onEvent = (event) => events.push(event)
     client.handleAnnouncement(encodePcpResponse({ opcode: 'announce', resultCode: 0, lifetimeSeconds: 0, epochSeconds: 0 }))
-    assert.equal(events[0]?.kind, 'reset')
+    assert.equal(events[0]?.kind, 'announcement')
   })
 })
