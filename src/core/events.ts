@@ -12,8 +12,11 @@ export interface MappingAddressChange {
 
 /** Events a Mapping emits. Its NAT re-emits each with a `mapping-` prefix. */
 export interface MappingEvents {
-  /** The gateway granted the mapping (first time, or again after it was lost). */
-  established: [event: { mapping: Mapping, address: string | undefined, port: number, lifetimeSeconds: number }]
+  /**
+   * The gateway granted the mapping: the first time, or again after it was lost (`recovered`:
+   * a lease that ran out, a move to another gateway).
+   */
+  established: [event: { mapping: Mapping, address: string | undefined, port: number, lifetimeSeconds: number, recovered: boolean }]
   /** A renewal kept the mapping as it was. */
   renewed: [event: { mapping: Mapping, lifetimeSeconds: number }]
   /** The external port or address of the mapping changed. */

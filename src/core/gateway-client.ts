@@ -1,4 +1,6 @@
 import type { Socket } from 'node:dgram'
+import type { WireProtocol } from '../errors.js'
+import type { ExchangeCounters } from '../net/counters.js'
 /**
  * The seam between the core (NAT, Mapping, timers) and the protocols. Each protocol folder
  * provides a `ProtocolProbe` that finds its gateway and yields a `GatewayClient`; the core never
@@ -69,6 +71,12 @@ export interface GatewayClient {
   /** Set by the NAT that owns the client: what the client learns between or beside requests. */
   onEvent?: (event: GatewayEvent) => void
   /**
+   * Called by the NAT that owns the client: where to count requests, retransmissions, timeouts
+   * and answers from now on, under the protocol each exchange speaks (a PCP client asks the same
+   * gateway's NAT-PMP for the address).
+   */
+  countInto? (counters: CountersByProtocol): void
+  /**
    * Interprets an unsolicited datagram the gateway multicast to port 5350 (RFC 6886 §3.2.1,
    * RFC 6887 §14.1.3), reporting what it means through `onEvent`. Present on PCP and NAT-PMP.
    */
@@ -81,6 +89,9 @@ export interface GatewayClient {
   /** Release sockets, agents and timers. Idempotent. */
   close (): Promise<void>
 }
+
+/** The NAT's counters for each protocol's exchanges (see core/stats.ts). */
+export type CountersByProtocol = Readonly<Record<WireProtocol, ExchangeCounters>>
 
 /** What a client reports to its NAT outside the request it was asked to make. */
 export type GatewayEvent =

@@ -10,6 +10,7 @@ import type { GatewayClient, GatewayEvent, GatewayMappingEntry, NatType, ProbeRe
 import { allowManyListeners, RequestLimiter } from './limiter.js'
 import { Mapping, type MappingHost } from './mapping.js'
 import { RenewalClock } from './renewal-clock.js'
+import { NatCounters, type NatStats } from './stats.js'
 import { locateGateway, raceProbes, type DiscoveredGateway } from './probe.js'
 import { debug } from '../debug.js'
 
@@ -40,6 +41,7 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
   #rediscovery: Promise<void> | undefined
   #lastRediscovery = 0
   #closing: Promise<void> | undefined
+  readonly #counters = new NatCounters()
 
   /** @internal Created by discoverNAT(). */
   constructor (discovered: DiscoveredGateway, options: ResolvedDiscoverOptions, probes: ProbeRegistry) {
@@ -99,6 +101,15 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
   /** The kind of address the gateway last reported as its external one. */
   get externalAddressScope (): AddressScope | undefined {
     return this.#address === undefined ? undefined : addressScope(this.#address.value)
+  }
+
+  /**
+   * Counters since this NAT was made, per protocol: requests, retransmissions, answers by result
+   * code, timeouts, mapping events; gateway resets and changes; the time since the last
+   * successful answer. A fresh plain object each call (counting itself allocates nothing).
+   */
+  stats (): NatStats {
+    return this.#counters.snapshot(this.#options.family, this.type, this.gateway)
   }
 
   /** The most requests that were ever in flight toward the gateway at once. */
@@ -190,6 +201,7 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
   /** Wires a client's unsolicited news to this NAT, and listens for its gateway's announcements. */
   #attach (client: GatewayClient): void {
     client.onEvent = (event) => { this.#onGatewayEvent(client, event) }
+    client.countInto?.(this.#counters.byProtocol)
     this.#stopListening()
     // Announcements are multicast by a real gateway on our link; a gateway on loopback has none.
     if (!isIPv4(client.gateway) || client.gateway.startsWith('127.')) return
@@ -218,6 +230,7 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
     if (client !== this.#client || this.closed) return
     if (event.kind === 'reset') {
       debug('gateway %s reset: %s', this.gateway, event.reason)
+      this.#counters.gatewayResets++
       this.emit('gateway-reset', { reason: event.reason })
       this.#renewAll()
     } else {
@@ -338,6 +351,7 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
     this.#attach(found.client)
     this.#address = found.externalAddress === undefined ? undefined : { value: found.externalAddress, at: Date.now() }
     this.#failuresInARow = 0
+    this.#counters.gatewayChanges++
     this.emit('gateway-changed', { type: this.type, gateway: this.gateway, previousType, previousGateway, reason })
     const stale = [...this.#mappings].map((mapping) => mapping.moveToNewGateway())
     // The old gateway may be out of reach now; deleting there is a courtesy, bounded in time.
@@ -349,6 +363,7 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
 
   #emitMappingEvent<K extends keyof MappingEvents> (event: K, ...args: MappingEvents[K]): void {
     const mapping = args[0].mapping
+    this.#counters.mappingEvent(this.#client.type, event, args)
     ;(mapping.emit as (event: K, ...args: MappingEvents[K]) => boolean)(event, ...args)
     ;(this.emit as (event: `mapping-${K}`, ...args: MappingEvents[K]) => boolean)(`mapping-${event}`, ...args)
   }

@@ -6,6 +6,7 @@ import { ClosedError, NetworkError, PortUnreachableError, TimeoutError } from '.
 import { loadDgram } from './dgram.js'
 import { isIPv6, sameAddress } from './ip-address.js'
 import { monotonicMs } from './clock.js'
+import type { ExchangeCounters } from './counters.js'
 
 /** Produces the wait before each retransmission; when it ends, sending stops but listening goes on. */
 export type RetransmitSchedule = () => Iterator<number>
@@ -123,6 +124,8 @@ export class UdpChannel<D> {
   #ready: dgram.Socket | undefined
   #closed = false
   readonly #bindAddress: string | undefined
+  /** Where requests, retransmissions and timeouts are counted (the owning NAT's); none until set. */
+  counters: ExchangeCounters | undefined
 
   /**
    * `bindAddress`: send from this address instead of the kernel's choice (IPv6: the stable global
@@ -193,6 +196,7 @@ export class UdpChannel<D> {
       if (signal !== undefined) this.#watch(signal, pending)
       if (pending.deadline < this.#deadlines.at) this.#deadlines.set(pending.deadline)
       if (pending.nextSend < this.#resends.at) this.#resends.set(pending.nextSend)
+      if (this.counters !== undefined) this.counters.requests++
       this.#send(socket, bytes)
     })
   }
@@ -253,6 +257,7 @@ export class UdpChannel<D> {
     const now = monotonicMs() + TIMER_SLACK
     for (const pending of [...this.#pending]) {
       if (pending.deadline > now) continue
+      if (this.counters !== undefined) this.counters.timeouts++
       this.#settle(pending, new TimeoutError(`${pending.what}: no answer within ${pending.timeout} ms${pending.lastMalformed === undefined ? '' : '; the last reply was malformed'}`,
         pending.lastMalformed === undefined ? undefined : { cause: pending.lastMalformed }))
     }
@@ -265,7 +270,10 @@ export class UdpChannel<D> {
     const now = monotonicMs()
     for (const pending of this.#pending) {
       if (pending.nextSend > now + TIMER_SLACK) continue
-      if (socket !== undefined) this.#send(socket, pending.bytes)
+      if (socket !== undefined) {
+        if (this.counters !== undefined) this.counters.retransmissions++
+        this.#send(socket, pending.bytes)
+      }
       const delay = pending.delays.next()
       pending.nextSend = delay.done === true ? Infinity : now + delay.value
     }

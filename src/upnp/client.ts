@@ -16,6 +16,7 @@
 import { isIP, isPubliclyRoutable, sameAddress } from '../net/ip-address.js'
 import { anySignal, withDeadline } from '../core/deadline.js'
 import type {
+  CountersByProtocol,
   GatewayClient,
   GatewayEvent,
   GatewayMappingEntry,
@@ -29,7 +30,6 @@ import { allowManyListeners, RequestLimiter } from '../core/limiter.js'
 import {
   ClosedError,
   GatewayResultError,
-  HttpStatusError,
   InvalidArgumentError,
   UnsupportedError
 } from '../errors.js'
@@ -42,15 +42,14 @@ import {
 } from './constants.js'
 import { decodeDeviceDescription, type DeviceDescription, type FirewallControlService, type WanService, type WanServiceKind } from './description.js'
 import { expectSuccess, httpExchange, loadTcp } from './http.js'
+import { REQUEST_HEADERS, soapCall } from './soap-call.js'
+import type { ExchangeCounters } from '../net/counters.js'
 import {
   decodeExternalIPAddress,
   decodePortMappingEntry,
   decodeReservedPort,
-  decodeSoapResponse,
   decodeStatusInfo,
-  encodeSoapRequest,
   SoapActions,
-  soapActionHeader,
   UpnpErrorCode,
   type PortMappingArguments,
   type PortMappingEntry,
@@ -156,8 +155,6 @@ const SERVICE_PREFERENCE: Readonly<Record<WanServiceKind, number>> = {
 const MAX_DEVICE_UUIDS = 16
 /** listMappings() stops here: a table this long is a router bug or a loop. */
 const MAX_LISTED_MAPPINGS = 1_024
-const USER_AGENT = `Node.js/${process.versions.node} UPnP/1.1 natmapper/1`
-const REQUEST_HEADERS: ReadonlyArray<readonly [string, string]> = [['User-Agent', USER_AGENT], ['Connection', 'close']]
 
 export interface UpnpClientInit {
   gateway: string
@@ -216,6 +213,7 @@ export class UpnpClient implements GatewayClient {
   #saidByebye = false
   /** Grants already reported lost (a reset), so that their retries do not report it again. */
   readonly #reportedLost = new WeakSet<PortMappingGrant>()
+  #counters: ExchangeCounters | undefined
 
   constructor (init: UpnpClientInit) {
     const first = init.services[0]
@@ -247,6 +245,10 @@ export class UpnpClient implements GatewayClient {
   /** The most requests that were ever in flight at once (tests check the bound). */
   get peakConcurrentRequests (): number {
     return this.#limiter.peak
+  }
+
+  countInto (counters: CountersByProtocol): void {
+    this.#counters = counters.upnp
   }
 
   async externalAddress (options: RequestOptions = {}): Promise<string> {
@@ -606,33 +608,7 @@ export class UpnpClient implements GatewayClient {
 
   /** One SOAP exchange, waiting for a free slot toward the gateway first. */
   async #soap (request: SoapRequest, signal: AbortSignal, service: WanService = this.#service): Promise<Map<string, string>> {
-    return await this.#limiter.run(async () => {
-      const what = `upnp ${request.action} at ${service.controlUrl.href}`
-      const { response } = await httpExchange({
-        method: 'POST',
-        url: service.controlUrl,
-        headers: [
-          ['Content-Type', 'text/xml; charset="utf-8"'],
-          ['SOAPAction', soapActionHeader(service.serviceType, request.action)],
-          ...REQUEST_HEADERS
-        ],
-        body: Buffer.from(encodeSoapRequest(service.serviceType, request), 'utf8'),
-        maxBodyBytes: MAX_SOAP_RESPONSE_BYTES,
-        signal
-      })
-      const success = response.statusCode >= 200 && response.statusCode <= 299
-      let values: Map<string, string>
-      try {
-        values = decodeSoapResponse(utf8(response.body), request.action)
-      } catch (error) {
-        // A UPnP fault (normally with HTTP 500) is the answer; any other unreadable body on an
-        // error status is an HTTP failure, on a success status a malformed response.
-        if (error instanceof GatewayResultError || success) throw error
-        throw new HttpStatusError(response.statusCode, `${what} answered HTTP ${response.statusCode}`, { cause: error })
-      }
-      if (!success) throw new HttpStatusError(response.statusCode, `${what} answered HTTP ${response.statusCode} without a fault`)
-      return values
-    }, signal)
+    return await this.#limiter.run(async () => await soapCall(service, request, signal, MAX_SOAP_RESPONSE_BYTES, this.#counters), signal)
   }
 }
 

@@ -1,15 +1,13 @@
 import { DEFAULT_REQUEST_TIMEOUT } from '../constants.js'
 import { anySignal, withDeadline } from '../core/deadline.js'
 import { allowManyListeners } from '../core/limiter.js'
-import type { GatewayClient, GatewayEvent, PortMappingGrant, PortMappingRequest, RequestOptions } from '../core/gateway-client.js'
-import { ClosedError, GatewayResultError, HttpStatusError } from '../errors.js'
-import { httpExchange } from './http.js'
+import type { CountersByProtocol, GatewayClient, GatewayEvent, PortMappingGrant, PortMappingRequest, RequestOptions } from '../core/gateway-client.js'
+import { ClosedError, GatewayResultError } from '../errors.js'
+import type { ExchangeCounters } from '../net/counters.js'
+import { soapCall, type SoapService } from './soap-call.js'
 import {
   decodeFirewallStatus,
   decodePinholeId,
-  decodeSoapResponse,
-  encodeSoapRequest,
-  soapActionHeader,
   SoapActions,
   UpnpErrorCode,
   type FirewallStatus,
@@ -26,10 +24,6 @@ interface PinholeState {
 const MIN_LEASE_SECONDS = 1
 const MAX_LEASE_SECONDS = 86_400
 const MAX_SOAP_RESPONSE_BYTES = 64 * 1024
-const REQUEST_HEADERS: ReadonlyArray<readonly [string, string]> = [
-  ['User-Agent', `Node.js/${process.versions.node} UPnP/1.1 natmapper/1`],
-  ['Connection', 'close']
-]
 
 export interface UpnpPinholeClientInit {
   /** The gateway's address as we talk to it (IPv6). */
@@ -54,8 +48,8 @@ export class UpnpPinholeClient implements GatewayClient {
   readonly gateway: string
   readonly localAddress: string
   onEvent: ((event: GatewayEvent) => void) | undefined
-  readonly #controlUrl: URL
-  readonly #serviceType: string
+  readonly #service: SoapService
+  #counters: ExchangeCounters | undefined
   readonly #requestTimeout: number
   /**
    * Aborts every request in flight on close(). Each request listens to it while it waits, so a
@@ -70,9 +64,12 @@ export class UpnpPinholeClient implements GatewayClient {
     allowManyListeners(this.#shutdown.signal)
     this.gateway = init.gateway
     this.localAddress = init.localAddress
-    this.#controlUrl = init.controlUrl
-    this.#serviceType = init.serviceType
+    this.#service = { controlUrl: init.controlUrl, serviceType: init.serviceType }
     this.#requestTimeout = init.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT
+  }
+
+  countInto (counters: CountersByProtocol): void {
+    this.#counters = counters.upnp
   }
 
   /** GetFirewallStatus, asked once. */
@@ -155,30 +152,7 @@ export class UpnpPinholeClient implements GatewayClient {
   }
 
   async #soap (request: SoapRequest, signal: AbortSignal): Promise<Map<string, string>> {
-    const what = `upnp ${request.action} at ${this.#controlUrl.href}`
-    const { response } = await httpExchange({
-      method: 'POST',
-      url: this.#controlUrl,
-      headers: [
-        ['Content-Type', 'text/xml; charset="utf-8"'],
-        ['SOAPAction', soapActionHeader(this.#serviceType, request.action)],
-        ...REQUEST_HEADERS
-      ],
-      body: Buffer.from(encodeSoapRequest(this.#serviceType, request), 'utf8'),
-      maxBodyBytes: MAX_SOAP_RESPONSE_BYTES,
-      signal
-    })
-    const success = response.statusCode >= 200 && response.statusCode <= 299
-    const body = Buffer.from(response.body.buffer, response.body.byteOffset, response.body.byteLength).toString('utf8')
-    let values: Map<string, string>
-    try {
-      values = decodeSoapResponse(body, request.action)
-    } catch (error) {
-      if (error instanceof GatewayResultError || success) throw error
-      throw new HttpStatusError(response.statusCode, `${what} answered HTTP ${response.statusCode}`, { cause: error })
-    }
-    if (!success) throw new HttpStatusError(response.statusCode, `${what} answered HTTP ${response.statusCode} without a fault`)
-    return values
+    return await soapCall(this.#service, request, signal, MAX_SOAP_RESPONSE_BYTES, this.#counters)
   }
 }
 
