@@ -16,11 +16,19 @@ export class Cli {
   readonly #child: ChildProcessWithoutNullStreams
   readonly #exited: Promise<number | null>
   readonly #args: string[]
+  readonly #inLab: boolean
   #wake: Array<() => void> = []
 
-  constructor (args: string[], { namespace = lab.lanNamespace, script = CLI } = {}) {
+  /**
+   * `namespace` null: in this process's own namespace (unit tests, on loopback: give `script` the
+   * network guard). `env`: the process's environment (default this one's).
+   */
+  constructor (args: string[], { namespace = lab.lanNamespace, script = CLI, env = process.env }: { namespace?: string | null, script?: string[], env?: NodeJS.ProcessEnv } = {}) {
     this.#args = args
-    this.#child = spawn('ip', ['netns', 'exec', namespace, process.execPath, ...script, ...args], { cwd: ROOT })
+    this.#inLab = namespace !== null
+    this.#child = namespace === null
+      ? spawn(process.execPath, [...script, ...args], { cwd: ROOT, env })
+      : spawn('ip', ['netns', 'exec', namespace, process.execPath, ...script, ...args], { cwd: ROOT, env })
     const collect = (lines: string[]) => (line: string): void => {
       lines.push(line)
       for (const wake of this.#wake.splice(0)) wake()
@@ -76,12 +84,13 @@ export class Cli {
   }
 
   transcript (): string {
-    return `stdout:\n${this.stdout.join('\n')}\nstderr:\n${this.stderr.join('\n')}\ngateway log:\n${gatewayLog().slice(-2000)}`
+    const gateway = this.#inLab ? `\ngateway log:\n${gatewayLog().slice(-2000)}` : ''
+    return `stdout:\n${this.stdout.join('\n')}\nstderr:\n${this.stderr.join('\n')}${gateway}`
   }
 }
 
 /** Runs natmapper to its end. */
-export async function natmapper (args: string[], options: { namespace?: string, script?: string[] } = {}): Promise<{ code: number | null, stdout: string, stderr: string, cli: Cli }> {
+export async function natmapper (args: string[], options: { namespace?: string | null, script?: string[], env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number | null, stdout: string, stderr: string, cli: Cli }> {
   const cli = new Cli(args, options)
   try {
     const code = await cli.exit()
