@@ -60,10 +60,11 @@ type ServeEvent = Record<string, unknown> & { event: string }
 
 /** Runs the service until SIGTERM or SIGINT; the exit code. `gatewayCacheFile`: where UPnP gateways are remembered. */
 export async function serve (command: ServeCommand, output: Output, gatewayCacheFile: string | undefined): Promise<number> {
+  // Errors are a line of text on stderr, with --json too (as map does); the rest goes to stdout.
   const print = (event: ServeEvent, error = false): void => {
-    const line = command.options.json ? jsonLine({ ...event, time: new Date().toISOString() }) : eventText(event)
-    if (error && !command.options.json) output.err(line)
-    else output.out(line)
+    if (command.options.json) output.out(jsonLine({ ...event, time: new Date().toISOString() }))
+    if (error) output.err(eventText(event))
+    else if (!command.options.json) output.out(eventText(event))
   }
 
   let config: MappingConfig[]

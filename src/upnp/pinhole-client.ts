@@ -108,8 +108,11 @@ export class UpnpPinholeClient implements GatewayClient {
           await this.#soap(SoapActions.updatePinhole(previousId, leaseTime), signal)
           return grant(previousId)
         } catch (error) {
-          // The gateway lost the pinhole (restart, expiry): open it again.
-          if (!(error instanceof GatewayResultError && error.resultCode === UpnpErrorCode.NoSuchEntry)) throw error
+          // The gateway lost the pinhole (restart, expiry): open it again. miniupnpd 2.3.1 says
+          // so with 402 InvalidArgs, not 704, once it has restarted and its UniqueIDs mean
+          // nothing (found by the serve lab test: the pinhole never came back). Our LeaseTime
+          // is always in range, so the UniqueID is the argument it did not accept.
+          if (!(error instanceof GatewayResultError && (error.resultCode === UpnpErrorCode.NoSuchEntry || error.resultCode === UpnpErrorCode.InvalidArgs))) throw error
         }
       }
       const values = await this.#soap(SoapActions.addPinhole({

@@ -100,10 +100,12 @@ export async function natmapper (args: string[], options: { namespace?: string |
   }
 }
 
-/** A TCP echo service on the LAN host, for the WAN host to reach through the mapping. */
-export function echoService (port: number): ChildProcessWithoutNullStreams {
+/** A TCP (or UDP) echo service on the LAN host, for the WAN host to reach through the mapping. */
+export function echoService (port: number, protocol: 'tcp' | 'udp' = 'tcp'): ChildProcessWithoutNullStreams {
   // No host: node listens on '::', dual-stack, so IPv4 and IPv6 both reach it.
-  const code = `require('net').createServer((s) => { s.on('error', () => {}); s.pipe(s) }).listen(${port}, () => console.log('listening'))`
+  const code = protocol === 'tcp'
+    ? `require('net').createServer((s) => { s.on('error', () => {}); s.pipe(s) }).listen(${port}, () => console.log('listening'))`
+    : `const s = require('dgram').createSocket('udp6'); s.on('message', (m, r) => s.send(m, r.port, r.address)); s.bind(${port}, '::', () => console.log('listening'))`
   return spawn('ip', ['netns', 'exec', lab.lanNamespace, process.execPath, '-e', code], { cwd: ROOT })
 }
 
