@@ -47,6 +47,13 @@ describe('serve config: what it accepts', () => {
     ])
   })
 
+  it('the example in the README parses', () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
+    const block = /```ini\n([\s\S]*?)```/.exec(readme)?.[1]
+    assert.ok(block !== undefined, 'the README shows a config file')
+    assert.deepEqual(parseConfig(block), [{ name: 'wireguard', line: 2, protocol: 'udp', internalPort: 51820, externalPort: 51820, description: 'WireGuard', families: ['IPv4', 'IPv6'] }])
+  })
+
   it('a mapping keeps its key across reloads; a new external port or description is a new setting', () => {
     const [a, b, c] = parseConfig('[a]\nprotocol=tcp\nport=9000\ndescription=web\n[b]\nprotocol=tcp\nport=9001\n[c]\nprotocol=tcp\nport=9002\nexternal-port=9100\n')
     assert.ok(a !== undefined && b !== undefined && c !== undefined)
