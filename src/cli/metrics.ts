@@ -8,6 +8,7 @@ import { isIP } from '../net/ip-address.js'
 import type { ProtocolStats } from '../index.js'
 import type { ServiceStatus } from './status.js'
 
+/** Where the metrics endpoint listens: an IP address (127.0.0.1 unless named) and a port. */
 export interface ListenAddress {
   host: string
   port: number

@@ -19,6 +19,7 @@ import { serveMetrics } from './metrics.js'
 import type { Output } from './output.js'
 import { errorJson, statsJson, statusSocketPath, type FamilyStatus, type MappingStatus, type ServiceStatus } from './status.js'
 
+/** `natmapper serve` as parsed: the config file, the optional metrics address, the global options. */
 export type ServeCommand = Extract<Command, { name: 'serve' }>
 
 /** Exit codes, as run.ts's. */
