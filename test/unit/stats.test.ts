@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
 import { discoverNAT, type NAT, type NatStats, type ProtocolStats } from '../../src/index.js'
+import { NatCounters } from '../../src/core/stats.js'
+import { TimeoutError } from '../../src/errors.js'
+import { createUpnpProbe } from '../../src/upnp/probe.js'
+import { FakeIgd } from '../helpers/fake-igd.js'
 import { FakePcpGateway } from '../helpers/fake-pcp-gateway.js'
 
 // nat.stats() against a fake gateway on loopback: each counter is checked against what the
@@ -103,5 +107,31 @@ describe('nat.stats()', () => {
     } finally {
       await nat.close()
     }
+  })
+})
+
+describe('UPnP exchanges in the counters', () => {
+  it('every SOAP call is a request; answers by UPnP error code (0 SUCCESS); a call with no answer in time is a timeout', async (t) => {
+    const igd = await FakeIgd.start({ address: '127.0.0.160', occupiedPorts: [{ protocol: 'TCP', port: 5000 }] })
+    t.after(async () => { await igd.close() })
+    const discovery = new AbortController()
+    const client = await createUpnpProbe({ ssdpPort: igd.ssdpPort, multicast: false, timeout: 1_000, requestTimeout: 500 })({ gateway: igd.address, localAddress: '127.0.0.1', signal: discovery.signal })
+    discovery.abort()
+    t.after(async () => { await client.close() })
+    const counters = new NatCounters()
+    assert.ok(client.countInto !== undefined)
+    client.countInto(counters.byProtocol)
+    const before = igd.calls.length
+
+    // Port 5000 is another host's: 718; is it ours after all? 714, no entry for us; then the
+    // gateway picks a port (AddAnyPortMapping).
+    await client.map({ protocol: 'tcp', internalPort: 5000, suggestedExternalPort: 5000, lifetimeSeconds: 60, description: 'x' }, undefined, {})
+    igd.options.soapDelayMs = 300
+    await assert.rejects(client.externalAddress({ timeout: 100 }), TimeoutError)
+    const upnp = counters.snapshot('IPv4', client.type, client.gateway).protocols.upnp
+    assert.equal(upnp.requests, igd.calls.length - before, 'every SOAP call the gateway saw')
+    assert.deepEqual(upnp.answers.map((answer) => [answer.code, answer.name, answer.count]), [[718, 'ConflictInMappingEntry', 1], [714, 'NoSuchEntryInArray', 1], [0, 'SUCCESS', 1]])
+    assert.equal(upnp.timeouts, 1)
+    assert.equal(upnp.retransmissions, 0)
   })
 })
