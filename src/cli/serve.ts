@@ -102,12 +102,11 @@ export async function serve (command: ServeCommand, output: Output, gatewayCache
     process.on('SIGTERM', stop)
     process.on('SIGINT', stop)
   })
-  // Reloads run one at a time, in the order the signals came.
-  let reloading = Promise.resolve()
+  // Reloads run one at a time, in the order the signals came, after the first apply.
+  let reloading = service.apply(config).then(() => {})
   const onHangup = (): void => { reloading = reloading.then(async () => { await service.reload() }) }
   process.on('SIGHUP', onHangup)
 
-  await service.apply(config)
   const signal = await stopped
   process.off('SIGHUP', onHangup)
   await reloading
