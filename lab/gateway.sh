@@ -17,6 +17,11 @@
 #   lab/gateway.sh drop-mapping tcp|udp EPORT
 #                                     delete the nft rules of that mapping behind miniupnpd's
 #                                     back (it still believes it exists); exit 1 if none matched
+#   lab/gateway.sh drop-forward tcp|udp EPORT
+#                                     delete only its forward accept: the DNAT rule stays, so
+#                                     miniupnpd lists it, but nothing reaches the host
+#   lab/gateway.sh flush-chains       flush miniupnpd's 3 chains while it runs (a firewall
+#                                     reload on the router); it answers from its rule cache
 #   lab/gateway.sh set-http-port PORT restart miniupnpd serving HTTP (description, control URLs)
 #                                     on PORT instead (a router back from a reboot on another
 #                                     port); up.sh restores the lab.env port
@@ -133,14 +138,19 @@ case $cmd in
     lab_lock; need_lab
     lab_block_off
     ;;
-  drop-mapping)
+  drop-mapping|drop-forward)
     proto=${1:-} eport=${2:-}
-    [[ $proto =~ ^(tcp|udp)$ && $eport =~ ^[0-9]+$ ]] || lab_die "usage: $0 drop-mapping tcp|udp EPORT"
+    [[ $proto =~ ^(tcp|udp)$ && $eport =~ ^[0-9]+$ ]] || lab_die "usage: $0 $cmd tcp|udp EPORT"
     lab_lock; need_lab
-    lab_drop_mapping "$proto" "$eport" || lab_die "no nft rule for $proto/$eport in $gwname"
+    only=all; [[ $cmd == drop-forward ]] && only=forward-only
+    lab_drop_mapping "$proto" "$eport" "$only" || lab_die "no nft rule for $proto/$eport in $gwname"
+    ;;
+  flush-chains)
+    lab_lock; need_lab
+    lab_flush_chains
     ;;
   *)
-    sed -n '2,21p' "$0" >&2
+    sed -n '2,28p' "$0" >&2
     exit 2
     ;;
 esac

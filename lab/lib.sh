@@ -141,6 +141,16 @@ lab_stop_miniupnpd() {
 }
 
 # Empty the three chains miniupnpd fills (DNAT, filter accepts, PCP PEER SNAT).
+# lab_flush_chains: a firewall reload on the router, behind a running
+# miniupnpd's back: its rule cache is filled first (as its own clients' requests
+# do), then its three chains are flushed. It goes on answering from the cache:
+# GetSpecificPortMappingEntry still finds every mapping, and an AddPortMapping
+# renewal only updates the lease, while nothing is forwarded any more.
+lab_flush_chains() {
+  lab_prime_rule_cache tcp 9
+  lab_flush_rules
+}
+
 lab_flush_rules() {
   lab_ns_exists "$LAB_NS_GW" || return 0
   gw nft flush chain "$LAB_NFT_FAMILY" "$LAB_NFT_NAT_TABLE" "$LAB_NFT_NAT_CHAIN" 2>/dev/null || true
@@ -206,18 +216,21 @@ s.send(struct.pack("!BBHHHI", 0, 2, 0, 9, 0, 0)); s.recv(16)' "$LAB_GW_LAN_IP" "
   fi
 }
 
-# lab_drop_mapping PROTO EPORT: delete, behind miniupnpd's back, the rules it
-# installed for external port EPORT/PROTO: the DNAT rule(s) in the nat chain,
-# for each one the first matching forward accept (daddr=iaddr, dport=iport),
-# and PCP PEER SNAT rules whose "to ...:EPORT" matches. The lease file and
-# miniupnpd's own state are left alone. Deletes by handle, in one nft
-# transaction. Returns 1 if nothing matched.
+# lab_drop_mapping PROTO EPORT [forward-only]: delete, behind miniupnpd's back,
+# the rules it installed for external port EPORT/PROTO: the DNAT rule(s) in
+# the nat chain, for each one the first matching forward accept (daddr=iaddr,
+# dport=iport), and PCP PEER SNAT rules whose "to ...:EPORT" matches. With
+# forward-only, only the forward accept(s): the DNAT rule stays, so miniupnpd
+# still lists the mapping, but nothing reaches the host (a router that lists a
+# mapping and no longer forwards it). The lease file and miniupnpd's own state
+# are left alone. Deletes by handle, in one nft transaction. Returns 1 if
+# nothing matched.
 lab_drop_mapping() {
-  local proto=$1 eport=$2 cmds
+  local proto=$1 eport=$2 only=${3:-all} cmds
   lab_prime_rule_cache "$proto" "$eport"
   # (nat and filter chains live in one table, see lab_build_nft)
   cmds=$(gw nft -a -n list table "$LAB_NFT_FAMILY" "$LAB_NFT_TABLE" | perl -e '
-    my ($proto, $eport, $fam, $tbl, $nat, $fwd, $post) = @ARGV;
+    my ($proto, $eport, $fam, $tbl, $nat, $fwd, $post, $only) = @ARGV;
     my %num = (tcp => 6, udp => 17);
     my ($chain, @nat, @fwd, @post, @del, %used);
     sub ip2n { my @o = split /\./, shift; ($o[0] << 24) | ($o[1] << 16) | ($o[2] << 8) | $o[3] }
@@ -239,16 +252,17 @@ lab_drop_mapping() {
       push @fwd, \%r if $chain eq $fwd;
       push @post, \%r if $chain eq $post && /snat/;
     }
+    my $all = $only ne "forward-only";
     for my $d (grep { defined $_->{dport} && $_->{dport} == $eport } @nat) {
-      push @del, [$nat, $d->{h}];
+      push @del, [$nat, $d->{h}] if $all;
       next unless defined $d->{to_ip};
       my ($f) = grep { !$used{$_->{h}} && defined $_->{dport} && $_->{dport} == $d->{to_port}
                        && defined $_->{daddr} && $_->{daddr} == ip2n($d->{to_ip}) } @fwd;
       if ($f) { $used{$f->{h}} = 1; push @del, [$fwd, $f->{h}] }
     }
-    push @del, map { [$post, $_->{h}] } grep { defined $_->{to_port} && $_->{to_port} == $eport } @post;
+    push @del, map { [$post, $_->{h}] } grep { $all && defined $_->{to_port} && $_->{to_port} == $eport } @post;
     print "delete rule $fam $tbl $_->[0] handle $_->[1]\n" for @del;
-  ' "$proto" "$eport" "$LAB_NFT_FAMILY" "$LAB_NFT_TABLE" "$LAB_NFT_NAT_CHAIN" "$LAB_NFT_FORWARD_CHAIN" "$LAB_NFT_POSTROUTING_CHAIN")
+  ' "$proto" "$eport" "$LAB_NFT_FAMILY" "$LAB_NFT_TABLE" "$LAB_NFT_NAT_CHAIN" "$LAB_NFT_FORWARD_CHAIN" "$LAB_NFT_POSTROUTING_CHAIN" "$only")
   [[ -n $cmds ]] || return 1
   gw nft -f - <<<"$cmds"
 }

@@ -81,6 +81,23 @@ function lineReader (child: ChildProcessWithoutNullStreams): (what: string, matc
   }
 }
 
+/** The `natmapper map` families the lab has: natmapper prints one mapping's lines per family. */
+const FAMILIES = ['IPv4', 'IPv6'] as const
+
+/**
+ * Quotes `natmapper map` lines until each family printed a line that matches `settles`, and returns
+ * that line per family.
+ */
+async function untilEachFamily (cliLine: ReturnType<typeof lineReader>, settles: RegExp): Promise<Map<string, string>> {
+  const settled = new Map<string, string>()
+  while (settled.size < FAMILIES.length) {
+    const line = await cliLine('natmapper map', (text) => { quote(text); return settles.test(text) })
+    const family = FAMILIES.find((name) => line.includes(` ${name}: `))
+    if (family !== undefined && !settled.has(family)) settled.set(family, line)
+  }
+  return settled
+}
+
 async function cleanUp (): Promise<void> {
   cleaning ??= (async () => {
     // Give natmapper its chance to delete its mapping, then make sure nothing is left.
@@ -180,13 +197,17 @@ async function demo (): Promise<void> {
   cli.stderr.on('data', (data: Buffer) => { cliStderr += data.toString() })
   const cliExit = new Promise<number | null>((resolve) => cli.on('close', resolve))
   const cliLine = lineReader(cli)
-  const established = await cliLine('natmapper map', (line) => { quote(line); return / established: /.test(line) || / failed: /.test(line) })
+  // One mapping per family (the lab has both): every line is quoted until each family is established
+  // (a failed attempt is quoted too, and natmapper tries again, within the step's time limit).
+  const settled = await untilEachFamily(cliLine, / established: /)
     .catch((error: Error) => { throw new Error(`${error.message}${cliStderr === '' ? '' : `: ${cliStderr.trim()}`}`) })
-  const granted = / established: tcp (\S+):(\d+) -> /.exec(established)
-  if (granted === null) throw new Error(`natmapper did not establish the mapping: ${established}`)
+  const granted = / established: tcp (\S+):(\d+) -> /.exec(settled.get('IPv4') ?? '')
+  if (granted === null) throw new Error(`natmapper did not establish the IPv4 mapping: ${settled.get('IPv4') ?? ''}`)
   const address = granted[1] ?? ''
   const port = Number(granted[2])
-  result(`mapped: ${address}:${port} on the internet now leads to ${lab.lanAddress}:${SERVICE_PORT}`)
+  const pinhole = / established: tcp (\S+):(\d+) -> /.exec(settled.get('IPv6') ?? '')
+  if (pinhole === null) throw new Error(`natmapper did not open the IPv6 pinhole: ${settled.get('IPv6') ?? ''}`)
+  result(`mapped: ${address}:${port} on the internet now leads to ${lab.lanAddress}:${SERVICE_PORT}, and a pinhole opens [${pinhole[1] ?? ''}]:${pinhole[2] ?? ''} to it on IPv6`)
 
   step('The gateway\'s forwarding rules', 'What miniupnpd wrote into nftables: protocol, external port, internal address and port. ($ lab/gateway.sh mappings)')
   const rules = gatewayMappings()
@@ -200,10 +221,10 @@ async function demo (): Promise<void> {
   if (!after.ok || !after.text.startsWith('hello')) throw new Error('the WAN host could not reach the service through the mapping')
   result('reachable: the LAN service answered the WAN host through the gateway')
 
-  step('Stop natmapper with Ctrl-C (SIGINT)', 'natmapper deletes the mapping at the gateway before it exits.')
+  step('Stop natmapper with Ctrl-C (SIGINT)', 'natmapper deletes both mappings at the gateway before it exits.')
   cli.kill('SIGINT')
   const code = await Promise.race([cliExit, new Promise<'hung'>((resolve) => { setTimeout(() => { resolve('hung') }, STEP_LIMIT_MS).unref() })])
-  await cliLine('natmapper map', (line) => { quote(line); return / deleted at the gateway$/.test(line) || / did not confirm/.test(line) }).catch(() => '')
+  await untilEachFamily(cliLine, / deleted at the gateway$| did not confirm/).catch(() => undefined)
   if (code !== 0) throw new Error(`natmapper exited with ${String(code)}${cliStderr === '' ? '' : `: ${cliStderr.trim()}`}`)
   result('natmapper exited with code 0')
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test run CI makes (.ci/run): build, typecheck, lint, then the suite on every Node.js
-# natmapper supports, two runs side by side in separate labs so the wall time stays near one run:
+# The whole test run CI makes (.ci/run): build, typecheck, lint, the API reference, then the suite
+# on every Node.js natmapper supports, two runs side by side in separate labs so the wall time stays
+# near one run:
 #   - this machine's Node (20): every unit and lab file, the 1000-mapping scale test included
 #     (the libp2p file needs Node 22+ and is left out, by name, not skipped);
 #   - Node 22, then Node 24 (fetched by scripts/node-binaries.sh), in lab instance
@@ -14,11 +15,15 @@ cd "$(dirname "$0")/.."
 npm run build
 npm run typecheck
 npm run lint
+npm run docs   # the API reference: an undocumented export fails it (typedoc.json)
 
 # (An assignment, not a process substitution, so that a failed fetch stops the run under set -e.)
 listing=$(scripts/node-binaries.sh 22 24)
 mapfile -t binaries <<<"$listing"
 [ "${#binaries[@]}" = 2 ] || { echo "scripts/test-every-node.sh: expected Node 22 and 24, got: $listing" >&2; exit 2; }
+# The package test (test/lab/package.test.ts) also runs the tarball on a Node without require() of
+# ES modules; fetched here, since the runs below have no network.
+scripts/node-binaries.sh 20.15.1 >/dev/null
 logs=$(mktemp -d)
 base_instance=${NATMAPPER_LAB_INSTANCE:-}
 if [ "${#base_instance}" -gt 3 ]; then

@@ -9,7 +9,12 @@
  * The same reason keeps other builtins out of ES imports on the PCP path and in the UPnP probe's
  * module: Buffer is the global, node:dgram comes through net/dgram.ts, node:fs/promises loads
  * with the first cache file.
+ *
+ * No top-level await here or anywhere in the package's module graph: `require('natmapper')` loads
+ * the ES modules synchronously (Node 20.19+, 22.12+) and refuses a graph that awaits.
  */
+import { UnsupportedError } from './errors.js'
+
 const available = typeof (process as { getBuiltinModule?: unknown }).getBuiltinModule === 'function'
 
 /** node:fs, or undefined before Node 20.16. */
@@ -22,8 +27,26 @@ export function nodeUtil (): typeof import('node:util') | undefined {
   return available ? process.getBuiltinModule('node:util') : undefined
 }
 
-// Needed as the package loads (NAT and Mapping extend EventEmitter): before Node 20.16, imported.
-const events = available ? process.getBuiltinModule('node:events') : (await import('node:events')).default
+/** What src/compat/builtins.ts leaves on globalThis, under this key, for a Node without getBuiltinModule. */
+export interface FallbackBuiltins {
+  events: Pick<typeof import('node:events'), 'EventEmitter' | 'setMaxListeners'>
+  diagnosticsChannel: Pick<typeof import('node:diagnostics_channel'), 'channel'>
+}
+
+/**
+ * The two builtins needed as the package loads (NAT and Mapping extend EventEmitter). Before Node
+ * 20.16 (and 22.3) the package's `import` entry points (src/compat/) import them first and leave
+ * them on globalThis; a module of dist/ imported by its path on such a Node finds nothing there.
+ */
+function fallbackBuiltins (): FallbackBuiltins {
+  const fallback = (globalThis as Record<symbol, FallbackBuiltins | undefined>)[Symbol.for('natmapper.builtins')]
+  if (fallback === undefined) {
+    throw new UnsupportedError(`Node.js ${process.version} has no process.getBuiltinModule: import natmapper by its package name ('natmapper', 'natmapper/libp2p'), or use Node.js 20.16 or later`)
+  }
+  return fallback
+}
+
+const events = available ? process.getBuiltinModule('node:events') : fallbackBuiltins().events
 export const EventEmitter = events.EventEmitter
 export const setMaxListeners = events.setMaxListeners
-export const diagnosticsChannel = available ? process.getBuiltinModule('node:diagnostics_channel') : (await import('node:diagnostics_channel')).default
+export const diagnosticsChannel = available ? process.getBuiltinModule('node:diagnostics_channel') : fallbackBuiltins().diagnosticsChannel

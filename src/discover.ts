@@ -17,11 +17,21 @@ export async function discoverNAT (options: DiscoverOptions = {}): Promise<NAT> 
   return new NAT(await raceProbes(location, resolved, protocolProbes), resolved, protocolProbes)
 }
 
+/** What probeGateway() found. */
+export interface GatewayProbe {
+  /** The gateway probed: options.gateway, else the default route's next hop. */
+  gateway: string
+  /** Our address on the link facing the gateway. */
+  localAddress: string
+  /** One report per protocol probed, each run to its end. */
+  probes: ProbeReport[]
+}
+
 /**
  * Runs every enabled probe to its end (instead of stopping at the first answer) and reports each,
  * for diagnostics such as the CLI's `discover`. Nothing is left open afterwards.
  */
-export async function probeGateway (options: DiscoverOptions = {}): Promise<{ gateway: string, localAddress: string, probes: ProbeReport[] }> {
+export async function probeGateway (options: DiscoverOptions = {}): Promise<GatewayProbe> {
   const resolved = resolveDiscoverOptions(options)
   const location = await locateGateway(resolved)
   return { ...location, probes: await probeEach(location, resolved, protocolProbes) }

@@ -6,7 +6,9 @@
 /** The wire protocols natmapper speaks. */
 export type WireProtocol = 'pcp' | 'nat-pmp' | 'upnp'
 
+/** The base of every error natmapper throws or rejects with. */
 export class NatMapperError extends Error {
+  /** Stable across versions, unlike the message: `ERR_NO_MAPPING`, `ERR_TIMEOUT`, ... */
   readonly code: string
 
   constructor (code: string, message: string, options?: { cause?: unknown }) {
@@ -32,6 +34,7 @@ export class NoMappingError extends NatMapperError {
 
 /** Discovery found no usable gateway; `reasons` says why, per protocol. */
 export class NoNATFoundError extends NatMapperError {
+  /** Each protocol's failure: PortUnreachableError (refused), TimeoutError (silence), ... */
   readonly reasons: Partial<Record<WireProtocol, Error>>
 
   constructor (reasons: Partial<Record<WireProtocol, Error>>, message?: string) {
@@ -52,6 +55,7 @@ export class NoDefaultGatewayError extends NatMapperError {
 
 /** The gateway answered with a protocol-level failure (a PCP/NAT-PMP result code, a UPnP fault). */
 export class GatewayResultError extends NatMapperError {
+  /** The protocol whose gateway answered. */
   readonly protocol: WireProtocol
   /** The protocol's own numeric result or fault code. */
   readonly resultCode: number
@@ -66,8 +70,23 @@ export class GatewayResultError extends NatMapperError {
   }
 }
 
+/**
+ * The gateway answered a mapping request with success but does not hold the mapping: asked right
+ * after, it lists no such entry (a router whose table is full, weupnp #12). `message` says so.
+ */
+export class MappingNotHeldError extends NatMapperError {
+  /** The protocol whose gateway claimed the mapping. */
+  readonly protocol: WireProtocol
+
+  constructor (protocol: WireProtocol, message: string, options?: { cause?: unknown }) {
+    super('ERR_MAPPING_NOT_HELD', `${protocol}: ${message}`, options)
+    this.protocol = protocol
+  }
+}
+
 /** A message from the network could not be understood; it was rejected, not acted on. */
 export class MalformedMessageError extends NatMapperError {
+  /** The protocol the message claimed to be. */
   readonly protocol: WireProtocol
 
   constructor (protocol: WireProtocol, message: string, options?: { cause?: unknown }) {
@@ -142,18 +161,33 @@ const REFUSAL_CODES: Readonly<Record<WireProtocol, readonly number[]>> = {
 export const LOWEST_COMMONLY_ALLOWED_PORT = 1_024
 
 /**
- * A gateway's refusal of a mapping of a port below 1024, with the reason spelled out: the
- * permission rules routers ship with (miniupnpd's sample config, OpenWrt, pfSense, OPNsense) allow
- * only `1024-65535` on both sides. The protocol, code and name stay the gateway's own; other
- * errors are returned as they are.
+ * A gateway's refusal of a mapping, with the reason spelled out. Below 1024: the permission rules
+ * routers ship with (miniupnpd's sample config, OpenWrt, pfSense, OPNsense) allow only
+ * `1024-65535` on both sides. A UPnP 606 for ports >= 1024 is a per-device permission: a
+ * Fritz!Box answers 606 to every port until "Permit independent port sharing" is on for this
+ * device (miniupnp #392, lontivero/Open.NAT#80). The protocol, code and name stay the gateway's
+ * own; other errors are returned as they are.
  */
-export function explainLowPortRefusal (error: unknown, internalPort: number, externalPort: number): unknown {
+export function explainRefusal (error: unknown, internalPort: number, externalPort: number): unknown {
   if (!(error instanceof GatewayResultError) || !REFUSAL_CODES[error.protocol].includes(error.resultCode)) return error
   const low = [internalPort < LOWEST_COMMONLY_ALLOWED_PORT ? `internal port ${internalPort}` : undefined,
     externalPort > 0 && externalPort < LOWEST_COMMONLY_ALLOWED_PORT ? `external port ${externalPort}` : undefined].filter((part) => part !== undefined)
-  if (low.length === 0) return error
-  return new GatewayResultError(error.protocol, error.resultCode, error.resultName,
-    `the gateway refused ${low.join(' and ')}: routers' permission rules commonly allow only ports ${LOWEST_COMMONLY_ALLOWED_PORT}-65535 ` +
-    `(miniupnpd's stock "allow 1024-65535 <LAN> 1024-65535"); map a port >= ${LOWEST_COMMONLY_ALLOWED_PORT}, or allow this one in the router's UPnP/NAT-PMP settings`,
-    { cause: error })
+  if (low.length > 0) {
+    return new GatewayResultError(error.protocol, error.resultCode, error.resultName,
+      `the gateway refused ${low.join(' and ')}: routers' permission rules commonly allow only ports ${LOWEST_COMMONLY_ALLOWED_PORT}-65535 ` +
+      `(miniupnpd's stock "allow 1024-65535 <LAN> 1024-65535"); map a port >= ${LOWEST_COMMONLY_ALLOWED_PORT}, or allow this one in the router's UPnP/NAT-PMP settings`,
+      { cause: error })
+  }
+  if (error.protocol === 'upnp' && error.resultCode === UPNP_ACTION_NOT_AUTHORIZED) {
+    const ports = externalPort > 0 && externalPort !== internalPort ? `internal port ${internalPort}, external port ${externalPort}` : `port ${internalPort}`
+    return new GatewayResultError(error.protocol, error.resultCode, error.resultName,
+      `the gateway refused ${ports}, which no common rule forbids: this host is not permitted to map ports. A Fritz!Box answers so to every ` +
+      'port until "Permit independent port sharing" is enabled for this device (Internet > Permit Access > Port Sharing, the device\'s settings); ' +
+      'on other routers, allow this host in the UPnP settings',
+      { cause: error })
+  }
+  return error
 }
+
+/** UPnP 606 ActionNotAuthorized. */
+const UPNP_ACTION_NOT_AUTHORIZED = 606

@@ -14,6 +14,7 @@ export interface EveryFamilyMapping {
   reasons: Partial<Record<'IPv4' | 'IPv6', Error>>
   /** Closes every NAT (and so every mapping). Idempotent. */
   close: () => Promise<void>
+  /** close(), for `await using`. */
   [Symbol.asyncDispose]: () => Promise<void>
 }
 

@@ -11,14 +11,19 @@
  * mapping.on('established', ({ port }) => console.log('reachable on external port', port))
  * const { address, port } = await mapping.externalAddr()   // NoMappingError until established
  * ```
+ *
+ * @module natmapper
  */
 export { MAPPING_DURATION, CACHE_TIME, DEFAULT_DISCOVERY_TIMEOUT } from './constants.js'
-export { discoverNAT, probeGateway } from './discover.js'
+export { discoverNAT, probeGateway, type GatewayProbe } from './discover.js'
 export type { ProbeReport } from './core/probe.js'
 export { mapEveryFamily, type EveryFamilyMapping } from './every-family.js'
 export { NAT } from './core/nat.js'
 export { Mapping, type MappingAddress } from './core/mapping.js'
-export type { MappingEvents, NatEvents, MappingAddressChange } from './core/events.js'
+export type {
+  MappingEvents, NatEvents, MappingAddressChange, MappingEstablished, MappingRenewed, MappingFailed, MappingLost,
+  ExternalAddressChange, GatewayChange
+} from './core/events.js'
 export type { NatStats, ProtocolStats, AnswerCount } from './core/stats.js'
 export type { NatType, TransportProtocol, RequestOptions, GatewayMappingEntry } from './core/gateway-client.js'
 export { addressScope, isPubliclyRoutable, type AddressScope } from './net/ip-address.js'
@@ -32,6 +37,7 @@ export {
   NoDefaultGatewayError,
   GatewayResultError,
   MalformedMessageError,
+  MappingNotHeldError,
   PortUnreachableError,
   UnsupportedError,
   TimeoutError,

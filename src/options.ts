@@ -1,4 +1,4 @@
-import { isIP } from './net/ip-address.js'
+import { isIP, sameAddress } from './net/ip-address.js'
 import {
   CACHE_TIME,
   DEFAULT_CLOSE_TIMEOUT,
@@ -13,6 +13,7 @@ import { InvalidArgumentError, type WireProtocol } from './errors.js'
 /** Protocols discovery can probe, in order of preference. */
 export const DISCOVERY_PROTOCOLS: readonly WireProtocol[] = ['pcp', 'nat-pmp', 'upnp']
 
+/** Options of discoverNAT() and probeGateway(): every one has a default. */
 export interface DiscoverOptions {
   /** Aborts discovery; it then rejects with AbortError. */
   signal?: AbortSignal
@@ -62,6 +63,12 @@ export interface DiscoverOptions {
    * GET beside the SSDP search. Default true; false always waits for SSDP (diagnostics, benchmarks).
    */
   rememberGateway?: boolean
+  /**
+   * The UPnP gateway's description URL (e.g. `http://192.168.1.1:5000/rootDesc.xml`), fetched at
+   * once instead of waiting for an SSDP answer: for routers that ignore M-SEARCH. Its host must be
+   * the gateway's address, as for SSDP answers; if it fails, the search runs as usual. Default: none.
+   */
+  upnpDescriptionUrl?: string
 }
 
 export interface ResolvedDiscoverOptions {
@@ -80,6 +87,7 @@ export interface ResolvedDiscoverOptions {
   networkCheckInterval: number
   gatewayCacheFile: string | undefined
   rememberGateway: boolean
+  upnpDescriptionUrl: URL | undefined
 }
 
 function checkBoolean (value: boolean | undefined, name: string, fallback: boolean): boolean {
@@ -137,10 +145,36 @@ export function resolveDiscoverOptions (options: DiscoverOptions = {}): Resolved
     maxConcurrentRequests: checkInteger(options.maxConcurrentRequests, 'options.maxConcurrentRequests', 8, 1, 1024),
     networkCheckInterval: checkMilliseconds(options.networkCheckInterval, 'options.networkCheckInterval', 5_000, 0),
     gatewayCacheFile: checkPath(options.gatewayCacheFile, 'options.gatewayCacheFile'),
-    rememberGateway: checkBoolean(options.rememberGateway, 'options.rememberGateway', true)
+    rememberGateway: checkBoolean(options.rememberGateway, 'options.rememberGateway', true),
+    upnpDescriptionUrl: checkDescriptionUrl(options.upnpDescriptionUrl, options.gateway)
   }
 }
 
+/**
+ * An http URL whose host is an IP address (a name would have to be resolved, and could name any
+ * host) and, when the gateway is given, that gateway: only the gateway is trusted.
+ */
+function checkDescriptionUrl (value: unknown, gateway: string | undefined): URL | undefined {
+  if (value === undefined) return undefined
+  const name = 'options.upnpDescriptionUrl'
+  let url: URL
+  try {
+    if (typeof value !== 'string') throw new TypeError('not a string')
+    url = new URL(value)
+  } catch {
+    throw new InvalidArgumentError(`${name} must be an http URL, got ${JSON.stringify(value)}`)
+  }
+  const host = url.hostname.replace(/^\[|\]$/g, '')
+  if (url.protocol !== 'http:' || url.username !== '' || url.password !== '' || isIP(host) === 0) {
+    throw new InvalidArgumentError(`${name} must be an http URL naming the gateway by its IP address, got ${JSON.stringify(value)}`)
+  }
+  if (gateway !== undefined && isIP(gateway) === isIP(host) && !sameAddress(host, gateway)) {
+    throw new InvalidArgumentError(`${name} names ${host}, not the gateway ${gateway}: only the gateway's own description is fetched`)
+  }
+  return url
+}
+
+/** Options of NAT.newMapping(). */
 export interface MappingOptions {
   /** The external port to ask for. Default: the internal port. The gateway may grant another. */
   externalPort?: number

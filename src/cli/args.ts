@@ -32,6 +32,8 @@ export interface GlobalOptions {
   protocols?: ProtocolName[]
   /** --timeout, in ms: discovery and each request. */
   timeout?: number
+  /** --upnp-url: the UPnP description URL, fetched instead of waiting for SSDP. */
+  upnpUrl?: string
   /**
    * The address families to work on (--family), IPv4 first. Default: the family of --gateway;
    * without it both for discover and map, IPv4 for the others.
@@ -81,6 +83,7 @@ const OPTIONS = {
   gateway: { type: 'string' },
   protocol: { type: 'string', multiple: true },
   timeout: { type: 'string' },
+  'upnp-url': { type: 'string' },
   family: { type: 'string' },
   json: { type: 'boolean' },
   verbose: { type: 'boolean' },
@@ -131,8 +134,9 @@ export function parseCommandLine (argv: readonly string[]): Command {
   const command = first !== undefined && isCommandName(first) ? first : undefined
   const topic = command === 'help' || command === undefined ? undefined : command
 
-  // --help wins over everything else on the line, so that a half-typed command still gets its help.
-  if (values.help === true) return { name: 'help', ...(topic === undefined ? {} : { topic }) }
+  // --help wins over everything else on the line, so that a half-typed command still gets its help;
+  // but not over an unknown command, which has no help to show.
+  if (values.help === true && (first === undefined || command !== undefined)) return { name: 'help', ...(topic === undefined ? {} : { topic }) }
 
   for (const token of tokens) {
     if (token.kind !== 'option') continue
@@ -223,7 +227,21 @@ function globalOptions (values: Values, command: HelpTopic): GlobalOptions {
   options.families = parseFamily(values.family === undefined ? undefined : stringValue(values.family), gatewayFamily, command)
   if (values.protocol !== undefined) options.protocols = parseProtocols(values.protocol, command)
   if (values.timeout !== undefined) options.timeout = parseInteger(stringValue(values.timeout), '--timeout', 1, 3_600_000, 'milliseconds', command)
+  if (values['upnp-url'] !== undefined) options.upnpUrl = parseUpnpUrl(stringValue(values['upnp-url']), command)
   return options
+}
+
+/** --upnp-url: an http URL naming a host by address (the library checks that it is the gateway). */
+function parseUpnpUrl (text: string, command: HelpTopic): string {
+  let url: URL | undefined
+  try {
+    url = new URL(text)
+  } catch {
+    url = undefined
+  }
+  const host = url?.hostname.replace(/^\[|\]$/g, '') ?? ''
+  if (url?.protocol !== 'http:' || isIP(host) === 0) throw new UsageError(`bad --upnp-url ${show(text)}: expected an http URL with the gateway's IP address`, command)
+  return text
 }
 
 /** --family, checked against --gateway's family; see GlobalOptions.families for the default. */

@@ -148,6 +148,7 @@ function discoverOptions (options: GlobalOptions, extra: DiscoverOptions = {}, f
     ...(options.gateway === undefined ? {} : { gateway: options.gateway }),
     ...(options.protocols === undefined ? {} : { protocols: options.protocols }),
     ...(options.timeout === undefined ? {} : { timeout: options.timeout }),
+    ...(options.upnpUrl === undefined ? {} : { upnpDescriptionUrl: options.upnpUrl }),
     ...extra
   }
 }

@@ -15,6 +15,9 @@ const GLOBAL_OPTIONS = `Options for every command:
   --gateway <address>   the gateway's IP address (default: the default route's next hop)
   --protocol <names>    protocols to try: pcp, nat-pmp, upnp; repeat the flag or separate
                         with commas (default: all; PCP is preferred, then NAT-PMP, then UPnP)
+  --upnp-url <url>      the UPnP gateway's description URL, for routers that ignore SSDP
+                        searches (e.g. http://192.168.1.1:5000/rootDesc.xml); its host
+                        must be the gateway's address
   --timeout <ms>        how long to wait for a gateway, and for each request (default: 2500
                         for discovery, 4000 for a request)
   --family <f>          ipv4, ipv6 or all (discover and map only): which address families

@@ -60,11 +60,21 @@ export function decodeWire (message: WireMessage): DecodedWire {
 
 export function wireJson (message: WireMessage, time: Date): Record<string, unknown> {
   const decoded = decodeWire(message)
-  return { event: 'wire', time: time.toISOString(), protocol: message.protocol, direction: message.direction, peer: message.peer, bytes: message.bytes.length, ...decoded.fields }
+  return {
+    event: 'wire',
+    time: time.toISOString(),
+    protocol: message.protocol,
+    direction: message.direction,
+    peer: message.peer,
+    bytes: message.bytes.length,
+    ...(message.ignored === undefined ? {} : { ignored: message.ignored }),
+    ...decoded.fields
+  }
 }
 
 export function wireText (message: WireMessage): string {
   const decoded = decodeWire(message)
+  if (message.ignored !== undefined) return `${decoded.summary}\n    ignored: ${message.ignored}`
   if (decoded.text === undefined) return decoded.summary
   // HTTP and SSDP end with a blank line: drop it, and indent the rest under the summary.
   const body = decoded.text.replace(/\r/g, '').trimEnd().split('\n').map((line) => `    ${line}`).join('\n')

@@ -102,13 +102,19 @@ export type GatewayEvent =
 
 /** One row of a gateway's mapping table. */
 export interface GatewayMappingEntry {
+  /** The transport protocol of the rule. */
   protocol: TransportProtocol
+  /** The port the gateway forwards. */
   externalPort: number
+  /** The LAN host it forwards to. */
   internalClient: string
+  /** The port on that host. */
   internalPort: number
+  /** The description the mapping's owner gave. */
   description: string
   /** Remaining seconds; 0 for a permanent lease. */
   lifetimeSeconds: number
+  /** Whether the gateway applies the rule (UPnP can hold disabled ones). */
   enabled: boolean
 }
 
@@ -124,6 +130,8 @@ export interface ProbeContext {
   cacheFile?: string
   /** False: do not try a remembered gateway (DiscoverOptions.rememberGateway). */
   rememberGateway?: boolean
+  /** The UPnP description URL the caller gave (DiscoverOptions.upnpDescriptionUrl): fetched before any search. */
+  descriptionUrl?: URL
   /**
    * The UDP socket discovery connected to the gateway's port 5351 to learn our address, for the
    * first probe that speaks on that port to adopt: its first request then goes out at once, ahead

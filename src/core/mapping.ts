@@ -1,6 +1,6 @@
 import { EventEmitter } from '../builtins.js'
 import { addressScope, isIPv6 } from '../net/ip-address.js'
-import { AbortError, ClosedError, explainLowPortRefusal, NoMappingError } from '../errors.js'
+import { AbortError, ClosedError, explainRefusal, MappingNotHeldError, NoMappingError } from '../errors.js'
 import type { ResolvedMappingOptions } from '../options.js'
 import { reasonOf } from './deadline.js'
 import type { MappingEvents } from './events.js'
@@ -9,10 +9,15 @@ import type { RequestLimiter } from './limiter.js'
 import type { NAT } from './nat.js'
 import type { RenewalClock } from './renewal-clock.js'
 
+/** Where a mapping is reachable, from `Mapping.externalAddr()`. */
 export interface MappingAddress {
+  /** The gateway's external address (IPv6: this host's own address, opened by a pinhole). */
   address: string
+  /** The external port the gateway granted. */
   port: number
+  /** The transport protocol mapped. */
   protocol: TransportProtocol
+  /** The address family of `address`. */
   family: 'IPv4' | 'IPv6'
   /** False when the gateway's external address is not publicly routable (double NAT, CGNAT). */
   isPublic: boolean
@@ -51,9 +56,13 @@ const FIRST_RETRY_DELAY = 1_000
  * last granted, whether that grant is still valid, and the last error.
  */
 export class Mapping extends EventEmitter<MappingEvents> {
+  /** The NAT that holds this mapping. */
   readonly nat: NAT
+  /** The transport protocol mapped. */
   readonly protocol: TransportProtocol
+  /** The port on this host that the mapping leads to. */
   readonly internalPort: number
+  /** The description sent to the gateway (UPnP shows it in its mapping table). */
   readonly description: string
 
   readonly #host: MappingHost
@@ -115,6 +124,7 @@ export class Mapping extends EventEmitter<MappingEvents> {
     return this.#renewals
   }
 
+  /** Whether close() was called (on the mapping or its NAT). */
   get closed (): boolean {
     return this.#closing !== undefined
   }
@@ -186,6 +196,30 @@ export class Mapping extends EventEmitter<MappingEvents> {
     this.#host.emit('changed', { mapping: this, address, port: grant.externalPort, previousAddress: previous, previousPort: grant.externalPort })
   }
 
+  /**
+   * Deletes the mapping at the gateway and maps it again at once, asking for the same external
+   * port: for a router that keeps a mapping listed (and renews it) but no longer forwards to it,
+   * which only a new rule repairs (Technicolor CGA4131COM, tailscale #21208; a firewall reload on
+   * the router). Call it when something outside tells you the mapping is unreachable. Connections
+   * already established through the mapping survive (the router's connection tracking keeps
+   * them). Resolves once mapped again; rejects with the gateway's error (also in `lastError` and
+   * the `failed` event), after which the mapping keeps retrying as usual.
+   */
+  async recreate (options: RequestOptions = {}): Promise<void> {
+    if (this.#closing !== undefined) throw new ClosedError('mapping is closed')
+    // After any attempt in flight, so that what is deleted is the last grant.
+    await this.#inFlight?.catch(() => {})
+    if (this.#closing !== undefined) throw new ClosedError('mapping is closed')
+    this.#clearTimer()
+    const run = this.#attemptOnce(options, true)
+    this.#inFlight = run
+    try {
+      await run
+    } finally {
+      if (this.#inFlight === run) this.#inFlight = undefined
+    }
+  }
+
   /** Deletes the mapping at the gateway and stops renewing it. Idempotent. */
   async close (): Promise<void> {
     await this.release(undefined)
@@ -243,7 +277,8 @@ export class Mapping extends EventEmitter<MappingEvents> {
     }
   }
 
-  async #attemptOnce (options: RequestOptions): Promise<void> {
+  /** One request to the gateway; `anew` deletes the held grant first and maps as if for the first time. */
+  async #attemptOnce (options: RequestOptions, anew = false): Promise<void> {
     const attempt = this.#cancel
     this.#attempt = attempt
     const previous = this.#grant
@@ -255,7 +290,11 @@ export class Mapping extends EventEmitter<MappingEvents> {
       const signal = options.signal === undefined ? attempt.signal : AbortSignal.any([options.signal, attempt.signal])
       const request = this.#requestFor(previous)
       const requestOptions = { signal, timeout: options.timeout ?? this.#host.requestTimeout }
-      const grant = await this.#host.limiter.run(() => client.map(request, previous, requestOptions), signal, wasEstablished ? 'urgent' : 'normal')
+      const priority = wasEstablished ? 'urgent' : 'normal'
+      if (anew && previous !== undefined && this.#validUntil > Date.now()) {
+        await this.#host.limiter.run(async () => { await client.unmap(previous, requestOptions) }, signal, priority)
+      }
+      const grant = await this.#host.limiter.run(() => client.map(request, anew ? undefined : previous, requestOptions), signal, priority)
       if (this.#closing !== undefined || attempt.signal.aborted) {
         // Granted after we stopped wanting it: delete it rather than leave a rule behind (on a
         // router that grants only permanent leases it would stay forever).
@@ -266,7 +305,7 @@ export class Mapping extends EventEmitter<MappingEvents> {
       this.#granted(grant, previous, wasEstablished)
     } catch (caught) {
       if (this.#closing !== undefined || attempt.signal.aborted) return
-      const error = explainLowPortRefusal(caught, this.internalPort, previous?.externalPort ?? this.#requestedExternalPort)
+      const error = explainRefusal(caught, this.internalPort, previous?.externalPort ?? this.#requestedExternalPort)
       const failure = error instanceof Error ? error : reasonOf(attempt.signal)
       this.#host.reportOutcome(failure)
       this.#failed(failure)
@@ -324,6 +363,8 @@ export class Mapping extends EventEmitter<MappingEvents> {
   #failed (error: Error): void {
     this.#lastError = error
     this.#failures++
+    // The gateway said it granted the mapping but does not hold it: what we hold is nothing, now.
+    if (error instanceof MappingNotHeldError && this.#validUntil > Date.now()) this.#validUntil = Date.now()
     const lost = this.#grant !== undefined && this.#validUntil !== 0 && Date.now() >= this.#validUntil
     this.#host.emit('failed', { mapping: this, error })
     if (lost) {

@@ -117,6 +117,7 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
     return this.#limiter.peak
   }
 
+  /** Whether close() was called. */
   get closed (): boolean {
     return this.#closing !== undefined
   }
@@ -178,6 +179,7 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
     await this.#closing
   }
 
+  /** close(), for `await using nat = await discoverNAT()`. */
   async [Symbol.asyncDispose] (): Promise<void> {
     await this.close()
   }

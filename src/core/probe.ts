@@ -23,11 +23,13 @@ const PROBE_BEST_RANK: Record<WireProtocol, number> = { pcp: 0, 'nat-pmp': 1, up
 
 /** What one protocol's probe found, for `probeGateway()`. */
 export interface ProbeReport {
+  /** The protocol probed. */
   protocol: WireProtocol
   /** The NAT type found, when the probe succeeded. */
   type?: NatType
   /** Milliseconds from the start of probing to the probe's answer or failure. */
   ms: number
+  /** Why the probe failed, when it did. */
   error?: Error
 }
 
@@ -179,7 +181,13 @@ export async function raceProbes ({ gateway, localAddress, socket }: GatewayLoca
 
 /** What every probe is handed: where the gateway is, its signal, and where UPnP remembers gateways. */
 function probeContext (location: GatewayLocation, options: ResolvedDiscoverOptions, signal: AbortSignal): ProbeContext {
-  return { ...location, signal, rememberGateway: options.rememberGateway, ...(options.gatewayCacheFile === undefined ? {} : { cacheFile: options.gatewayCacheFile }) }
+  return {
+    ...location,
+    signal,
+    rememberGateway: options.rememberGateway,
+    ...(options.gatewayCacheFile === undefined ? {} : { cacheFile: options.gatewayCacheFile }),
+    ...(options.upnpDescriptionUrl === undefined ? {} : { descriptionUrl: options.upnpDescriptionUrl })
+  }
 }
 
 /** The enabled protocols for the family: on IPv6 no NAT-PMP (RFC 6886 carries IPv4 only). */

@@ -9,6 +9,7 @@ export interface AnswerCount {
   code: number
   /** The protocol's name for it, e.g. `SUCCESS`, `NOT_AUTHORIZED`, `ConflictInMappingEntry`. */
   name: string
+  /** How many answers carried it. */
   count: number
 }
 
@@ -38,6 +39,7 @@ export interface ProtocolStats {
 
 /** What `NAT.stats()` returns: plain numbers for one NAT (one address family), since it was made. */
 export interface NatStats {
+  /** The NAT's address family (one NAT per family). */
   family: 'IPv4' | 'IPv6'
   /** The protocol in use now. */
   type: NatType

@@ -7,10 +7,15 @@ import type { ResolvedNatMapperInit } from './options.js'
 
 /** What the service needs of libp2p's address manager; its AddressManager has all of it. */
 export interface AddressAnnouncer {
+  /** The node's addresses: the transport ones are the listen ports to map. */
   getAddressesWithMetadata: () => AddressWithType[]
+  /** Announces an external address and port that leads to an internal one. */
   addPublicAddressMapping: (internalIp: string, internalPort: number, externalIp: string, externalPort?: number, protocol?: 'tcp' | 'udp') => void
+  /** Withdraws what addPublicAddressMapping() announced. */
   removePublicAddressMapping: (internalIp: string, internalPort: number, externalIp: string, externalPort?: number, protocol?: 'tcp' | 'udp') => void
+  /** Marks an address as verified (with `autoConfirmAddress`). */
   confirmObservedAddr: (addr: Multiaddr, options?: { ttl?: number }) => void
+  /** Withdraws a confirmed address. */
   removeObservedAddr: (addr: Multiaddr) => void
 }
 
@@ -27,6 +32,8 @@ interface Entry {
   port: ListenPort
   mapping: Mapping | undefined
   announced: Announcement | undefined
+  /** The announcement autonat found unreachable and the mapping was recreated for: once each. */
+  recreatedFor: Announcement | undefined
   /** Reconciliations run one at a time per entry, in order. */
   queue: Promise<void>
 }
@@ -87,9 +94,50 @@ export class FamilyGateway {
     for (const port of wanted) {
       const key = listenPortKey(port)
       if (this.#entries.has(key)) continue
-      const entry: Entry = { port, mapping: undefined, announced: undefined, queue: Promise.resolve() }
+      const entry: Entry = { port, mapping: undefined, announced: undefined, recreatedFor: undefined, queue: Promise.resolve() }
       this.#entries.set(key, entry)
       entry.queue = this.#open(nat, entry)
+    }
+    this.#checkReachability()
+  }
+
+  /**
+   * autonat's verdict on what we announced. js-libp2p 3's autonat has no event of its own: when
+   * peers cannot dial an address back it calls `addressManager.removeObservedAddr()`, which leaves
+   * our IP mapping unverified with a retry time (`expires` > 0; before any verdict it is 0) and,
+   * if it was verified, fires `self:peer:update`. A mapping the router lists but no longer
+   * forwards (Technicolor CGA4131COM, tailscale #21208; a firewall reload) looks exactly so, and
+   * only a delete + add repairs it: recreate it, once per announcement, and say so.
+   */
+  #checkReachability (): void {
+    if (this.#init.autoConfirmAddress) return
+    const unreachable = new Set<string>()
+    const verified = new Set<string>()
+    for (const address of this.#addressManager.getAddressesWithMetadata()) {
+      if (address.type !== 'ip-mapping') continue
+      const key = externalKey(address.multiaddr)
+      if (key === undefined) continue
+      if (address.verified === true) verified.add(key)
+      else if (address.expires !== undefined && address.expires > 0) unreachable.add(key)
+    }
+    for (const entry of this.#entries.values()) {
+      const announced = entry.announced
+      const mapping = entry.mapping
+      if (announced === undefined || mapping === undefined) continue
+      const key = `${announced.externalAddress}/${announced.protocol}/${announced.externalPort}`
+      if (verified.has(key)) entry.recreatedFor = undefined
+      if (!unreachable.has(key) || entry.recreatedFor === announced) continue
+      entry.recreatedFor = announced
+      this.#log('autonat found %s:%d/%s unreachable: the gateway may list the mapping without forwarding it; recreating it (delete + add)',
+        announced.externalAddress, announced.externalPort, announced.protocol)
+      entry.queue = entry.queue.then(async () => {
+        try {
+          await mapping.recreate()
+          this.#log('recreated the mapping of %s:%d/%s', announced.externalAddress, announced.externalPort, announced.protocol)
+        } catch (error) {
+          if (!this.#shutdown.signal.aborted) this.#log.error('could not recreate the mapping of %s:%d/%s: %e', announced.externalAddress, announced.externalPort, announced.protocol, error)
+        }
+      })
     }
   }
 
@@ -129,6 +177,8 @@ export class FamilyGateway {
     if (nat === undefined) return
     this.#log('%s gateway %s speaks %s; we are %s there', this.family, nat.gateway, nat.type, nat.localAddress)
     const onMappingNews = ({ mapping }: { mapping: Mapping }): void => { this.#onMappingNews(mapping) }
+    // A verdict that came without self:peer:update (on an address never verified) is read at the next renewal.
+    nat.on('mapping-renewed', () => { this.#checkReachability() })
     nat.on('mapping-established', onMappingNews)
     nat.on('mapping-changed', onMappingNews)
     nat.on('mapping-lost', onMappingNews)
@@ -210,6 +260,13 @@ export class FamilyGateway {
     if (this.#init.autoConfirmAddress) this.#addressManager.removeObservedAddr(toMultiaddr(a))
     this.#log('withdrew %s:%d/%s', a.externalAddress, a.externalPort, a.protocol)
   }
+}
+
+/** `address/protocol/port` of an `/ip4|ip6/<address>/tcp|udp/<port>/...` multiaddr, else undefined. */
+function externalKey (ma: Multiaddr): string | undefined {
+  const [ip, transport] = ma.getComponents()
+  if (ip?.value === undefined || transport?.value === undefined || (transport.name !== 'tcp' && transport.name !== 'udp')) return undefined
+  return `${ip.value}/${transport.name}/${transport.value}`
 }
 
 function toMultiaddr (a: Announcement): Multiaddr {

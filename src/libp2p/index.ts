@@ -19,6 +19,8 @@
  * })
  * // soon: node.getMultiaddrs() includes /ip4/<gateway's external address>/tcp/<external port>
  * ```
+ *
+ * @module natmapper/libp2p
  */
 import { resolveNatMapperInit, type NatMapperInit } from './options.js'
 import { NatMapperService, type NatMapperComponents } from './service.js'
@@ -26,6 +28,7 @@ import { NatMapperService, type NatMapperComponents } from './service.js'
 export type { NatMapperInit } from './options.js'
 export type { NatMapperComponents, NatMapperService } from './service.js'
 export type { AddressAnnouncer } from './family-gateway.js'
+export type { AddressWithType } from './listen-addresses.js'
 
 /**
  * The service factory for `services: { nat: natMapper(init) }`. Options are checked here, so a

@@ -10,8 +10,14 @@ export interface ListenPort {
 
 /** What the address manager reports (libp2p's NodeAddress, narrowed to what is read here). */
 export interface AddressWithType {
+  /** The address. */
   multiaddr: Multiaddr
+  /** Where it comes from: 'transport' for a listen address (others are not mapped). */
   type: string
+  /** Whether autonat (or `confirmObservedAddr`) confirmed it; absent from older address managers. */
+  verified?: boolean
+  /** When it is to be verified again (ms); 0 until autonat has said anything about it. */
+  expires?: number
 }
 
 /**

@@ -5,10 +5,15 @@ import type { ResolvedNatMapperInit } from './options.js'
 
 /** The libp2p components the service uses (libp2p's own Components have all of them). */
 export interface NatMapperComponents {
+  /** The node's peer id, in the default mapping description. */
   peerId: PeerId
+  /** The node's name and version, in the default mapping description. */
   nodeInfo: NodeInfo
+  /** Where the service logs (`libp2p:natmapper`). */
   logger: ComponentLogger
+  /** Where the external addresses are announced and withdrawn. */
   addressManager: AddressAnnouncer
+  /** The node's events: a change of its transport addresses makes the service map again. */
   events: Pick<EventTarget, 'addEventListener' | 'removeEventListener'>
 }
 
@@ -20,7 +25,9 @@ const ADDRESS_EVENTS = ['transport:listening', 'transport:close', 'self:peer:upd
  * announces the external addresses through the address manager. See natMapper().
  */
 export class NatMapperService implements Startable {
+  /** The service's name in libp2p's logs and errors. */
   readonly [Symbol.toStringTag] = 'natmapper/libp2p'
+  /** What the service provides, for services that depend on NAT traversal. */
   readonly [serviceCapabilities]: string[] = ['@libp2p/nat-traversal']
 
   readonly #components: NatMapperComponents
@@ -46,6 +53,7 @@ export class NatMapperService implements Startable {
     return this.#gateways.flatMap((gateway) => gateway.nat === undefined ? [] : [gateway.nat])
   }
 
+  /** Whether start() ran and stop() has not. */
   isStarted (): boolean {
     return this.#started
   }

@@ -39,8 +39,11 @@ export interface DeviceDescription {
 /**
  * Service types match case-insensitively (URNs' NID is; vendors vary) and a higher version of
  * WANIPConnection counts as :2, since later versions stay backward compatible (UDA 1.1 §2.3).
+ * ISP boxes that speak TR-064 name the same services in the Broadband Forum's namespace
+ * (`urn:dslforum-org:service:WANIPConnection:1`, a MitraStar in ofekp/TinyUPnP#14; tailscale PR
+ * #10927): same actions, same arguments, version 1 only.
  */
-const WAN_SERVICE_TYPE = /^urn:schemas-upnp-org:service:(WANIPConnection|WANPPPConnection):(\d{1,3})$/i
+const WAN_SERVICE_TYPE = /^urn:(schemas-upnp-org|dslforum-org):service:(WANIPConnection|WANPPPConnection):(\d{1,3})$/i
 const FIREWALL_SERVICE_TYPE = /^urn:schemas-upnp-org:service:WANIPv6FirewallControl:\d{1,3}$/i
 const IGD_DEVICE_TYPE = /^urn:schemas-upnp-org:device:InternetGatewayDevice:(\d{1,3})$/i
 
@@ -82,11 +85,17 @@ export function decodeDeviceDescription (text: string, descriptionUrl: URL): Dev
 /** Which WAN connection service a serviceType names, if any. */
 export function wanServiceKind (serviceType: string): WanServiceKind | undefined {
   const match = WAN_SERVICE_TYPE.exec(serviceType.trim())
-  if (match?.[1] === undefined) return undefined
-  const version = Number(match[2])
+  if (match?.[1] === undefined || match[2] === undefined) return undefined
+  const version = Number(match[3])
   if (version < 1) return undefined
-  if (match[1].toLowerCase() === 'wanpppconnection') return 'WANPPPConnection:1'
-  return version >= 2 ? 'WANIPConnection:2' : 'WANIPConnection:1'
+  if (match[2].toLowerCase() === 'wanpppconnection') return 'WANPPPConnection:1'
+  // TR-064 has no WANIPConnection:2 (no AddAnyPortMapping, no lease limits of IGDv2).
+  return version >= 2 && match[1].toLowerCase() === 'schemas-upnp-org' ? 'WANIPConnection:2' : 'WANIPConnection:1'
+}
+
+/** Whether a serviceType is TR-064's (Broadband Forum) name rather than the UPnP Forum's. */
+export function isTr064ServiceType (serviceType: string): boolean {
+  return /^urn:dslforum-org:/i.test(serviceType.trim())
 }
 
 /**

@@ -99,7 +99,10 @@ export class UpnpPinholeClient implements GatewayClient {
     // Firewall off: every inbound connection already passes; nothing to open or renew.
     if (!status.firewallEnabled) return grant(undefined)
     if (!status.inboundPinholeAllowed) {
-      throw new GatewayResultError('upnp', UpnpErrorCode.InboundPinholeNotAllowed, 'InboundPinholeNotAllowed', 'GetFirewallStatus says the gateway allows no inbound pinholes')
+      // A Fritz!Box says 0 until the IPv6 side of its per-device sharing is on (miniupnp #392).
+      throw new GatewayResultError('upnp', UpnpErrorCode.InboundPinholeNotAllowed, 'InboundPinholeNotAllowed',
+        'GetFirewallStatus says the gateway allows no inbound pinholes (InboundPinholeAllowed 0): turn on IPv6 port sharing for this device in the router ' +
+        '(on a Fritz!Box, "Permit independent port sharing" and the IPv6 option under Internet > Permit Access)')
     }
     return await this.#run('AddPinhole', options, async (signal) => {
       const previousId = stateOf(previous)?.uniqueId

@@ -19,6 +19,8 @@ import { DEFAULT_UPNP_CONCURRENCY, MIN_RANDOM_EXTERNAL_PORT, SSDP_PORT, SSDP_SEA
 import type { GatewayLocation, UpnpClient } from './client.js'
 import { recalledInProcess, recallGateway, rememberGateway, type Recalled } from './remembered.js'
 import { startSsdpSearch } from './ssdp-search.js'
+import { hostOf, sameAddress } from './trust.js'
+import { isIP } from '../net/ip-address.js'
 import { debug } from '../debug.js'
 import { loadOnce } from '../load-once.js'
 
@@ -189,8 +191,22 @@ async function probeUpnp (context: ProbeContext, options: ResolvedUpnpProbeOptio
     // of REMEMBERED_HEAD_START (the search's dozen datagrams would otherwise go out before its
     // connection is up), cut short if it fails; a router takes tens of ms to answer a search
     // anyway. From the cache file, the search starts while the file is read.
+    const given = context.descriptionUrl
+    const givenHost = given === undefined ? '' : hostOf(given)
     const inProcess = context.rememberGateway === false ? undefined : recalledInProcess(context.gateway, context.localAddress)
-    if (inProcess !== undefined) {
+    if (given !== undefined && isIP(givenHost) === isIP(context.gateway)) {
+      // The caller's URL, for a router that ignores M-SEARCH: fetched first, and the search only
+      // if it fails (a router back from a reboot on another port). Only the gateway is trusted.
+      if (!sameAddress(givenHost, context.gateway)) {
+        settle(new InvalidArgumentError(`upnp: upnpDescriptionUrl ${given.href} names ${givenHost}, not the gateway ${context.gateway}; refused`))
+        return
+      }
+      connectToGateway({ location: given, announced: given, context, options, signal: probing.signal }).then(settle, (error: Error) => {
+        debug('upnp: description URL %s failed: %s', given.href, error.message)
+        descriptionProblem = error
+        search()
+      })
+    } else if (inProcess !== undefined) {
       tryRemembered(inProcess)
       const headStart = setTimeout(search, REMEMBERED_HEAD_START)
       probing.signal.addEventListener('abort', () => { clearTimeout(headStart) }, { once: true })

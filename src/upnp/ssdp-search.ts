@@ -7,7 +7,7 @@
 import type dgram from 'node:dgram'
 import { addressScope, isIP } from '../net/ip-address.js'
 import { loadDgram } from '../net/dgram.js'
-import { wireTracer } from '../core/trace.js'
+import { wireChannel, wireTracer, type WireMessage } from '../core/trace.js'
 import { NetworkError, PortUnreachableError } from '../errors.js'
 import {
   IGD_SEARCH_TARGETS,
@@ -70,6 +70,7 @@ function search (dgram: typeof import('node:dgram'), options: SsdpSearchOptions)
   const trace = wireTracer('upnp', `${options.gateway}:${options.port}`)
   const seen = new Set<string>()
   let replies = 0
+  let ignored = 0
   let round = 0
   let timer: NodeJS.Timeout | undefined
   let sending: NodeJS.Timeout | undefined
@@ -138,7 +139,17 @@ function search (dgram: typeof import('node:dgram'), options: SsdpSearchOptions)
   })
   const onAnswer = (datagram: Buffer, remote: dgram.RemoteInfo): void => {
     // Only the gateway is trusted; other hosts' answers are dropped unread, which costs nothing.
-    if (closed || !sameAddress(remote.address, options.gateway)) return
+    // That includes a router pair (CARP/VRRP) answering from its own address rather than the
+    // shared one (tailscale #5502): nothing in the answer proves it is the router, and the LAN
+    // can say anything. --verbose shows the first few, with the reason.
+    if (closed) return
+    if (!sameAddress(remote.address, options.gateway)) {
+      if (wireChannel.hasSubscribers && ignored++ < MAX_IGNORED_TRACED) {
+        wireChannel.publish({ protocol: 'upnp', direction: 'receive', peer: `${remote.address}:${remote.port}`, bytes: datagram,
+          ignored: `not from the gateway ${options.gateway} (answers from other addresses, such as a CARP/VRRP router's own one, are not trusted)` } satisfies WireMessage)
+      }
+      return
+    }
     // A gateway that keeps talking cannot keep us parsing: past the cap, stop listening.
     if (++replies > MAX_SSDP_REPLIES) { close(); return }
     trace('receive', datagram)
@@ -187,6 +198,9 @@ function search (dgram: typeof import('node:dgram'), options: SsdpSearchOptions)
     else sendRound()
   })
 }
+
+/** Answers from other hosts shown to --verbose per search; the rest are dropped unseen. */
+const MAX_IGNORED_TRACED = 8
 
 /** One datagram of a search round and where it goes. */
 interface Outgoing {

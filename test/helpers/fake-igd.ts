@@ -21,6 +21,8 @@ export interface FakeWanService {
   externalAddress?: string
   /** The controlURL written in the description; default a relative `/ctl/<index>`. */
   controlUrl?: string
+  /** The serviceType's namespace: TR-064 boxes write `urn:dslforum-org:service:...`. Default 'schemas-upnp-org'. */
+  namespace?: 'schemas-upnp-org' | 'dslforum-org'
 }
 
 /** How an HTTP response body is framed. */
@@ -73,9 +75,12 @@ export interface FakeIgdOptions {
   /**
    * Field quirks of AddPortMapping: 'timed-lease-402' answers 402 InvalidArgs to a non-zero lease
    * (ARRIS NVG578LX); 'permanent-lease-402' answers 402 to lease 0 (routers whose maximum is a
-   * week); 'conflict-for-own' answers 718 even when the port is already ours (same client and port).
+   * week); 'conflict-for-own' answers 718 even when the port is already ours (same client and port);
+   * 'silent-when-full' answers a new mapping beyond `tableSize` with success and adds nothing
+   * (Linksys, bitletorg/weupnp#12); 'renewal-keeps-expiry' updates an existing mapping without
+   * extending its lease (Tomato's miniupnpd, miniupnp #131, #199).
    */
-  quirk?: 'timed-lease-402' | 'permanent-lease-402' | 'conflict-for-own'
+  quirk?: 'timed-lease-402' | 'permanent-lease-402' | 'conflict-for-own' | 'silent-when-full' | 'renewal-keeps-expiry'
   /** Mappings the table holds at most; AddPortMapping of a new one then answers 402 (miniupnp #92). */
   tableSize?: number
   /** The lease GetSpecificPortMappingEntry reports, whatever was granted (nft backend: 0; Technicolor: 86400). */
@@ -111,6 +116,10 @@ export class FakeIgd {
   readonly #http: net.Server
   readonly #connections = new Set<net.Socket>()
   readonly #timers = new Set<NodeJS.Timeout>()
+  /** When each timed mapping runs out (Date.now() ms), by `${protocol} ${externalPort}`. */
+  readonly #expiry = new Map<string, number>()
+  /** Mappings still listed (and renewed) that no longer forward (Technicolor CGA4131COM, tailscale #21208). */
+  readonly #notForwarding = new Set<string>()
 
   private constructor (options: FakeIgdOptions) {
     this.options = options
@@ -137,6 +146,44 @@ export class FakeIgd {
 
   mapping (protocol: 'TCP' | 'UDP', externalPort: number): FakeMapping | undefined {
     return this.mappings.get(`${protocol} ${externalPort}`)
+  }
+
+  /** The router stops forwarding a mapping it keeps listing and renewing; only a new rule (delete + add) forwards again. */
+  stopForwarding (protocol: 'TCP' | 'UDP', externalPort: number): void {
+    this.#notForwarding.add(`${protocol} ${externalPort}`)
+  }
+
+  /** Whether traffic to the external port would reach the internal client. */
+  forwards (protocol: 'TCP' | 'UDP', externalPort: number): boolean {
+    const key = `${protocol} ${externalPort}`
+    this.#expire()
+    return this.mappings.has(key) && !this.#notForwarding.has(key)
+  }
+
+  /** Seconds left on a mapping's lease, as GetSpecificPortMappingEntry reports it; 0 for a permanent one. */
+  remainingLease (key: string): number {
+    const expiry = this.#expiry.get(key)
+    return expiry === undefined ? 0 : Math.max(0, Math.ceil((expiry - Date.now()) / 1000))
+  }
+
+  /** Timed mappings whose lease ran out leave the table, as on a router. */
+  #expire (): void {
+    for (const [key, expiry] of this.#expiry) {
+      if (Date.now() >= expiry) {
+        this.#expiry.delete(key)
+        this.mappings.delete(key)
+        this.#notForwarding.delete(key)
+      }
+    }
+  }
+
+  #store (mapping: FakeMapping): void {
+    const key = `${mapping.protocol} ${mapping.externalPort}`
+    const existing = this.mappings.has(key)
+    this.mappings.set(key, mapping)
+    if (existing && this.options.quirk === 'renewal-keeps-expiry') return
+    if (mapping.leaseDuration === 0) this.#expiry.delete(key)
+    else this.#expiry.set(key, Date.now() + mapping.leaseDuration * 1000)
   }
 
   async close (): Promise<void> {
@@ -293,7 +340,7 @@ export class FakeIgd {
     const xmlns = this.options.xmlStyle === 'unusual-prefixes' ? 'xmlns:ns0' : 'xmlns'
     const element = (name: string, content: string): string => `<${p}${name}>${content}</${p}${name}>`
     const services = this.services.map((service, index) => element('service',
-      element('serviceType', `urn:schemas-upnp-org:service:${service.kind}`) +
+      element('serviceType', serviceTypeOf(service)) +
       element('serviceId', `urn:upnp-org:serviceId:${service.kind.split(':')[0] ?? ''}${index}`) +
       element('controlURL', service.controlUrl ?? `/ctl/${index}`) +
       element('eventSubURL', `/evt/${index}`) +
@@ -335,13 +382,14 @@ export class FakeIgd {
       return this.#fault(402)
     }
     this.calls.push(call)
-    const serviceType = `urn:schemas-upnp-org:service:${service.kind}`
+    const serviceType = serviceTypeOf(service)
     if (soapAction !== `"${serviceType}#${call.action}"`) return this.#fault(401)
     const scripted = this.options.fault?.(call)
     if (scripted !== undefined) return this.#fault(scripted)
     const ok = (values: Record<string, string | number> = {}): { status: number, xml: string } =>
       ({ status: 200, xml: this.#response(serviceType, call.action, values) })
     const { args } = call
+    this.#expire()
 
     switch (call.action) {
       case 'GetExternalIPAddress':
@@ -358,25 +406,30 @@ export class FakeIgd {
         if (this.options.quirk === 'permanent-lease-402' && mapping.leaseDuration === 0) return this.#fault(402)
         const key = `${mapping.protocol} ${mapping.externalPort}`
         if (this.options.quirk === 'conflict-for-own' && this.mappings.has(key)) return this.#fault(718)
-        if (this.options.tableSize !== undefined && !this.mappings.has(key) && this.mappings.size >= this.options.tableSize) return this.#fault(402)
+        if (this.options.tableSize !== undefined && !this.mappings.has(key) && this.mappings.size >= this.options.tableSize) {
+          return this.options.quirk === 'silent-when-full' ? ok(call.action === 'AddAnyPortMapping' ? { NewReservedPort: mapping.externalPort } : {}) : this.#fault(402)
+        }
         if (call.action === 'AddAnyPortMapping') {
           while (!this.#free(mapping)) mapping.externalPort = mapping.externalPort >= 65_535 ? 1_024 : mapping.externalPort + 1
-          this.mappings.set(`${mapping.protocol} ${mapping.externalPort}`, mapping)
+          this.#store(mapping)
           return ok({ NewReservedPort: mapping.externalPort })
         }
         if (!this.#free(mapping)) return this.#fault(718)
-        this.mappings.set(`${mapping.protocol} ${mapping.externalPort}`, mapping)
+        this.#store(mapping)
         return ok()
       }
       case 'DeletePortMapping': {
         const key = `${args.NewProtocol ?? ''} ${args.NewExternalPort ?? ''}`
         if (!this.mappings.delete(key)) return this.#fault(714)
+        this.#expiry.delete(key)
+        this.#notForwarding.delete(key)
         return ok()
       }
       case 'GetSpecificPortMappingEntry': {
-        const mapping = this.mappings.get(`${args.NewProtocol ?? ''} ${args.NewExternalPort ?? ''}`)
+        const key = `${args.NewProtocol ?? ''} ${args.NewExternalPort ?? ''}`
+        const mapping = this.mappings.get(key)
         if (mapping === undefined) return this.#fault(714)
-        return ok(entryValues(this.options.reportedLease === undefined ? mapping : { ...mapping, leaseDuration: this.options.reportedLease }, false))
+        return ok(entryValues({ ...mapping, leaseDuration: this.options.reportedLease ?? this.remainingLease(key) }, false))
       }
       case 'GetGenericPortMappingEntry': {
         const mapping = [...this.mappings.values()][Number(args.NewPortMappingIndex ?? -1)]
@@ -428,6 +481,10 @@ export class FakeIgd {
         `</detail></${env}:Fault></${env}:Body></${env}:Envelope>\r\n`
     }
   }
+}
+
+function serviceTypeOf (service: FakeWanService): string {
+  return `urn:${service.namespace ?? 'schemas-upnp-org'}:service:${service.kind}`
 }
 
 function entryValues (mapping: FakeMapping, withKey: boolean): Record<string, string | number> {

@@ -115,6 +115,45 @@ function suite (mode: 'all' | 'upnp', expectedType: string): void {
         a.kill()
       }
     })
+
+    if (mode === 'upnp') {
+      it('IPv4 over UPnP: autonat finds the announced address unreachable (the router lists the mapping, forwards nothing): natmapper recreates it once, and says so', async (t) => {
+        const port = 25_300
+        const prefix = `/ip4/${lab.gatewayWanAddress}/tcp/`
+        // autonat's verdicts come from a stand-in (the agent's "autonat": @libp2p/autonat is not a
+        // dependency), through the same address manager calls autonat makes. Default lifetimes: no
+        // scheduled delete + add within the test, so only the verdict can repair the mapping.
+        const a = new Agent(lab.lanNamespace, 'libp2p-agent.ts', { role: 'listen', listen: [`/ip4/0.0.0.0/tcp/${port}`], natmapper: { family: 'IPv4' }, autonat: 'stand-in' })
+        const b = new Agent(lab.wanNamespace, 'libp2p-agent.ts', { role: 'dial' })
+        try {
+          await waitFor('the gateway holds the mapping', () => gatewayHolds('tcp', port), 30_000)
+          a.send(`autonat-reachable ${prefix}${port}`)
+          const { addr } = await announced(a, prefix)
+          await b.next('started', 30_000)
+          const ping = async (): Promise<boolean> => (await b.ask(`ping ${addr}`, 'pinged', 30_000)).event === 'pinged'
+          assert.ok(await ping(), 'B pings A through the mapping')
+
+          runLabScript('gateway.sh', ['drop-forward', 'tcp', String(port)])
+          assert.ok(gatewayHolds('tcp', port), 'still listed (DNAT rule kept)')
+          assert.equal(await ping(), false, 'not forwarded any more')
+          const from = a.events.length
+          const verdict = Date.now()
+          a.send(`autonat-unreachable ${prefix}${port}`)
+          const lines = (): string[] => a.since(from, 'log').map((e) => String(e.line))
+          await waitFor('the log says it recreated the mapping', () => lines().some((line) => line.includes(`recreated the mapping of ${lab.gatewayWanAddress}:${port}/tcp`)), 30_000)
+          assert.ok(lines().some((line) => line.includes(`autonat found ${lab.gatewayWanAddress}:${port}/tcp unreachable`)), lines().join('\n'))
+          assert.ok(await ping(), 'B pings A again through the recreated mapping')
+          t.diagnostic(`pinged again ${Date.now() - verdict} ms after autonat's verdict`)
+          assert.equal(lines().filter((line) => line.includes('recreating it')).length, 1, 'once')
+          b.send('exit')
+          await b.next('stopped')
+          await stopA(a)
+        } finally {
+          b.kill()
+          a.kill()
+        }
+      })
+    }
   })
 }
 

@@ -87,7 +87,8 @@ labSuite('lab: faults (gateway restart, address change, silence, lost rules)', {
   // Not UPnP: miniupnpd 2.3.1's nftables backend answers UPnP from a rule cache that only its own
   // changes refresh, so a rule deleted behind its back still looks held to GetSpecificPortMapping-
   // Entry and AddPortMapping alike; no UPnP client can see the loss (its PCP and NAT-PMP paths do
-  // re-install the rule). See the closing note of the fault-recovery issue.
+  // re-install the rule). A UPnP mapping repairs itself by its scheduled delete + add instead, and
+  // on recreate(): not-forwarding.test.ts.
   for (const protocol of ['pcp', 'nat-pmp'] as const) {
     it(`${protocol}: a mapping rule deleted by hand on the gateway is restored`, async (t) => {
       const port = nextPort++

@@ -52,15 +52,22 @@ describe('builtins without ES imports', () => {
     assert.deepEqual(result, { heard: 1, channel: 'function', fs: true, util: true, nonce: 12, route: true, webCrypto: false })
   })
 
-  it('falls back on a Node without process.getBuiltinModule (before 20.16)', async () => {
-    const result = JSON.parse(await runFresh('delete process.getBuiltinModule', exercise)) as Record<string, unknown>
+  it('falls back on a Node without process.getBuiltinModule (before 20.16), after the package\'s import entry loaded the builtins', async () => {
+    const result = JSON.parse(await runFresh("delete process.getBuiltinModule; await import('./src/compat/builtins.ts')", exercise)) as Record<string, unknown>
     assert.deepEqual(result, { heard: 1, channel: 'function', fs: false, util: false, nonce: 12, route: true, webCrypto: true })
+  })
+
+  it('says what to do on a Node without process.getBuiltinModule when a module is imported by its path', async () => {
+    const code = "try { await import('./src/builtins.ts'); console.log('loaded') } catch (error) { console.log(error.code, error.message) }"
+    const printed = await runFresh('delete process.getBuiltinModule', code)
+    assert.match(printed, /^ERR_UNSUPPORTED Node\.js v[\d.]+ has no process\.getBuiltinModule: import natmapper by its package name/)
   })
 })
 
-describe('the library path (src/ but the CLI and the libp2p service)', () => {
+// compat/ is what Nodes before 20.19 and 22.12 load instead (the exports map's "import" entries).
+describe('the library path (src/ but the CLI, the libp2p service and compat/)', () => {
   const files = readdirSync(`${ROOT}src`, { recursive: true, encoding: 'utf8' })
-    .filter((file) => file.endsWith('.ts') && !file.startsWith('cli/') && !file.startsWith('libp2p/'))
+    .filter((file) => file.endsWith('.ts') && !file.startsWith('cli/') && !file.startsWith('libp2p/') && !file.startsWith('compat/'))
 
   it('imports no builtin as an ES module (see src/builtins.ts)', () => {
     assert.ok(files.length > 30, String(files.length))

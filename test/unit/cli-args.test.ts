@@ -87,6 +87,9 @@ describe('cli arguments: bad usage is one line naming the problem', () => {
     refused('mapp tcp 80', 'unknown command "mapp" (commands: discover, ip, map, unmap, list, serve, status, help)')
     refused('help mapp', /^no help for "mapp"/)
     refused('help map ip', 'unexpected argument "ip"')
+    // --help does not hide an unknown command behind the general help.
+    refused('frobnicate --help', /^unknown command "frobnicate" \(commands: /)
+    refused('-h frobnicate tcp 80', /^unknown command "frobnicate" \(commands: /)
   })
 
   it('unknown options, values missing or given to a flag', () => {
@@ -125,6 +128,13 @@ describe('cli arguments: bad usage is one line naming the problem', () => {
     refused('ip --timeout 0', 'bad --timeout "0": expected a whole number of milliseconds from 1 to 3600000', 'ip')
     refused('ip --timeout=-5', /^bad --timeout "-5"/, 'ip')
     refused('ip --timeout 2s', /^bad --timeout "2s"/, 'ip')
+    refused('list --upnp-url https://192.168.1.1/rootDesc.xml', 'bad --upnp-url "https://192.168.1.1/rootDesc.xml": expected an http URL with the gateway\'s IP address', 'list')
+    refused('list --upnp-url http://router.lan:5000/rootDesc.xml', /^bad --upnp-url "http:\/\/router\.lan/, 'list')
+    refused('list --upnp-url rootDesc.xml', /^bad --upnp-url "rootDesc\.xml"/, 'list')
+  })
+
+  it('--upnp-url: the description URL of a router that ignores SSDP searches', () => {
+    assert.deepEqual(parse('list --upnp-url http://192.168.1.1:5000/rootDesc.xml'), { name: 'list', options: { ...v4, upnpUrl: 'http://192.168.1.1:5000/rootDesc.xml' } })
   })
 
   it('--duration and --description limits', () => {

@@ -92,6 +92,14 @@ describe('cli process: bad usage exits 2 with one line and the usage, before any
     })
   }
 
+  it('natmapper frobnicate --help: the unknown command, not the general help', async () => {
+    const result = await natmapper(['frobnicate', '--help'])
+    assert.equal(result.code, 2, result.transcript)
+    assert.deepEqual(result.stdout, [])
+    assert.match(result.stderr[0] ?? '', /^natmapper: unknown command "frobnicate" \(commands: /)
+    assert.match(result.stderr[1] ?? '', /^Usage: natmapper /)
+  })
+
   it('help and --version exit 0 on stdout', async () => {
     const help = await natmapper(['help'])
     assert.equal(help.code, 0)

@@ -21,10 +21,18 @@ class FakeAddressManager {
   readonly confirmed = new Set<string>()
   readonly calls: string[] = []
 
-  getAddressesWithMetadata (): Array<{ multiaddr: Multiaddr, type: string }> {
+  /**
+   * libp2p's IP mappings with autonat's verdict, as its address manager keeps them: unverified with
+   * `expires` 0 when added, verified by confirmObservedAddr, and unverified again with a retry
+   * time by removeObservedAddr (what autonat calls when peers cannot dial the address back).
+   */
+  readonly ipMappings = new Map<string, { multiaddr: Multiaddr, verified: boolean, expires: number }>()
+
+  getAddressesWithMetadata (): Array<{ multiaddr: Multiaddr, type: string, verified?: boolean, expires?: number }> {
     return [...this.transport.map((ma) => ({ multiaddr: ma, type: 'transport' })),
       // An observed address on the same host and port must not be mapped again.
-      { multiaddr: multiaddr('/ip4/127.0.0.1/tcp/4999'), type: 'observed' }]
+      { multiaddr: multiaddr('/ip4/127.0.0.1/tcp/4999'), type: 'observed' },
+      ...[...this.ipMappings.values()].map((each) => ({ ...each, type: 'ip-mapping' }))]
   }
 
   addPublicAddressMapping (internalIp: string, internalPort: number, externalIp: string, externalPort = internalPort, protocol: 'tcp' | 'udp' = 'tcp'): void {
@@ -32,22 +40,30 @@ class FakeAddressManager {
     this.calls.push(`add ${entry}`)
     assert.ok(!this.mappings.has(entry), `announced twice: ${entry}`)
     this.mappings.add(entry)
+    this.ipMappings.set(entry, { multiaddr: multiaddr(`/ip4/${externalIp}/${protocol}/${externalPort}`), verified: false, expires: 0 })
   }
 
   removePublicAddressMapping (internalIp: string, internalPort: number, externalIp: string, externalPort = internalPort, protocol: 'tcp' | 'udp' = 'tcp'): void {
     const entry = `${internalIp}:${internalPort}/${protocol} -> ${externalIp}:${externalPort}`
     this.calls.push(`remove ${entry}`)
     assert.ok(this.mappings.delete(entry), `withdrew what was not announced: ${entry}`)
+    this.ipMappings.delete(entry)
   }
 
   confirmObservedAddr (addr: Multiaddr): void {
     this.calls.push(`confirm ${addr.toString()}`)
     this.confirmed.add(addr.toString())
+    for (const each of this.ipMappings.values()) {
+      if (each.multiaddr.equals(addr)) Object.assign(each, { verified: true, expires: Date.now() + 3_600_000 })
+    }
   }
 
   removeObservedAddr (addr: Multiaddr): void {
     this.calls.push(`unconfirm ${addr.toString()}`)
     this.confirmed.delete(addr.toString())
+    for (const each of this.ipMappings.values()) {
+      if (each.multiaddr.equals(addr)) Object.assign(each, { verified: false, expires: Date.now() + 60_000 })
+    }
   }
 }
 
@@ -131,6 +147,42 @@ describe('natmapper/libp2p service with a fake address manager', () => {
     assert.equal(addresses.confirmed.size, 0)
     assert.deepEqual(service[serviceDependencies], ['@libp2p/autonat'])
     assert.deepEqual(service[serviceCapabilities], ['@libp2p/nat-traversal'])
+  })
+
+  // js-libp2p 3's autonat has no event: it calls removeObservedAddr() on an address peers cannot
+  // dial back, which fires self:peer:update when that address was verified before.
+  it('autonat finds a mapped address unreachable: the mapping is recreated once, and the log says so', async () => {
+    const { addresses, events, gateway, logger } = await startRig(['/ip4/127.0.0.1/tcp/4015'], { autoConfirmAddress: false })
+    await waitUntil('announced', () => addresses.mappings.size === 1)
+    const external = multiaddr('/ip4/11.77.0.1/tcp/4015')
+    addresses.confirmObservedAddr(external)
+    events.dispatchEvent(new Event('self:peer:update'))
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    const lifetimes = (): number[] => gateway.requests.flatMap((each) => each.protocol === 'pcp' && each.request?.opcode === 'map' ? [each.request.lifetimeSeconds] : [])
+    assert.ok(!lifetimes().includes(0), 'nothing deleted while autonat says reachable')
+    const held = gateway.mappings.get('tcp/4015')
+
+    addresses.removeObservedAddr(external)
+    events.dispatchEvent(new Event('self:peer:update'))
+    await waitUntil('recreated', () => logger.lines.some((line) => line.includes('recreated the mapping')))
+    assert.ok(logger.lines.some((line) => /autonat found %s:%d\/%s unreachable.*recreating it \(delete \+ add\) 11\.77\.0\.1 4015 tcp/.test(line)), logger.lines.join('\n'))
+    assert.deepEqual(lifetimes().slice(-2), [0, 60], 'a delete, then a new MAP')
+    assert.notEqual(gateway.mappings.get('tcp/4015'), held, 'a new mapping at the gateway')
+    assert.deepEqual(sorted(addresses.mappings), ['127.0.0.1:4015/tcp -> 11.77.0.1:4015'], 'the same address stays announced')
+
+    // Still unverified at the next update: not again (once per verdict, not a loop).
+    events.dispatchEvent(new Event('self:peer:update'))
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    assert.equal(lifetimes().filter((lifetime) => lifetime === 0).length, 1)
+  })
+
+  it('with autoConfirmAddress (no autonat) an unverified address is not acted on', async () => {
+    const { addresses, events, gateway } = await startRig(['/ip4/127.0.0.1/tcp/4016'])
+    await waitUntil('announced', () => addresses.mappings.size === 1)
+    addresses.removeObservedAddr(multiaddr('/ip4/11.77.0.1/tcp/4016'))
+    events.dispatchEvent(new Event('self:peer:update'))
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    assert.ok(!gateway.requests.some((each) => each.protocol === 'pcp' && each.request?.opcode === 'map' && each.request.lifetimeSeconds === 0))
   })
 
   it('maps a listen port that appears later and withdraws and deletes one that goes away', async () => {
@@ -265,7 +317,8 @@ describe('natmapper without libp2p', () => {
   it('nothing outside src/libp2p imports a libp2p package or the service, so plain users load none', () => {
     const root = new URL('../../src/', import.meta.url)
     const offenders = readdirSync(root, { recursive: true, encoding: 'utf8' })
-      .filter((file) => file.endsWith('.ts') && !file.startsWith('libp2p/'))
+      // compat/libp2p.ts is natmapper/libp2p itself, on Nodes before 20.19 and 22.12.
+      .filter((file) => file.endsWith('.ts') && !file.startsWith('libp2p/') && file !== 'compat/libp2p.ts')
       .filter((file) => /from '(@libp2p\/|@multiformats\/|@chainsafe\/|libp2p|[./]*libp2p\/)/.test(readFileSync(new URL(file, root), 'utf8')))
     assert.deepEqual(offenders, [])
   })

@@ -69,6 +69,21 @@ describe('device descriptions from real routers', () => {
   })
 })
 
+describe('TR-064 service types (ISP boxes)', () => {
+  it('MitraStar-like (ofekp/TinyUPnP#14): WANIPConnection and WANPPPConnection under urn:dslforum-org are WAN services', () => {
+    const description = decodeDeviceDescription(fixture('mitrastar-dsl-2401hn.xml'), new URL('http://192.168.25.1:5555/gatedesc.xml'))
+    assert.equal(description.igdVersion, 1)
+    assert.equal(description.manufacturer, 'MitraStar')
+    assert.deepEqual(summary(description), [
+      ['WANIPConnection:1', 'http://192.168.25.1:5555/UD/?4'],
+      ['WANPPPConnection:1', 'http://192.168.25.1:5555/UD/?5']
+    ])
+    // SOAP actions are addressed to the type as the box wrote it.
+    assert.deepEqual(description.wanServices.map((service) => service.serviceType),
+      ['urn:dslforum-org:service:WANIPConnection:1', 'urn:dslforum-org:service:WANPPPConnection:1'])
+  })
+})
+
 describe('device description parsing', () => {
   it('trims whitespace and newlines around types and URLs (Netgear WNR2000v5, lontivero/Open.NAT#66)', () => {
     const description = decodeDeviceDescription(igd(service(`\n  ${WANIP1}\n  `, '\n /ctl/ip \n'), { deviceType: '\nurn:schemas-upnp-org:device:InternetGatewayDevice:1\n' }), AT)
@@ -140,8 +155,12 @@ describe('device description parsing', () => {
     assert.equal(wanServiceKind('urn:schemas-upnp-org:service:WANIPConnection:3'), 'WANIPConnection:2')
     assert.equal(wanServiceKind('urn:schemas-upnp-org:service:WANPPPConnection:1'), 'WANPPPConnection:1')
     assert.equal(wanServiceKind('urn:schemas-upnp-org:service:WANIPConnection:0'), undefined)
-    // TR-064's look-alike needs authentication; it is not an IGD service.
-    assert.equal(wanServiceKind('urn:dslforum-org:service:WANIPConnection:1'), undefined)
+    // TR-064's names for the same services (ISP boxes; tailscale PR #10927): version 1 only.
+    assert.equal(wanServiceKind('urn:dslforum-org:service:WANIPConnection:1'), 'WANIPConnection:1')
+    assert.equal(wanServiceKind('urn:dslforum-org:service:WANPPPConnection:1'), 'WANPPPConnection:1')
+    assert.equal(wanServiceKind('urn:dslforum-org:service:WANIPConnection:2'), 'WANIPConnection:1')
+    assert.equal(wanServiceKind('urn:dslforum-org:service:WANCommonInterfaceConfig:1'), undefined)
+    assert.equal(wanServiceKind('urn:other-org:service:WANIPConnection:1'), undefined)
   })
 
   const rejected: Array<[string, string]> = [

@@ -128,7 +128,8 @@ describe('UpnpPinholeClient against a fake firewall service', () => {
     const a = new UpnpPinholeClient({ gateway: '127.0.0.1', localAddress: '2001:db8::2', controlUrl: denied.url, serviceType: SERVICE })
     const b = new UpnpPinholeClient({ gateway: '127.0.0.1', localAddress: '2001:db8::2', controlUrl: off.url, serviceType: SERVICE })
     try {
-      await assert.rejects(a.map(REQUEST, undefined, {}), (error: unknown) => error instanceof GatewayResultError && error.resultName === 'InboundPinholeNotAllowed')
+      await assert.rejects(a.map(REQUEST, undefined, {}), (error: unknown) => error instanceof GatewayResultError && error.resultName === 'InboundPinholeNotAllowed' &&
+        /InboundPinholeAllowed 0/.test(error.message) && /Fritz!Box/.test(error.message))
       const grant = await b.map(REQUEST, undefined, {})
       assert.deepEqual(grant.protocolState, { uniqueId: undefined })
       await b.unmap(grant, {})

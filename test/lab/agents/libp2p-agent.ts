@@ -6,15 +6,22 @@
 //   role "dial": node B, listening nowhere; "ping <multiaddr>" dials exactly that multiaddr and
 //     pings, reporting "pinged" or "command-failed"; "exit" stops it.
 //   "nats" reports the natmapper service's NATs (type, gateway).
+//   With "autonat": "stand-in", natmapper runs without autoConfirmAddress beside a stand-in for
+//     @libp2p/autonat (not installed) that gives its verdicts the way autonat does, through the
+//     address manager: "autonat-reachable <multiaddr>" calls confirmObservedAddr(),
+//     "autonat-unreachable <multiaddr>" removeObservedAddr(). The natmapper service's log lines
+//     are then reported as "log" events.
 // Needs Node.js 22 or later (js-libp2p 3).
+import { format } from 'node:util'
 import { createInterface } from 'node:readline'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
+import { serviceCapabilities, type ComponentLogger, type Logger } from '@libp2p/interface'
 import { uPnPNAT } from '@libp2p/upnp-nat'
-import { multiaddr } from '@multiformats/multiaddr'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { natMapper, type NatMapperInit } from '../../../src/libp2p/index.js'
 import { agentConfig, describeError, report } from './agent-io.js'
@@ -24,6 +31,33 @@ interface AgentConfig {
   listen?: string[]
   nat?: 'natmapper' | 'upnp-nat'
   natmapper?: NatMapperInit
+  autonat?: 'stand-in'
+}
+
+/** What autonat itself uses of the address manager to give its verdict. */
+interface VerdictTarget {
+  confirmObservedAddr: (addr: Multiaddr) => void
+  removeObservedAddr: (addr: Multiaddr) => void
+}
+
+/** Stands in for @libp2p/autonat: same capability, same calls to the address manager, verdicts on command. */
+class AutonatStandIn {
+  readonly [serviceCapabilities] = ['@libp2p/autonat']
+  readonly #addressManager: VerdictTarget
+  constructor (components: { addressManager: VerdictTarget }) { this.#addressManager = components.addressManager }
+  reachable (addr: Multiaddr): void { this.#addressManager.confirmObservedAddr(addr) }
+  unreachable (addr: Multiaddr): void { this.#addressManager.removeObservedAddr(addr) }
+}
+
+/** libp2p's logger, but the natmapper service's lines are reported as "log" events. */
+function reportingLogger (): ComponentLogger {
+  const make = (name: string): Logger => {
+    const log = (level: string) => (formatter: string, ...args: unknown[]): void => {
+      if (name.startsWith('libp2p:natmapper')) report('log', { level, line: format(formatter.replace(/%[aep]/g, '%s'), ...args) })
+    }
+    return Object.assign(log('log'), { error: log('error'), trace: log('trace'), enabled: true, newScope: (scope: string) => make(`${name}:${scope}`) }) as unknown as Logger
+  }
+  return { forComponent: make }
 }
 
 const config = agentConfig<AgentConfig>()
@@ -32,7 +66,8 @@ const natService = config.role !== 'listen'
   ? {}
   : config.nat === 'upnp-nat'
     ? { nat: uPnPNAT({ autoConfirmAddress: true }) }
-    : { nat: natMapper({ autoConfirmAddress: true, ...config.natmapper }) }
+    : { nat: natMapper({ autoConfirmAddress: config.autonat === undefined, ...config.natmapper }) }
+const autonatService = config.autonat === 'stand-in' ? { autonat: (components: { addressManager: VerdictTarget }) => new AutonatStandIn(components) } : {}
 
 const created = performance.now()
 const node = await createLibp2p({
@@ -40,7 +75,8 @@ const node = await createLibp2p({
   transports: [tcp()],
   connectionEncrypters: [noise()],
   streamMuxers: [yamux()],
-  services: { identify: identify(), ping: ping(), ...natService }
+  ...(config.autonat === undefined ? {} : { logger: reportingLogger() }),
+  services: { identify: identify(), ping: ping(), ...natService, ...autonatService }
 })
 report('started', { peerId: node.peerId.toString(), ms: performance.now() - created })
 
@@ -62,6 +98,13 @@ for await (const command of commands) {
       report('pinged', { target: target.toString(), rtt })
       // The next ping dials afresh: a kept connection would prove nothing about the mapping.
       await node.hangUp(target)
+    } else if (command.startsWith('autonat-reachable ') || command.startsWith('autonat-unreachable ')) {
+      const [verdict = '', addr = ''] = command.split(' ')
+      const autonat = (node.services as { autonat?: AutonatStandIn }).autonat
+      if (autonat === undefined) throw new Error('no autonat stand-in (config.autonat)')
+      if (verdict === 'autonat-reachable') autonat.reachable(multiaddr(addr))
+      else autonat.unreachable(multiaddr(addr))
+      report('autonat-verdict', { verdict, addr })
     } else if (command === 'nats') {
       const service = (node.services as { nat?: { nats?: Array<{ type: string, gateway: string, localAddress: string }> } }).nat
       report('nats', { nats: (service?.nats ?? []).map(({ type, gateway, localAddress }) => ({ type, gateway, localAddress })) })

@@ -11,11 +11,14 @@ interface AgentConfig {
   port: number
   discover: DiscoverOptions
   mapping?: MappingOptions
+  /** More internal ports to serve and map on the same NAT ('mapped-more' reports them). */
+  morePorts?: number[]
 }
 
 const config = agentConfig<AgentConfig>()
 
 const echo = await startEcho(config.transport, config.port, config.discover.family === 'IPv6' ? '::' : '0.0.0.0')
+const moreEchoes = await Promise.all((config.morePorts ?? []).map(async (port) => await startEcho(config.transport, port)))
 let nat: NAT
 try {
   const started = performance.now()
@@ -24,6 +27,7 @@ try {
 } catch (error) {
   report('discovery-failed', { error: describeError(error) })
   await echo.close()
+  for (const each of moreEchoes) await each.close()
   process.exitCode = 1
   throw error
 }
@@ -43,6 +47,11 @@ try {
   report('not-mapped', { error: describeError(error), lastError: describeError(mapping.lastError) })
 }
 
+if (config.morePorts !== undefined) {
+  const more = await Promise.all(config.morePorts.map(async (port) => await nat.newMapping(config.transport, port, config.mapping)))
+  report('mapped-more', { mappings: more.map((each) => ({ internalPort: each.internalPort, port: each.externalPort, established: each.established })) })
+}
+
 const commands = createInterface({ input: process.stdin })
 for await (const command of commands) {
   try {
@@ -51,12 +60,16 @@ for await (const command of commands) {
     } else if (command === 'status') {
       report('status', { established: mapping.established, port: mapping.externalPort, type: nat.type, gateway: nat.gateway,
         externalAddressIsPublic: nat.externalAddressIsPublic, externalAddressScope: nat.externalAddressScope, lastError: describeError(mapping.lastError) })
+    } else if (command === 'recreate') {
+      await mapping.recreate()
+      report('recreated', { ...(await mapping.externalAddr()) })
     } else if (command === 'close-mapping') {
       await mapping.close()
       report('mapping-closed', { established: mapping.established })
     } else if (command === 'exit') {
       await nat.close()
       await echo.close()
+      for (const each of moreEchoes) await each.close()
       report('closed')
       break
     }
