@@ -491,7 +491,7 @@ function printSummary (result: SoakResult): void {
   for (const [name, { stats }] of Object.entries(result.counters ?? {})) {
     const protocols = Object.entries(stats.protocols).filter(([, p]) => p.requests > 0)
     console.log(`${name.padEnd(8)} counters: gateway resets ${stats.gatewayResets}, changes ${stats.gatewayChanges}; ${protocols.map(([protocol, p]) =>
-      `${protocol}: requests ${p.requests}, retransmissions ${p.retransmissions}, timeouts ${p.timeouts}, lost ${p.mappingsLost}, recovered ${p.mappingsRecovered}, answers ${p.answers.map((a) => `${a.name} ${a.count}`).join(' ')}`).join('; ')}`)
+      `${protocol}: requests ${p.requests}, retransmissions ${p.retransmissions}, timeouts ${p.timeouts}, refusals ${p.refusals}, lost ${p.mappingsLost}, recovered ${p.mappingsRecovered}, answers ${p.answers.map((a) => `${a.name} ${a.count}`).join(' ')}`).join('; ')}`)
   }
   for (const incident of result.incidents) console.log(`GATEWAY BROKEN after episode ${incident.episode} (${incident.evidence}); restarted; every mapping back ${String(incident.recoveredAfterRestartMs)} ms later`)
   for (const violation of result.violations) console.log(`VIOLATION ${violation.invariant} at ${(violation.t / 1_000).toFixed(1)} s: ${violation.detail}`)

@@ -80,6 +80,7 @@ export function metricsText (status: ServiceStatus): string {
   out.family('natmapper_requests_total', 'counter', 'Requests sent to the gateway.', perProtocol((stats) => stats.requests))
   out.family('natmapper_retransmissions_total', 'counter', 'Requests sent again for want of an answer.', perProtocol((stats) => stats.retransmissions))
   out.family('natmapper_timeouts_total', 'counter', 'Requests that got no answer in time.', perProtocol((stats) => stats.timeouts))
+  out.family('natmapper_refusals_total', 'counter', 'Requests refused by the gateway\'s host (ICMP port unreachable, TCP reset).', perProtocol((stats) => stats.refusals))
   out.family('natmapper_answers_total', 'counter', 'Answers from the gateway by result code (0 is success).',
     nats.flatMap(({ family, stats }) => Object.entries(stats.protocols).flatMap(([protocol, counted]) =>
       counted.answers.map((answer): [Labels, number] => [{ family, protocol, code: answer.code, result: answer.name }, answer.count]))))

@@ -87,7 +87,7 @@ function hostPort (address: string | null, port: number | null): string {
 
 function counts (stats: ProtocolStats): string {
   const answers = stats.answers.map((answer) => `${answer.name} (${answer.code}) ${answer.count}`).join(', ')
-  return `requests ${stats.requests}, retransmissions ${stats.retransmissions}, timeouts ${stats.timeouts}` +
+  return `requests ${stats.requests}, retransmissions ${stats.retransmissions}, timeouts ${stats.timeouts}, refusals ${stats.refusals}` +
     `${answers === '' ? '' : `; answers: ${answers}`}; mappings established ${stats.mappingsEstablished}, renewed ${stats.mappingsRenewed},` +
     ` changed ${stats.mappingsChanged}, failed ${stats.mappingsFailed}, lost ${stats.mappingsLost}, recovered ${stats.mappingsRecovered}`
 }

@@ -21,6 +21,8 @@ export interface ProtocolStats {
   retransmissions: number
   /** Requests that got no answer within their deadline. */
   timeouts: number
+  /** Requests refused by the gateway's host (ICMP port unreachable, a TCP reset): the protocol is off there. */
+  refusals: number
   /** Answers by result code, in the order the codes were first seen. */
   answers: AnswerCount[]
   /** Mappings granted for the first time. */
@@ -65,6 +67,7 @@ class ProtocolCounters implements ExchangeCounters {
   requests = 0
   retransmissions = 0
   timeouts = 0
+  refusals = 0
   established = 0
   renewed = 0
   changed = 0
@@ -90,6 +93,7 @@ class ProtocolCounters implements ExchangeCounters {
       requests: this.requests,
       retransmissions: this.retransmissions,
       timeouts: this.timeouts,
+      refusals: this.refusals,
       answers: [...this.#answers.values()].map((answer) => ({ ...answer })),
       mappingsEstablished: this.established,
       mappingsRenewed: this.renewed,

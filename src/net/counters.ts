@@ -10,6 +10,8 @@ export interface ExchangeCounters {
   retransmissions: number
   /** Requests that ended with no answer within their deadline. */
   timeouts: number
+  /** Requests refused by the gateway's host: ICMP port unreachable, a TCP reset (nothing listens there). */
+  refusals: number
   /** One answer from the gateway with this result code (0: success) and its protocol's name for it. */
   answered: (code: number, name: string) => void
 }

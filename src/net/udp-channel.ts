@@ -384,6 +384,7 @@ export class UdpChannel<D> {
 
   /** A socket error ends every waiting exchange; ICMP port unreachable says nothing listens. */
   #fail (error: NodeJS.ErrnoException): void {
+    if (error.code === 'ECONNREFUSED' && this.counters !== undefined) this.counters.refusals += this.#pending.size
     const failure = error.code === 'ECONNREFUSED'
       ? new PortUnreachableError(`${this.address}:${this.port} is not listening (ICMP port unreachable)`, { cause: error })
       : new NetworkError(`UDP exchange with ${this.address}:${this.port} failed: ${error.message}`, { cause: error })

@@ -3,7 +3,7 @@
  * client: the HTTP exchange, the fault or the out arguments, and the call counted in the NAT's
  * counters (a request; an answer by its UPnP error code, or SUCCESS; or a timeout).
  */
-import { GatewayResultError, HttpStatusError, TimeoutError } from '../errors.js'
+import { GatewayResultError, HttpStatusError, NetworkError, TimeoutError } from '../errors.js'
 import type { ExchangeCounters } from '../net/counters.js'
 import { httpExchange } from './http.js'
 import { decodeSoapResponse, encodeSoapRequest, soapActionHeader, type SoapRequest } from './soap.js'
@@ -28,10 +28,13 @@ export async function soapCall (service: SoapService, request: SoapRequest, sign
     counters?.answered(0, SOAP_SUCCESS)
     return values
   } catch (error) {
-    // A fault is an answer, counted by its code; a deadline that ran out is a timeout; anything
-    // else (a refused connection, a malformed body) is neither.
-    if (error instanceof GatewayResultError) counters?.answered(error.resultCode, error.resultName)
-    else if (error instanceof TimeoutError && counters !== undefined) counters.timeouts++
+    // A fault is an answer, counted by its code; a deadline that ran out is a timeout; a refused
+    // connection a refusal; anything else (a malformed body, a reset mid-answer) is none of them.
+    if (counters !== undefined) {
+      if (error instanceof GatewayResultError) counters.answered(error.resultCode, error.resultName)
+      else if (error instanceof TimeoutError) counters.timeouts++
+      else if (error instanceof NetworkError && (error.cause as NodeJS.ErrnoException | undefined)?.code === 'ECONNREFUSED') counters.refusals++
+    }
     throw error
   }
 }

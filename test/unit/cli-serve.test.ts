@@ -80,9 +80,9 @@ const SAMPLE_STATUS: ServiceStatus = {
         gatewayChanges: 0,
         sinceLastSuccessMs: 1_500,
         protocols: {
-          pcp: { requests: 10, retransmissions: 1, timeouts: 1, answers: [{ code: 0, name: 'SUCCESS', count: 8 }, { code: 2, name: 'NOT_AUTHORIZED', count: 1 }], mappingsEstablished: 2, mappingsRenewed: 5, mappingsChanged: 0, mappingsFailed: 1, mappingsLost: 0, mappingsRecovered: 0 },
-          'nat-pmp': { requests: 1, retransmissions: 0, timeouts: 0, answers: [{ code: 0, name: 'SUCCESS', count: 1 }], mappingsEstablished: 0, mappingsRenewed: 0, mappingsChanged: 0, mappingsFailed: 0, mappingsLost: 0, mappingsRecovered: 0 },
-          upnp: { requests: 0, retransmissions: 0, timeouts: 0, answers: [], mappingsEstablished: 0, mappingsRenewed: 0, mappingsChanged: 0, mappingsFailed: 0, mappingsLost: 0, mappingsRecovered: 0 }
+          pcp: { requests: 10, retransmissions: 1, timeouts: 1, refusals: 0, answers: [{ code: 0, name: 'SUCCESS', count: 8 }, { code: 2, name: 'NOT_AUTHORIZED', count: 1 }], mappingsEstablished: 2, mappingsRenewed: 5, mappingsChanged: 0, mappingsFailed: 1, mappingsLost: 0, mappingsRecovered: 0 },
+          'nat-pmp': { requests: 1, retransmissions: 0, timeouts: 0, refusals: 0, answers: [{ code: 0, name: 'SUCCESS', count: 1 }], mappingsEstablished: 0, mappingsRenewed: 0, mappingsChanged: 0, mappingsFailed: 0, mappingsLost: 0, mappingsRecovered: 0 },
+          upnp: { requests: 0, retransmissions: 0, timeouts: 0, refusals: 0, answers: [], mappingsEstablished: 0, mappingsRenewed: 0, mappingsChanged: 0, mappingsFailed: 0, mappingsLost: 0, mappingsRecovered: 0 }
         }
       }
     },
@@ -102,8 +102,8 @@ describe('serve and status: formats', () => {
       '',
       'IPv4: gateway 192.168.77.1 (pcp), from 192.168.77.2',
       '  gateway resets 1, gateway changes 0, last success 2 s ago',
-      '  pcp: requests 10, retransmissions 1, timeouts 1; answers: SUCCESS (0) 8, NOT_AUTHORIZED (2) 1; mappings established 2, renewed 5, changed 0, failed 1, lost 0, recovered 0',
-      '  nat-pmp: requests 1, retransmissions 0, timeouts 0; answers: SUCCESS (0) 1; mappings established 0, renewed 0, changed 0, failed 0, lost 0, recovered 0',
+      '  pcp: requests 10, retransmissions 1, timeouts 1, refusals 0; answers: SUCCESS (0) 8, NOT_AUTHORIZED (2) 1; mappings established 2, renewed 5, changed 0, failed 1, lost 0, recovered 0',
+      '  nat-pmp: requests 1, retransmissions 0, timeouts 0, refusals 0; answers: SUCCESS (0) 1; mappings established 0, renewed 0, changed 0, failed 0, lost 0, recovered 0',
       '',
       'IPv6: no gateway yet: no IPv6 default route'
     ])

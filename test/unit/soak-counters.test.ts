@@ -6,7 +6,7 @@ import { checkCounters, type AgentCounters } from '../../scripts/soak/counters.j
 // The soak's "counters" invariant, on made-up figures: what agrees passes, and each kind of
 // disagreement is reported.
 
-const none: ProtocolStats = { requests: 0, retransmissions: 0, timeouts: 0, answers: [], mappingsEstablished: 0, mappingsRenewed: 0, mappingsChanged: 0, mappingsFailed: 0, mappingsLost: 0, mappingsRecovered: 0 }
+const none: ProtocolStats = { requests: 0, retransmissions: 0, timeouts: 0, refusals: 0, answers: [], mappingsEstablished: 0, mappingsRenewed: 0, mappingsChanged: 0, mappingsFailed: 0, mappingsLost: 0, mappingsRecovered: 0 }
 
 function agent (pcp: Partial<ProtocolStats>, nat: Partial<NatStats>, emitted: Record<string, number>): AgentCounters {
   return {

@@ -90,6 +90,23 @@ describe('nat.stats()', () => {
     })
   }
 
+  it('a request refused with ICMP port unreachable (nothing listens) counts as a refusal', async () => {
+    const gateway = await fakeGateway()
+    const nat = await discoverNAT({ gateway: gateway.address, protocols: ['nat-pmp'], requestTimeout: 5_000, networkCheckInterval: 0 })
+    try {
+      const mapping = await nat.newMapping('udp', 4200)
+      assert.ok(mapping.established)
+      await gateway.close()
+      mapping.renewNow()
+      await waitUntil('a refusal counted', () => nat.stats().protocols['nat-pmp'].refusals >= 1)
+      const counted = nat.stats().protocols['nat-pmp']
+      assert.equal(counted.timeouts, 0, 'refused at once, not timed out')
+      assert.ok(counted.mappingsFailed >= 1)
+    } finally {
+      await nat.close()
+    }
+  })
+
   it('a mapping granted again after its lease ran out counts as lost, then recovered', async () => {
     const gateway = await fakeGateway()
     // The gateway grants 2 s; silence past that loses the mapping.
@@ -113,7 +130,8 @@ describe('nat.stats()', () => {
 describe('UPnP exchanges in the counters', () => {
   it('every SOAP call is a request; answers by UPnP error code (0 SUCCESS); a call with no answer in time is a timeout', async (t) => {
     const igd = await FakeIgd.start({ address: '127.0.0.160', occupiedPorts: [{ protocol: 'TCP', port: 5000 }] })
-    t.after(async () => { await igd.close() })
+    let igdOpen = true
+    t.after(async () => { if (igdOpen) await igd.close() })
     const discovery = new AbortController()
     const client = await createUpnpProbe({ ssdpPort: igd.ssdpPort, multicast: false, timeout: 1_000, requestTimeout: 500 })({ gateway: igd.address, localAddress: '127.0.0.1', signal: discovery.signal })
     discovery.abort()
@@ -133,5 +151,13 @@ describe('UPnP exchanges in the counters', () => {
     assert.deepEqual(upnp.answers.map((answer) => [answer.code, answer.name, answer.count]), [[718, 'ConflictInMappingEntry', 1], [714, 'NoSuchEntryInArray', 1], [0, 'SUCCESS', 1]])
     assert.equal(upnp.timeouts, 1)
     assert.equal(upnp.retransmissions, 0)
+    assert.equal(upnp.refusals, 0)
+
+    // Nothing listens any more: the connection is refused.
+    igdOpen = false
+    await igd.close()
+    await assert.rejects(client.externalAddress({ timeout: 2_000 }))
+    const after = counters.snapshot('IPv4', client.type, client.gateway).protocols.upnp
+    assert.deepEqual([after.requests, after.refusals, after.timeouts], [upnp.requests + 1, 1, 1])
   })
 })
