@@ -133,6 +133,9 @@ labSuite('lab: natmapper serve', { mode: 'all', profile: 'stock' }, () => {
       assert.equal(cli.events.at(-1)?.event, 'stopped')
       assert.equal(runLabScript('gateway.sh', ['mappings']).trim(), '', 'no IPv4 rule left')
       assert.ok(!gatewayHoldsPinhole('tcp', LAN6, 27_300) && !gatewayHoldsPinhole('tcp', LAN6, 27_302), 'no pinhole left')
+    } catch (error) {
+      // What the service printed, and the gateway's log, beside whatever failed.
+      throw new Error(`${error instanceof Error ? error.message : String(error)}\n${cli.transcript()}`, { cause: error })
     } finally {
       prober.close()
       cli.kill()
