@@ -26,6 +26,7 @@
 #                                     on PORT instead (a router back from a reboot on another
 #                                     port); up.sh restores the lab.env port
 #   lab/gateway.sh --gw2 CMD ...      same commands for the second gateway (= lab/gateway2.sh)
+#   lab/gateway.sh --vpn CMD ...      same commands for the VPN server nm-vpn (= lab/vpn.sh CMD)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 lab_require_root
@@ -34,6 +35,10 @@ gwname=$LAB_NS_GW upcmd=lab/up.sh
 if [[ ${1:-} == --gw2 ]]; then
   lab_use_gw2
   gwname=$LAB_NS_GW2 upcmd="lab/gateway2.sh up"
+  shift
+elif [[ ${1:-} == --vpn ]]; then
+  lab_use_vpn
+  gwname=$LAB_NS_VPN upcmd="lab/vpn.sh up"
   shift
 fi
 cmd=${1:-}
@@ -150,7 +155,7 @@ case $cmd in
     lab_flush_chains
     ;;
   *)
-    sed -n '2,28p' "$0" >&2
+    sed -n '2,29p' "$0" >&2
     exit 2
     ;;
 esac

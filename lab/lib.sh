@@ -20,7 +20,7 @@ lab_apply_instance() {
     exit 2
   fi
   local var
-  for var in LAB_NS_LAN LAB_NS_LAN2 LAB_NS_GW LAB_NS_WAN LAB_NS_GW2; do printf -v "$var" '%s-%s' "${!var}" "$inst"; done
+  for var in LAB_NS_LAN LAB_NS_LAN2 LAB_NS_GW LAB_NS_WAN LAB_NS_GW2 LAB_NS_VPN; do printf -v "$var" '%s-%s' "${!var}" "$inst"; done
   LAB_RUN_DIR="$LAB_RUN_DIR-$inst"
   LAB_LOCK_FILE="${LAB_LOCK_FILE%.lock}-$inst.lock"
 }
@@ -32,11 +32,16 @@ LAB_PIDFILE="$LAB_RUN_DIR/miniupnpd.pid"
 LAB_LOG="$LAB_RUN_DIR/miniupnpd.log"
 LAB_LEASES="$LAB_RUN_DIR/miniupnpd.leases"
 LAB_MODE_FILE="$LAB_RUN_DIR/mode"
+LAB_RADVD_CONF="$LAB_RUN_DIR/radvd.conf"
+LAB_RADVD_LOG="$LAB_RUN_DIR/radvd.log"
 LAB_MODES="all pmp upnp upnp-igd1 silent closed"
 # Gateway profiles (lab/README.md, "Gateway profiles"): what the permission rules and lifetimes
 # look like. permissive = the lab's own (every port, 1 s PCP lifetimes); stock = miniupnpd's
 # sample config as OpenWrt, pfSense and OPNsense ship it; stock-igd1 = stock as IGDv1, UPnP only.
-LAB_PROFILES="permissive stock stock-igd1"
+# home = stock's rules on a home network's IPv6: router advertisements (radvd) with a global and a
+# ULA prefix, SLAAC with temporary addresses on the LAN hosts, default route via the router's
+# link-local address.
+LAB_PROFILES="permissive stock stock-igd1 home"
 LAB_FRIENDLY_NAME="natmapper lab gateway"
 # For the few python one-liners here: a pyenv shim first on PATH costs
 # ~0.2 s per call, the system python3 ~10 ms.
@@ -44,6 +49,8 @@ LAB_PYTHON=python3
 [[ -x /usr/bin/python3 ]] && LAB_PYTHON=/usr/bin/python3
 # Second gateway (gateway2.sh): not built by up.sh, but torn down with the lab.
 LAB_GW2_RUN_DIR="$LAB_RUN_DIR/gw2"
+# VPN server (vpn.sh): likewise.
+LAB_VPN_RUN_DIR="$LAB_RUN_DIR/vpn"
 
 # Point the gateway helpers below (gw, lab_*miniupnpd*, lab_build_nft,
 # lab_write_config, lab_flush_rules, lab_block_*, lab_drop_mapping) at the
@@ -271,6 +278,23 @@ lab_drop_mapping() {
 # Anything still running inside a namespace (listeners started by tests, a
 # stray upnpc ...) would keep it alive after `ip netns del`, so end those
 # processes by pid first.
+# The same for the VPN server nm-vpn (vpn.sh): its "LAN" is the tunnel, its WAN the vpn-wan veth.
+lab_use_vpn() {
+  LAB_NS_GW=$LAB_NS_VPN
+  LAB_GW_LAN_IF=$LAB_VPN_IF
+  LAB_GW_LAN_IP=$LAB_VPN_IP
+  LAB_GW_WAN_IF=$LAB_VPN_WAN_IF
+  LAB_GW_WAN_IP=$LAB_VPN_WAN_IP
+  LAB_LAN_SUBNET=$LAB_VPN_SUBNET
+  LAB_UUID=6e61746d-6170-7065-722d-6c6162000003
+  LAB_FRIENDLY_NAME="natmapper lab VPN server"
+  LAB_CONF="$LAB_VPN_RUN_DIR/miniupnpd.conf"
+  LAB_PIDFILE="$LAB_VPN_RUN_DIR/miniupnpd.pid"
+  LAB_LOG="$LAB_VPN_RUN_DIR/miniupnpd.log"
+  LAB_LEASES="$LAB_VPN_RUN_DIR/miniupnpd.leases"
+  LAB_MODE_FILE="$LAB_VPN_RUN_DIR/mode"
+}
+
 lab_del_ns() {
   local pids
   lab_ns_exists "$1" || return 0
@@ -291,24 +315,41 @@ lab_teardown_gw2() {
 lab_teardown() {
   local ns
   lab_teardown_gw2
+  # The VPN server (vpn.sh): its miniupnpd and tun relay end with its namespace.
+  lab_del_ns "$LAB_NS_VPN"
   lab_stop_miniupnpd kill
   for ns in "${LAB_NAMESPACES[@]}"; do lab_del_ns "$ns"; done
   rm -rf "$LAB_RUN_DIR"
 }
 
 # ---------------------------------------------------------------- build
+# lab_build_topology [PROFILE]: namespaces, links, IPv4, and IPv6 as PROFILE has it (home: by
+# router advertisements, see lab_build_home6; any other: static addresses and routes).
 lab_build_topology() {
-  local ns
+  local ns profile=${1:-permissive}
   for ns in "${LAB_NAMESPACES[@]}"; do
     ip netns add "$ns"
     ip -n "$ns" link set lo up
   done
+  if [[ $profile == home ]]; then
+    # As a desktop has it (GNOME/KDE's NetworkManager, Windows, macOS): privacy addresses
+    # (RFC 8981) preferred for outgoing connections. Set before the LAN links exist, so that
+    # they start with it.
+    for ns in "$LAB_NS_LAN" "$LAB_NS_LAN2"; do
+      ip netns exec "$ns" sysctl -qw net.ipv6.conf.default.use_tempaddr=2 net.ipv6.conf.default.accept_ra=1 net.ipv6.conf.default.autoconf=1
+    done
+  fi
 
   # LAN: one bridge in the gateway, each LAN host on its own veth port.
   # Multicast snooping off: there is no IGMP querier, keep SSDP flooding simple.
   ip -n "$LAB_NS_GW" link add "$LAB_GW_LAN_IF" type bridge mcast_snooping 0
   ip -n "$LAB_NS_GW" link add "$LAB_GW_LAN_PORT1" type veth peer name "$LAB_LAN_IF" netns "$LAB_NS_LAN"
   ip -n "$LAB_NS_GW" link add "$LAB_GW_LAN_PORT2" type veth peer name "$LAB_LAN2_IF" netns "$LAB_NS_LAN2"
+  # Fixed link-layer addresses: the gateway's link-local address (fe80::ff:fe77:1, the LAN hosts'
+  # IPv6 next hop in the home profile) and the LAN hosts' SLAAC addresses (EUI-64) are then known.
+  ip -n "$LAB_NS_GW" link set "$LAB_GW_LAN_IF" address "$LAB_GW_LAN_MAC"
+  ip -n "$LAB_NS_LAN" link set "$LAB_LAN_IF" address "$LAB_LAN_MAC"
+  ip -n "$LAB_NS_LAN2" link set "$LAB_LAN2_IF" address "$LAB_LAN2_MAC"
   ip -n "$LAB_NS_GW" link set "$LAB_GW_LAN_PORT1" master "$LAB_GW_LAN_IF" up
   ip -n "$LAB_NS_GW" link set "$LAB_GW_LAN_PORT2" master "$LAB_GW_LAN_IF" up
   ip -n "$LAB_NS_GW" link set "$LAB_GW_LAN_IF" up
@@ -334,21 +375,9 @@ lab_build_topology() {
     ip -n "$ns" route add 239.0.0.0/8 dev "$dev"
   done
 
-  # IPv6, no translation. nodad: usable at once (no 1-2 s tentative state).
-  # Routes are explicit (no radvd): LAN hosts default via the gateway, the
-  # WAN host reaches the LAN prefix via the gateway's WAN address.
-  ip -n "$LAB_NS_GW" addr add "$LAB_GW_LAN_IP6/$LAB_LAN_PREFIX6" dev "$LAB_GW_LAN_IF" nodad
-  ip -n "$LAB_NS_GW" addr add "$LAB_GW_WAN_IP6/$LAB_WAN_PREFIX6" dev "$LAB_GW_WAN_IF" nodad
-  ip -n "$LAB_NS_WAN" addr add "$LAB_WAN_IP6/$LAB_WAN_PREFIX6" dev "$LAB_WAN_IF" nodad
-  ip -n "$LAB_NS_WAN" route add "$LAB_LAN_SUBNET6" via "$LAB_GW_WAN_IP6" dev "$LAB_WAN_IF"
-  for pair in "$LAB_NS_LAN $LAB_LAN_IF $LAB_LAN_IP6" "$LAB_NS_LAN2 $LAB_LAN2_IF $LAB_LAN2_IP6"; do
-    read -r ns dev ip <<<"$pair"
-    ip -n "$ns" addr add "$ip/$LAB_LAN_PREFIX6" dev "$dev" nodad
-    ip -n "$ns" -6 route add default via "$LAB_GW_LAN_IP6" dev "$dev"
-  done
-
   # Per-namespace sysctls (these never affect the root namespace):
-  # - forwarding for the NAT gateway;
+  # - forwarding for the NAT gateway (set before any IPv6 address: a router takes no
+  #   advertisements, not even its own);
   # - no ICMP rate limiting, otherwise after a burst of ~6 probes to a closed
   #   port the kernel stops sending port-unreachable and "closed" looks
   #   like "silent";
@@ -359,6 +388,89 @@ lab_build_topology() {
   for k in iptables ip6tables arptables; do
     [[ -e /proc/sys/net/bridge/bridge-nf-call-$k ]] && gw sysctl -qw "net.bridge.bridge-nf-call-$k=0" || true
   done
+
+  # IPv6, no translation. The WAN host reaches the LAN prefix via the gateway's WAN address.
+  if [[ $profile == home ]]; then
+    lab_build_home6
+  else
+    # nodad: usable at once (no 1-2 s tentative state). Routes are explicit (no router
+    # advertisements): LAN hosts default via the gateway's global address.
+    ip -n "$LAB_NS_GW" addr add "$LAB_GW_LAN_IP6/$LAB_LAN_PREFIX6" dev "$LAB_GW_LAN_IF" nodad
+    ip -n "$LAB_NS_GW" addr add "$LAB_GW_WAN_IP6/$LAB_WAN_PREFIX6" dev "$LAB_GW_WAN_IF" nodad
+    ip -n "$LAB_NS_WAN" addr add "$LAB_WAN_IP6/$LAB_WAN_PREFIX6" dev "$LAB_WAN_IF" nodad
+    for pair in "$LAB_NS_LAN $LAB_LAN_IF $LAB_LAN_IP6" "$LAB_NS_LAN2 $LAB_LAN2_IF $LAB_LAN2_IP6"; do
+      read -r ns dev ip <<<"$pair"
+      ip -n "$ns" addr add "$ip/$LAB_LAN_PREFIX6" dev "$dev" nodad
+      ip -n "$ns" -6 route add default via "$LAB_GW_LAN_IP6" dev "$dev"
+    done
+  fi
+  ip -n "$LAB_NS_WAN" route add "$LAB_LAN_SUBNET6" via "$LAB_GW_WAN_IP6" dev "$LAB_WAN_IF"
+}
+
+# IPv6 of the home profile, as a home router and a desktop have it: the gateway's addresses go
+# through duplicate address detection (no nodad); radvd on br-lan advertises the global and the
+# ULA prefix (on-link, autonomous); the LAN hosts autoconfigure a stable (EUI-64) and a temporary
+# address in each, and take the default route from the advertisement: via the gateway's
+# link-local address. Returns once all of that is usable (lab_wait_home6).
+lab_build_home6() {
+  local ns dev
+  ip -n "$LAB_NS_GW" addr add "$LAB_GW_LAN_IP6/$LAB_LAN_PREFIX6" dev "$LAB_GW_LAN_IF"
+  ip -n "$LAB_NS_GW" addr add "$LAB_GW_LAN_ULA_IP6/$LAB_LAN_PREFIX6" dev "$LAB_GW_LAN_IF"
+  ip -n "$LAB_NS_GW" addr add "$LAB_GW_WAN_IP6/$LAB_WAN_PREFIX6" dev "$LAB_GW_WAN_IF"
+  ip -n "$LAB_NS_WAN" addr add "$LAB_WAN_IP6/$LAB_WAN_PREFIX6" dev "$LAB_WAN_IF"
+  # radvd sends from the gateway's link-local address, which must have passed DAD.
+  lab_wait_for "the gateway's IPv6 addresses to pass duplicate address detection" lab_no_tentative "$LAB_NS_GW"
+  mkdir -p "$LAB_RUN_DIR"
+  cat >"$LAB_RADVD_CONF" <<EOF
+# generated by lab/$(basename "$0") (profile home): a home router's advertisements
+interface $LAB_GW_LAN_IF {
+  AdvSendAdvert on;
+  MinRtrAdvInterval 30;
+  MaxRtrAdvInterval 100;
+  AdvDefaultLifetime 1800;
+  prefix $LAB_LAN_SUBNET6 { AdvOnLink on; AdvAutonomous on; };
+  prefix $LAB_LAN_ULA_SUBNET6 { AdvOnLink on; AdvAutonomous on; };
+};
+EOF
+  # -m stderr: no syslog (see lab_start_miniupnpd on /dev/console). It ends with the namespace.
+  setsid ip netns exec "$LAB_NS_GW" radvd -n -m stderr -C "$LAB_RADVD_CONF" -p "$LAB_RUN_DIR/radvd.pid" \
+    </dev/null >>"$LAB_RADVD_LOG" 2>&1 {LAB_LOCK_FD}>&- &
+  lab_wait_for "radvd to start" lab_radvd_running
+  lab_wait_home6
+}
+
+lab_radvd_running() { [[ -s $LAB_RUN_DIR/radvd.pid ]]; }
+
+# No IPv6 address in namespace $1 is still tentative (duplicate address detection done).
+lab_no_tentative() { [[ -z $(ip -n "$1" -6 addr show tentative) ]]; }
+
+# A home LAN host is ready: its stable global address (EUI-64), a temporary global address, both
+# past DAD, and its default route via the gateway's link-local address, learnt from an RA.
+lab_home_host_ready() {
+  local ns=$1 dev=$2 stable=$3 addrs
+  lab_no_tentative "$ns" || return 1
+  addrs=$(ip -n "$ns" -6 addr show dev "$dev" scope global)
+  grep -q "inet6 $stable/64 .*mngtmpaddr" <<<"$addrs" || return 1
+  grep -q "inet6 ${LAB_LAN_SUBNET6%::/64}:.* temporary" <<<"$addrs" || return 1
+  ip -n "$ns" -6 route show default | grep -q "^default via $LAB_GW_LAN_LL6 dev $dev proto ra"
+}
+
+lab_wait_home6() {
+  lab_wait_for "$LAB_NS_LAN's SLAAC addresses and default route" lab_home_host_ready "$LAB_NS_LAN" "$LAB_LAN_IF" "$LAB_LAN_SLAAC_IP6"
+  lab_wait_for "$LAB_NS_LAN2's SLAAC addresses and default route" lab_home_host_ready "$LAB_NS_LAN2" "$LAB_LAN2_IF" "$LAB_LAN2_SLAAC_IP6"
+  lab_wait_for "the gateway's IPv6 addresses to pass DAD" lab_no_tentative "$LAB_NS_GW"
+  lab_wait_for "the WAN host's IPv6 address to pass DAD" lab_no_tentative "$LAB_NS_WAN"
+}
+
+# lab_wait_for WHAT CMD...: runs CMD every 50 ms until it succeeds, for at most LAB_HOME6_TIMEOUT_MS.
+lab_wait_for() {
+  local what=$1 i
+  shift
+  for ((i = 0; i * 50 < LAB_HOME6_TIMEOUT_MS; i++)); do
+    "$@" && return 0
+    sleep 0.05
+  done
+  lab_die "timed out after ${LAB_HOME6_TIMEOUT_MS} ms waiting for $what"
 }
 
 # Second gateway nm-gw2, plugged into the existing lab (run with the nm-gw
@@ -380,13 +492,20 @@ lab_build_gw2() {
   ip -n "$LAB_NS_GW2" link set "$LAB_GW2_LAN_IF" up
   # SSDP NOTIFYs must leave on the LAN side (no default route), as in nm-gw.
   ip -n "$LAB_NS_GW2" route add 239.0.0.0/8 dev "$LAB_GW2_LAN_IF"
-  ip -n "$LAB_NS_GW2" link add "$LAB_GW2_WAN_IF" type veth peer name "$LAB_WAN2_IF" netns "$LAB_NS_WAN"
-  ip -n "$LAB_NS_GW2" addr add "$LAB_GW2_WAN_IP/$LAB_GW2_WAN_PREFIX" dev "$LAB_GW2_WAN_IF"
-  ip -n "$LAB_NS_GW2" link set "$LAB_GW2_WAN_IF" up
-  ip -n "$LAB_NS_WAN" addr add "$LAB_WAN_IP2/$LAB_GW2_WAN_PREFIX" dev "$LAB_WAN2_IF"
-  ip -n "$LAB_NS_WAN" link set "$LAB_WAN2_IF" up
-  # Same reasons as in nm-gw: NAT forwarding, no ICMP rate limit.
-  ip netns exec "$LAB_NS_GW2" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.icmp_ratelimit=0 net.ipv4.icmp_msgs_per_sec=100000
+  lab_add_wan_leg "$LAB_NS_GW2" "$LAB_GW2_WAN_IF" "$LAB_GW2_WAN_IP" "$LAB_GW2_WAN_PREFIX" "$LAB_WAN2_IF" "$LAB_WAN_IP2"
+}
+
+# lab_add_wan_leg NS IF ADDRESS PREFIX WAN_IF WAN_ADDRESS: another gateway's own veth to nm-wan
+# (nm-gw2, the VPN server), and what makes NS a NAT gateway: forwarding, no ICMP rate limit (as in
+# nm-gw).
+lab_add_wan_leg() {
+  local ns=$1 dev=$2 ip=$3 prefix=$4 wan_dev=$5 wan_ip=$6
+  ip -n "$ns" link add "$dev" type veth peer name "$wan_dev" netns "$LAB_NS_WAN"
+  ip -n "$ns" addr add "$ip/$prefix" dev "$dev"
+  ip -n "$ns" link set "$dev" up
+  ip -n "$LAB_NS_WAN" addr add "$wan_ip/$prefix" dev "$wan_dev"
+  ip -n "$LAB_NS_WAN" link set "$wan_dev" up
+  ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.icmp_ratelimit=0 net.ipv4.icmp_msgs_per_sec=100000
 }
 
 # nftables skeleton miniupnpd expects (same layout as miniupnpd's
@@ -456,7 +575,7 @@ max_lifetime=$LAB_MAX_LIFETIME
 deny $LAB_DENIED_EPORT 0.0.0.0/0 0-65535
 allow 1-65535 $LAB_LAN_SUBNET 1-65535
 deny 0-65535 0.0.0.0/0 0-65535" ;;
-    stock | stock-igd1)
+    stock | stock-igd1 | home)
       # Everything not set here is miniupnpd's default (min_lifetime 120 is its default too,
       # written out because the permissive profile changes it).
       policy="# profile $profile: the permission rules of miniupnpd's sample miniupnpd.conf, OpenWrt's

@@ -2,7 +2,7 @@
 # Build the natmapper lab from scratch (always tears down the previous one
 # first, so it is idempotent) and start miniupnpd if the mode needs it.
 #
-#   lab/up.sh [--mode all|pmp|upnp|upnp-igd1|silent|closed] [--profile permissive|stock|stock-igd1]
+#   lab/up.sh [--mode all|pmp|upnp|upnp-igd1|silent|closed] [--profile permissive|stock|stock-igd1|home]
 #             [--uptime system|daemon] [--verbose]
 #
 #   all        UPnP IGDv2 + NAT-PMP + PCP                 (default)
@@ -16,6 +16,9 @@
 #   --profile stock       allow 1024-65535 <LAN> 1024-65535, deny the rest, PCP min_lifetime 120
 #                         (miniupnpd's sample config, OpenWrt, pfSense/OPNsense); see lab/README.md
 #   --profile stock-igd1  stock as IGDv1 with NAT-PMP/PCP off (implies --mode upnp-igd1)
+#   --profile home        stock, on a home network's IPv6: radvd advertises a global and a ULA
+#                         prefix, the LAN hosts use SLAAC with temporary addresses and route via
+#                         the gateway's link-local address (~2-3 s more: DAD and SLAAC)
 #
 # Quiet except for one summary line on stdout; errors on stderr; exit != 0
 # on failure.
@@ -38,7 +41,7 @@ while (($#)); do
       case ${2:-} in system) LAB_SYSTEM_UPTIME=yes ;; daemon) LAB_SYSTEM_UPTIME=no ;; *) lab_die "--uptime system|daemon" ;; esac
       shift 2 ;;
     -v | --verbose) verbose=1; shift ;;
-    -h | --help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,30p' "$0"; exit 0 ;;
     *) lab_die "unknown argument '$1'" ;;
   esac
 done
@@ -59,7 +62,7 @@ lab_teardown
 # If a build step fails, do not leave a half-built lab behind.
 trap 'rc=$?; if ((rc)); then lab_err "up.sh failed (rc=$rc), tearing down"; [[ -f $LAB_LOG ]] && tail -n 20 "$LAB_LOG" >&2; lab_teardown; fi' EXIT
 
-lab_build_topology
+lab_build_topology "$profile"
 lab_build_nft "$mode"
 lab_write_config "$mode" "$profile"
 if lab_mode_runs_gateway "$mode"; then

@@ -1,6 +1,7 @@
 import { NAT } from './core/nat.js'
 import { locateGateway, probeEach, raceProbes, type ProbeReport } from './core/probe.js'
 import { AbortError } from './errors.js'
+import type { KernelRoute } from './net/route-to-internet.js'
 import { resolveDiscoverOptions, type DiscoverOptions } from './options.js'
 import { protocolProbes } from './protocols.js'
 
@@ -19,10 +20,15 @@ export async function discoverNAT (options: DiscoverOptions = {}): Promise<NAT> 
 
 /** What probeGateway() found. */
 export interface GatewayProbe {
-  /** The gateway probed: options.gateway, else the default route's next hop. */
+  /** The gateway probed: options.gateway, else the next hop of the route the kernel uses to the Internet. */
   gateway: string
   /** Our address on the link facing the gateway. */
   localAddress: string
+  /**
+   * The route the gateway was found on (absent with options.gateway): its table when policy
+   * routing chose it, and the main table's default next hop when the kernel does not use it.
+   */
+  route?: KernelRoute
   /** One report per protocol probed, each run to its end. */
   probes: ProbeReport[]
 }
@@ -33,6 +39,6 @@ export interface GatewayProbe {
  */
 export async function probeGateway (options: DiscoverOptions = {}): Promise<GatewayProbe> {
   const resolved = resolveDiscoverOptions(options)
-  const location = await locateGateway(resolved)
-  return { ...location, probes: await probeEach(location, resolved, protocolProbes) }
+  const { gateway, localAddress, route } = await locateGateway(resolved)
+  return { gateway, localAddress, ...(route === undefined ? {} : { route }), probes: await probeEach({ gateway, localAddress }, resolved, protocolProbes) }
 }

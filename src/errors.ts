@@ -53,6 +53,29 @@ export class NoDefaultGatewayError extends NatMapperError {
   }
 }
 
+/**
+ * The kernel sends Internet traffic over a link with no next hop (a point-to-point VPN interface
+ * such as wg0 or tun0): there is no gateway to find, only one to be told (`options.gateway`, the
+ * CLI's `--gateway`), such as a VPN's NAT-PMP server.
+ */
+export class NoNextHopError extends NatMapperError {
+  /** The address family whose route it is. */
+  readonly family: 'IPv4' | 'IPv6'
+  /** The interface the kernel's route leaves by. */
+  readonly interfaceName: string
+  /** The main table's default next hop, which the kernel does not use, when there is one. */
+  readonly unusedGateway: string | undefined
+
+  constructor (family: 'IPv4' | 'IPv6', interfaceName: string, unusedGateway?: string) {
+    super('ERR_NO_NEXT_HOP', `the kernel routes ${family} Internet traffic through ${interfaceName}, a point-to-point link with no gateway to ask` +
+      (unusedGateway === undefined ? '' : ` (not via ${unusedGateway}, the main table's default route)`) +
+      ': give the gateway with --gateway (options.gateway), e.g. the VPN\'s NAT-PMP server')
+    this.family = family
+    this.interfaceName = interfaceName
+    this.unusedGateway = unusedGateway
+  }
+}
+
 /** The gateway answered with a protocol-level failure (a PCP/NAT-PMP result code, a UPnP fault). */
 export class GatewayResultError extends NatMapperError {
   /** The protocol whose gateway answered. */

@@ -17,6 +17,7 @@
 export { MAPPING_DURATION, CACHE_TIME, DEFAULT_DISCOVERY_TIMEOUT } from './constants.js'
 export { discoverNAT, probeGateway, type GatewayProbe } from './discover.js'
 export type { ProbeReport } from './core/probe.js'
+export type { KernelRoute } from './net/route-to-internet.js'
 export { mapEveryFamily, type EveryFamilyMapping } from './every-family.js'
 export { NAT } from './core/nat.js'
 export { Mapping, type MappingAddress } from './core/mapping.js'
@@ -28,13 +29,14 @@ export type { NatStats, ProtocolStats, AnswerCount } from './core/stats.js'
 export type { NatType, TransportProtocol, RequestOptions, GatewayMappingEntry } from './core/gateway-client.js'
 export { addressScope, isPubliclyRoutable, type AddressScope } from './net/ip-address.js'
 export type { DiscoverOptions, MappingOptions } from './options.js'
-export { wireChannel, type WireMessage } from './core/trace.js'
+export { wireChannel, noteChannel, type WireMessage, type WireNote } from './core/trace.js'
 export {
   NatMapperError,
   InvalidArgumentError,
   NoMappingError,
   NoNATFoundError,
   NoDefaultGatewayError,
+  NoNextHopError,
   GatewayResultError,
   MalformedMessageError,
   MappingNotHeldError,

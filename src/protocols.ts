@@ -12,6 +12,7 @@ import type { ProbeContext, ProbeRegistry, ProtocolProbe } from './core/gateway-
 import { natPmpProbe } from './natpmp/client.js'
 import { pcpProbe } from './pcp/client.js'
 import { loadOnce } from './load-once.js'
+import { readInterfaceAddresses6 } from './net/default-gateway6.js'
 
 /** A probe whose module is imported on the first call (once: later calls share the import). */
 function onFirstUse (load: () => Promise<ProtocolProbe>): ProtocolProbe {
@@ -20,7 +21,9 @@ function onFirstUse (load: () => Promise<ProtocolProbe>): ProtocolProbe {
 }
 
 const upnpProbe = onFirstUse(async () => (await import('./upnp/probe.js')).upnpProbe)
-const upnpPinholeProbe = onFirstUse(async () => (await import('./upnp/probe.js')).upnpPinholeProbe)
+// The facts that an IPv6 LOCATION names the gateway's own address: this host's addresses, from
+// the module that loads with the package (the probe importing it would split it into a chunk).
+const upnpPinholeProbe = onFirstUse(async () => (await import('./upnp/probe.js')).createUpnpPinholeProbe({ sameRouter: { addresses: readInterfaceAddresses6 } }))
 
 /** IPv6 UPnP is WANIPv6FirewallControl pinholes, not port mappings. */
 export const protocolProbes: ProbeRegistry = (protocol, family) => {

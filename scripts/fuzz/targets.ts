@@ -6,7 +6,7 @@
 import { Buffer } from 'node:buffer'
 import { readdirSync, readFileSync } from 'node:fs'
 import { GatewayResultError, MalformedMessageError } from '../../src/errors.js'
-import { readAnnouncement } from '../../src/net/announcements.js'
+import { readAnnouncement } from '../../src/pcp/announcement.js'
 import * as natpmp from '../../src/natpmp/codec.js'
 import * as pcp from '../../src/pcp/codec.js'
 import { decodeDeviceDescription } from '../../src/upnp/description.js'

@@ -75,6 +75,8 @@ export interface DiscoverResult {
   gateway?: string
   /** Whether the gateway was given with --gateway or found on the default route. */
   gatewaySource: 'option' | 'default-route'
+  /** Where the kernel's route to the Internet differs from the main table's default route. */
+  route?: { table?: string, unusedGateway?: string }
   localAddress?: string
   probes: ProbeReport[]
   /** The protocol natmapper would use, when one answered. */
@@ -92,6 +94,8 @@ export function discoverJson (result: DiscoverResult): Record<string, unknown> {
     gateway: result.gateway ?? null,
     gatewaySource: result.gatewaySource,
     localAddress: result.localAddress ?? null,
+    ...(result.route?.table === undefined ? {} : { routeTable: result.route.table }),
+    ...(result.route?.unusedGateway === undefined ? {} : { unusedGateway: result.route.unusedGateway }),
     probes: result.probes.map((probe) => ({
       protocol: probe.protocol,
       ok: probe.error === undefined,
@@ -114,6 +118,12 @@ function pinholesPossible (result: DiscoverResult): boolean {
 }
 
 /** The report of one family; `heading` puts the family's name above it (when several are shown). */
+/** Which route the gateway came from, naming a main-table default route the kernel does not use. */
+function routeText (route: DiscoverResult['route']): string {
+  const table = route?.table === undefined ? 'the default route' : `the route the kernel uses, table ${route.table}`
+  return route?.unusedGateway === undefined ? table : `${table}; not ${route.unusedGateway}, the main table's default route, which the kernel does not use`
+}
+
 export function discoverLines (result: DiscoverResult, heading = false): string[] {
   const row = (label: string, value: string): string => `${label.padEnd(17)}${value}`
   const lines: string[] = heading ? [result.family] : []
@@ -123,7 +133,7 @@ export function discoverLines (result: DiscoverResult, heading = false): string[
     return lines
   }
   lines.push(
-    row('gateway', `${result.gateway} (${result.gatewaySource === 'option' ? 'from --gateway' : 'the default route'})`),
+    row('gateway', `${result.gateway} (${result.gatewaySource === 'option' ? 'from --gateway' : routeText(result.route)})`),
     row('local address', result.localAddress)
   )
   for (const probe of result.probes) {

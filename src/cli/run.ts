@@ -8,12 +8,14 @@ import {
   InvalidArgumentError,
   NoNATFoundError,
   probeGateway,
+  noteChannel,
   wireChannel,
   type DiscoverOptions,
   type Mapping,
   type NAT,
   type RequestOptions,
   type WireMessage,
+  type WireNote,
   type WireProtocol
 } from '../index.js'
 import { parseCommandLine, UsageError, type Command, type Family, type GlobalOptions } from './args.js'
@@ -36,7 +38,7 @@ import { Output } from './output.js'
 import { helpText, usageHint } from './usage.js'
 import { serve } from './serve.js'
 import { readServiceStatus, statusLines, statusSocketPath } from './status.js'
-import { wireJson, wireText } from './wire.js'
+import { noteJson, noteText, wireJson, wireText } from './wire.js'
 
 export const EXIT_OK = 0
 export const EXIT_REFUSED = 1
@@ -157,14 +159,23 @@ function requestOptions (options: GlobalOptions): RequestOptions {
   return options.timeout === undefined ? {} : { timeout: options.timeout }
 }
 
-/** --verbose: every request and reply, decoded, on stderr. Returns the unsubscribe. */
+/** --verbose: every request and reply, decoded, and every note, on stderr. Returns the unsubscribe. */
 function traceWire (output: Output, json: boolean): () => void {
   const onMessage = (message: unknown): void => {
     const wire = message as WireMessage
     output.err(json ? jsonLine(wireJson(wire, new Date())) : wireText(wire))
   }
+  // Decisions no message shows (an SSDP answer's LOCATION not followed, and why), in line with them.
+  const onNote = (message: unknown): void => {
+    const note = message as WireNote
+    output.err(json ? jsonLine(noteJson(note, new Date())) : noteText(note))
+  }
   wireChannel.subscribe(onMessage)
-  return () => { wireChannel.unsubscribe(onMessage) }
+  noteChannel.subscribe(onNote)
+  return () => {
+    wireChannel.unsubscribe(onMessage)
+    noteChannel.unsubscribe(onNote)
+  }
 }
 
 /** Discovers, runs `task` with the NAT, and closes the NAT whatever happens. */
@@ -201,7 +212,7 @@ async function discoverFamily (options: GlobalOptions, family: Family): Promise<
     // No route, or no usable address, for this family.
     return { family, gatewaySource, probes: [], error }
   }
-  const result: DiscoverResult = { family, gateway: report.gateway, gatewaySource, localAddress: report.localAddress, probes: report.probes }
+  const result: DiscoverResult = { family, gateway: report.gateway, gatewaySource, localAddress: report.localAddress, probes: report.probes, ...(report.route === undefined ? {} : { route: report.route }) }
   const answered = report.probes.filter((probe) => probe.error === undefined).map((probe) => probe.protocol)
   if (answered.length === 0) {
     result.error = new NoNATFoundError(Object.fromEntries(report.probes.flatMap((probe) => probe.error === undefined ? [] : [[probe.protocol, probe.error]])) as Partial<Record<WireProtocol, Error>>)

@@ -3,7 +3,7 @@
  * codecs (PCP and NAT-PMP) or shown as text (UPnP). Pure: a WireMessage in, text or JSON out.
  */
 import { Buffer } from 'node:buffer'
-import type { WireMessage } from '../index.js'
+import type { WireMessage, WireNote } from '../index.js'
 import {
   decodeRequest as decodeNatPmpRequest,
   decodeResponse as decodeNatPmpResponse,
@@ -79,6 +79,15 @@ export function wireText (message: WireMessage): string {
   // HTTP and SSDP end with a blank line: drop it, and indent the rest under the summary.
   const body = decoded.text.replace(/\r/g, '').trimEnd().split('\n').map((line) => `    ${line}`).join('\n')
   return `${decoded.summary}\n${body}`
+}
+
+/** A note (see WireNote): `!! upnp fe80::1%eth0 LOCATION ... not followed: ...`. */
+export function noteText (note: WireNote): string {
+  return `!! ${note.protocol} ${note.peer} ${note.text}`
+}
+
+export function noteJson (note: WireNote, time: Date): Record<string, unknown> {
+  return { event: 'note', time: time.toISOString(), protocol: note.protocol, peer: note.peer, text: note.text }
 }
 
 interface Decoded { line: string, fields: Record<string, unknown> }

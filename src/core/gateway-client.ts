@@ -1,6 +1,8 @@
 import type { Socket } from 'node:dgram'
 import type { WireProtocol } from '../errors.js'
 import type { ExchangeCounters } from '../net/counters.js'
+import type { MulticastGroup } from '../net/multicast.js'
+import type { RequestOptions } from '../net/request.js'
 /**
  * The seam between the core (NAT, Mapping, timers) and the protocols. Each protocol folder
  * provides a `ProtocolProbe` that finds its gateway and yields a `GatewayClient`; the core never
@@ -13,13 +15,8 @@ export type NatType = 'pcp' | 'nat-pmp' | 'upnp-igd1' | 'upnp-igd2'
 /** The transport protocol of a mapping. */
 export type TransportProtocol = 'tcp' | 'udp'
 
-/** Options every waiting call accepts. */
-export interface RequestOptions {
-  /** Aborts the wait; the call rejects with AbortError. */
-  signal?: AbortSignal
-  /** Milliseconds before the call rejects with TimeoutError. */
-  timeout?: number
-}
+// Every waiting call's options; defined below core, where the UDP channel takes them too.
+export type { RequestOptions }
 
 export interface PortMappingRequest {
   protocol: TransportProtocol
@@ -76,6 +73,12 @@ export interface GatewayClient {
    * gateway's NAT-PMP for the address).
    */
   countInto? (counters: CountersByProtocol): void
+  /**
+   * Where the gateway multicasts the unsolicited news this client reads on our IPv4 link:
+   * 224.0.0.1:5350 for PCP and NAT-PMP (handleAnnouncement), 239.255.255.250:1900 for UPnP
+   * (handleNotify). The NAT joins it; the protocol knows the numbers.
+   */
+  readonly newsGroup?: Readonly<MulticastGroup>
   /**
    * Interprets an unsolicited datagram the gateway multicast to port 5350 (RFC 6886 §3.2.1,
    * RFC 6887 §14.1.3), reporting what it means through `onEvent`. Present on PCP and NAT-PMP.

@@ -1,8 +1,7 @@
 import { EventEmitter } from '../builtins.js'
 import { addressScope, type AddressScope, isIPv4 } from '../net/ip-address.js'
 import { ClosedError, TimeoutError, UnsupportedError } from '../errors.js'
-import { listenForAnnouncements, listenToGatewayMulticast, type AnnouncementListener } from '../net/announcements.js'
-import { SSDP_MULTICAST_IPV4, SSDP_PORT } from '../upnp/constants.js'
+import { listenToGatewayMulticast, type MulticastListener } from '../net/multicast.js'
 import { resolveMappingOptions, type MappingOptions, type ResolvedDiscoverOptions } from '../options.js'
 import { withDeadline } from './deadline.js'
 import type { MappingEvents, NatEvents } from './events.js'
@@ -26,8 +25,7 @@ const REDISCOVERY_MIN_INTERVAL = 5_000
  */
 export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
   #client: GatewayClient
-  #announcements: AnnouncementListener | undefined
-  #notifications: AnnouncementListener | undefined
+  #news: MulticastListener | undefined
   readonly #options: ResolvedDiscoverOptions
   readonly #probes: ProbeRegistry
   readonly #limiter: RequestLimiter
@@ -207,25 +205,19 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
     this.#stopListening()
     // Announcements are multicast by a real gateway on our link; a gateway on loopback has none.
     if (!isIPv4(client.gateway) || client.gateway.startsWith('127.')) return
-    if (client.handleAnnouncement !== undefined) {
-      this.#announcements = listenForAnnouncements(client.gateway, client.localAddress, (bytes) => { client.handleAnnouncement?.(bytes) })
-    }
-    if (client.handleNotify !== undefined) {
-      this.#notifications = listenToGatewayMulticast({
-        port: SSDP_PORT,
-        group: SSDP_MULTICAST_IPV4,
-        gateway: client.gateway,
-        localAddress: client.localAddress,
-        onMessage: (bytes) => { client.handleNotify?.(bytes) }
-      })
-    }
+    if (client.newsGroup === undefined) return
+    this.#news = listenToGatewayMulticast({
+      ...client.newsGroup,
+      gateway: client.gateway,
+      localAddress: client.localAddress,
+      // A client reads one kind of news: announcements (PCP, NAT-PMP) or NOTIFYs (UPnP).
+      onMessage: (bytes) => { client.handleAnnouncement?.(bytes); client.handleNotify?.(bytes) }
+    })
   }
 
   #stopListening (): void {
-    this.#announcements?.close()
-    this.#notifications?.close()
-    this.#announcements = undefined
-    this.#notifications = undefined
+    this.#news?.close()
+    this.#news = undefined
   }
 
   #onGatewayEvent (client: GatewayClient, event: GatewayEvent): void {

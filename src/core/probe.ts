@@ -1,8 +1,8 @@
 import { PCP_SERVER_PORT } from '../constants.js'
 import { AbortError, NoDefaultGatewayError, NoNATFoundError, TimeoutError, type WireProtocol } from '../errors.js'
 import { monotonicMs } from '../net/clock.js'
-import { findDefaultGateway } from '../net/default-gateway.js'
-import { chooseSourceAddress6, findDefaultGateway6, readInterfaceAddresses6 } from '../net/default-gateway6.js'
+import { chooseSourceAddress6, readInterfaceAddresses6 } from '../net/default-gateway6.js'
+import { routeToInternet, routeToInternet6, type KernelRoute } from '../net/route-to-internet.js'
 import { sameAddress } from '../net/ip-address.js'
 import type { Socket } from 'node:dgram'
 import { closeQuietly, connectedSocket, localAddressFacing } from '../net/udp-channel.js'
@@ -62,41 +62,52 @@ export interface GatewayLocation {
    * address, for a probe to adopt (ProbeContext.takeSocket). raceProbes() closes it if no probe did.
    */
   socket?: Socket
+  /** The route the gateway was found on; undefined when the options named the gateway. */
+  route?: KernelRoute
 }
 
 /**
- * The gateway from the options, or the default route's next hop; and our address facing it.
- * `keepSocket`: keep the socket that found the address (see GatewayLocation.socket).
+ * The gateway from the options, or the next hop of the route the kernel uses to the Internet; and
+ * our address facing it. `keepSocket`: keep the socket that found the address (see
+ * GatewayLocation.socket).
  */
 export async function locateGateway (options: ResolvedDiscoverOptions, keepSocket = false): Promise<GatewayLocation> {
   if (options.family === 'IPv6') return await locateGateway6(options)
-  const gateway = options.gateway ?? (await findDefaultGateway()).gateway
-  if (!keepSocket) return { gateway, localAddress: await localAddressFacing(gateway, PCP_SERVER_PORT) }
-  const { socket, localAddress } = await connectedSocket(gateway, PCP_SERVER_PORT)
-  return { gateway, localAddress, socket }
+  if (options.gateway !== undefined) {
+    const gateway = options.gateway
+    if (!keepSocket) return { gateway, localAddress: await localAddressFacing(gateway, PCP_SERVER_PORT) }
+    return { gateway, ...await connectedSocket(gateway, PCP_SERVER_PORT) }
+  }
+  const { route, socket, localAddress } = await routeToInternet(PCP_SERVER_PORT)
+  if (!keepSocket) closeQuietly(socket)
+  return { gateway: route.gateway, localAddress, route, ...(keepSocket ? { socket } : {}) }
 }
 
 /**
- * IPv6: the default route's next hop, and the host's stable global address (what a pinhole opens
+ * IPv6: the next hop of the route the kernel uses to the Internet, and the host's stable global address (what a pinhole opens
  * to). The kernel's choice toward the gateway is kept when it is global and not temporary (with a
  * link-local gateway it is link-local; with privacy extensions it may be temporary): otherwise a
  * stable global address on the route's interface is chosen from /proc/net/if_inet6.
  */
 async function locateGateway6 (options: ResolvedDiscoverOptions): Promise<GatewayLocation> {
-  const route = options.gateway === undefined ? await findDefaultGateway6() : undefined
+  const found = options.gateway === undefined ? await routeToInternet6() : undefined
+  const route = found?.route
   const gateway = options.gateway ?? route?.gateway ?? ''
   const facing = await localAddressFacing(gateway, PCP_SERVER_PORT)
-  const addresses = await readInterfaceAddresses6()
+  const addresses = found === undefined ? await readInterfaceAddresses6() : found.addresses
   const entry = addresses?.find((a) => sameAddress(a.address, facing))
   if (addresses === undefined || (entry !== undefined && entry.global && !entry.unusable && (!entry.temporary || options.allowTemporaryAddress))) {
-    if (/^fe[89ab]/i.test(facing)) throw new NoDefaultGatewayError(`no global IPv6 address faces ${gateway}`)
-    return { gateway, localAddress: facing }
+    // Where address flags cannot be read (macOS, the BSDs, Windows), a link-local gateway makes
+    // the kernel pick a link-local address toward it: take its pick toward the Internet instead.
+    const localAddress = /^fe[89ab]/i.test(facing) && addresses === undefined ? route?.localAddress ?? facing : facing
+    if (/^fe[89ab]/i.test(localAddress)) throw new NoDefaultGatewayError(`no global IPv6 address faces ${gateway}`)
+    return { gateway, localAddress, ...(route === undefined ? {} : { route }) }
   }
   const chosen = chooseSourceAddress6(addresses, route?.interfaceName ?? entry?.interfaceName, options.allowTemporaryAddress)
   if (chosen === undefined) {
     throw new NoDefaultGatewayError(`no ${options.allowTemporaryAddress ? '' : 'stable '}global IPv6 address faces ${gateway}`)
   }
-  return { gateway, localAddress: chosen }
+  return { gateway, localAddress: chosen, ...(route === undefined ? {} : { route }) }
 }
 
 /**

@@ -26,3 +26,24 @@ export function wireTracer (protocol: WireProtocol, peer: string): (direction: '
     if (wireChannel.hasSubscribers) wireChannel.publish({ protocol, direction, peer, bytes } satisfies WireMessage)
   }
 }
+
+/**
+ * A decision about what the gateway said that no message shows, published on the `natmapper:note`
+ * diagnostics channel: the CLI's --verbose prints it among the messages (why an answer was refused).
+ */
+export interface WireNote {
+  /** The protocol the decision belongs to. */
+  protocol: WireProtocol
+  /** The gateway, as the wire messages name it. */
+  peer: string
+  /** What was decided, and why, in one line. */
+  text: string
+}
+
+/** The `natmapper:note` diagnostics channel: every WireNote is published on it. */
+export const noteChannel = diagnosticsChannel.channel('natmapper:note')
+
+/** Publishes a WireNote, when anyone listens. */
+export function publishNote (protocol: WireProtocol, peer: string, text: string): void {
+  if (noteChannel.hasSubscribers) noteChannel.publish({ protocol, peer, text } satisfies WireNote)
+}

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:dgram'
 import type { CountersByProtocol, GatewayClient, GatewayEvent, PortMappingGrant, PortMappingRequest, ProbeContext, RequestOptions, TransportProtocol } from '../core/gateway-client.js'
 import { GatewayResultError, MalformedMessageError, UnsupportedError } from '../errors.js'
-import { readAnnouncement } from '../net/announcements.js'
+import { ANNOUNCEMENT_GROUP, readAnnouncement } from '../pcp/announcement.js'
 import { EpochTracker } from '../net/epoch.js'
 import { natPmpSchedule } from '../net/retransmit.js'
 import { UdpChannel, type ReplyCodec } from '../net/udp-channel.js'
@@ -44,6 +44,7 @@ function natPmpReplies (gateway: string): ReplyCodec<NatPmpResponse> {
 /** NAT-PMP (RFC 6886). Replies are told apart by opcode and internal port (RFC 6886 §3.3). */
 export class NatPmpClient implements GatewayClient {
   readonly type = 'nat-pmp'
+  readonly newsGroup = ANNOUNCEMENT_GROUP
   readonly gateway: string
   readonly localAddress: string
   onEvent: ((event: GatewayEvent) => void) | undefined

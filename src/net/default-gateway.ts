@@ -1,5 +1,5 @@
 import { nodeFs } from '../builtins.js'
-import { isIPv4 } from './ip-address.js'
+import { isIPv4, isIPv6 } from './ip-address.js'
 import { NoDefaultGatewayError } from '../errors.js'
 
 export interface DefaultRoute {
@@ -32,7 +32,7 @@ export async function readProcFile (path: string): Promise<string> {
   return fs.readFileSync(path, 'utf8')
 }
 
-const systemSources: RouteSources = {
+export const systemRouteSources: RouteSources = {
   platform: process.platform,
   readFile: readProcFile,
   run: async (command, args) => {
@@ -48,15 +48,22 @@ const systemSources: RouteSources = {
 }
 
 /** Finds the IPv4 default gateway, preferring the route with the lowest metric. */
-export async function findDefaultGateway (sources: RouteSources = systemSources): Promise<DefaultRoute> {
+export async function findDefaultGateway (sources: RouteSources = systemRouteSources): Promise<DefaultRoute> {
   let routes: DefaultRoute[]
   try {
     routes = await readDefaultRoutes(sources)
   } catch (error) {
     throw new NoDefaultGatewayError(`could not read the route table on ${sources.platform}: ${(error as Error).message}`, { cause: error })
   }
-  const best = routes.sort((a, b) => a.metric - b.metric)[0]
+  const best = bestOf(routes)
   if (best === undefined) throw new NoDefaultGatewayError(`no IPv4 default route on this host (${sources.platform})`)
+  return best
+}
+
+/** The route with the lowest metric (the first of equals, as the table lists them). */
+export function bestOf (routes: DefaultRoute[]): DefaultRoute | undefined {
+  let best: DefaultRoute | undefined
+  for (const route of routes) if (best === undefined || route.metric < best.metric) best = route
   return best
 }
 
@@ -114,34 +121,64 @@ function hexToIPv4 (hex: string, byteOrder: 'LE' | 'BE'): string | undefined {
   return byteOrder === 'LE' ? `${d}.${c}.${b}.${a}` : `${a}.${b}.${c}.${d}`
 }
 
-/** macOS and the BSDs: `route -n get default` prints "gateway: a.b.c.d" and "interface: en0". */
-export function parseBsdRouteGet (text: string): DefaultRoute[] {
+/**
+ * macOS and the BSDs: `route -n get default` (or `-inet6 default`) prints "gateway: 192.168.1.1"
+ * and "interface: en0", one field a line (FreeBSD adds "fib: 0"). A link-local IPv6 gateway is
+ * printed with its zone (fe80::1%en0); one without gets the interface as zone.
+ */
+export function parseBsdRouteGet (text: string, family: 'IPv4' | 'IPv6' = 'IPv4'): DefaultRoute[] {
   const fields = new Map<string, string>()
   for (const line of text.slice(0, MAX_ROUTE_TABLE_CHARS).split('\n')) {
     const match = /^\s*([a-z ]+):\s*(\S+)/.exec(line)
     if (match?.[1] !== undefined && match[2] !== undefined) fields.set(match[1].trim(), match[2])
   }
-  const gateway = fields.get('gateway')
-  if (gateway === undefined || !isIPv4(gateway)) return []
   const interfaceName = fields.get('interface')
+  const gateway = withZone(fields.get('gateway'), family, interfaceName)
+  if (gateway === undefined) return []
   return [{ gateway, metric: 0, ...(interfaceName === undefined ? {} : { interfaceName }) }]
 }
 
+/** `address` if it is of `family` (with a zone, for a link-local IPv6 one), else undefined. */
+export function withZone (address: string | undefined, family: 'IPv4' | 'IPv6', interfaceName: string | undefined): string | undefined {
+  if (address === undefined) return undefined
+  if (family === 'IPv4') return isIPv4(address) ? address : undefined
+  if (!isIPv6(address)) return undefined
+  return /^fe[89ab]/i.test(address) && !address.includes('%') && interfaceName !== undefined ? `${address}%${interfaceName}` : address
+}
+
+/**
+ * The route rows of Windows' `route print` that are in effect, each split into fields. Parsed by
+ * shape, not by heading, since the headings are translated ("Active Routes:", "Aktive Routen:",
+ * "Itinéraires actifs :"): a table's rows follow a heading that ends with a colon, the first
+ * such heading is the active routes and the second the persistent ones, which are not in effect
+ * by themselves. The interface list and the tables' titles end with no colon.
+ */
+export function windowsActiveRouteRows (text: string): string[][] {
+  const rows: string[][] = []
+  let headings = 0
+  for (const line of text.slice(0, MAX_ROUTE_TABLE_CHARS).split(/\r?\n/)) {
+    if (/^\S.*:\s*$/.test(line)) {
+      headings++
+      continue
+    }
+    if (headings % 2 === 1 && /^\s/.test(line)) rows.push(line.trim().split(/\s+/))
+  }
+  return rows
+}
+
+const INTEGER = /^\d{1,10}$/
+
 /**
  * Windows: `route print -4 0.0.0.0` lists "0.0.0.0 0.0.0.0 <gateway> <interface address> <metric>"
- * under "Active Routes:"; persistent routes repeat below and are not in effect by themselves.
+ * among the active routes (see windowsActiveRouteRows); an on-link gateway is a word there
+ * ("On-link", "Auf Verbindung") and no default route.
  */
 export function parseWindowsRoutePrint (text: string): DefaultRoute[] {
   const routes: DefaultRoute[] = []
-  let inActiveRoutes = false
-  for (const line of text.slice(0, MAX_ROUTE_TABLE_CHARS).split(/\r?\n/)) {
-    if (/^Active Routes:/i.test(line)) inActiveRoutes = true
-    else if (/^Persistent Routes:/i.test(line)) inActiveRoutes = false
-    if (!inActiveRoutes) continue
-    const [destination, mask, gateway, localAddress, metric] = line.trim().split(/\s+/)
-    if (destination !== '0.0.0.0' || mask !== '0.0.0.0') continue
-    if (gateway === undefined || !isIPv4(gateway) || localAddress === undefined || !isIPv4(localAddress)) continue
-    routes.push({ gateway, localAddress, metric: Number.parseInt(metric ?? '0', 10) || 0 })
+  for (const [destination, mask, gateway, localAddress, metric, ...rest] of windowsActiveRouteRows(text)) {
+    if (destination !== '0.0.0.0' || mask !== '0.0.0.0' || rest.length > 0) continue
+    if (gateway === undefined || !isIPv4(gateway) || localAddress === undefined || !isIPv4(localAddress) || !INTEGER.test(metric ?? '')) continue
+    routes.push({ gateway, localAddress, metric: Number(metric) })
   }
   return routes
 }

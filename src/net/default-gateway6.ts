@@ -1,5 +1,5 @@
 import { NoDefaultGatewayError } from '../errors.js'
-import { readProcFile, type DefaultRoute, type RouteSources } from './default-gateway.js'
+import { bestOf, parseBsdRouteGet, systemRouteSources as systemSources, windowsActiveRouteRows, withZone, type DefaultRoute, type RouteSources } from './default-gateway.js'
 import { decodeIPv6Field, isIPv6 } from './ip-address.js'
 
 /**
@@ -21,12 +21,6 @@ const IFA_F_TENTATIVE = 0x40
 /** /proc/net/if_inet6 scope values (IPV6_ADDR_SCOPE_*): 0 global, 0x20 link. */
 const SCOPE_GLOBAL = 0x00
 
-const systemSources: RouteSources = {
-  platform: process.platform,
-  readFile: readProcFile,
-  run: async () => { throw new Error('not used') }
-}
-
 /** 32 hex digits (as /proc writes them, network order) → RFC 5952 text. */
 function hexToIPv6 (hex: string): string | undefined {
   if (!/^[0-9a-fA-F]{32}$/.test(hex)) return undefined
@@ -37,6 +31,7 @@ function hexToIPv6 (hex: string): string | undefined {
 
 /**
  * /proc/net/ipv6_route: "dest destlen src srclen nexthop metric refcnt use flags dev", all hex.
+ * It lists the routes of every table (policy routing's too), without saying which.
  * A default route is ::/0 with RTF_GATEWAY. A link-local next hop (the usual case: routers
  * advertise from fe80::) only means something with its interface, so it gets a `%dev` zone.
  */
@@ -101,20 +96,32 @@ export function chooseSourceAddress6 (addresses: InterfaceAddress6[], interfaceN
   return (candidates.find((a) => !a.temporary) ?? candidates[0])?.address
 }
 
-/** Finds the IPv6 default gateway (Linux), preferring the route with the lowest metric. */
+/** Finds the IPv6 default gateway, preferring the route with the lowest metric. */
 export async function findDefaultGateway6 (sources: RouteSources = systemSources): Promise<DefaultRoute> {
-  if (sources.platform !== 'linux' && sources.platform !== 'android') {
-    throw new NoDefaultGatewayError(`IPv6 default route lookup is not implemented on ${sources.platform}; pass options.gateway`)
-  }
-  let routes: DefaultRoute[]
-  try {
-    routes = parseLinuxIPv6RouteTable(await sources.readFile('/proc/net/ipv6_route'))
-  } catch (error) {
-    throw new NoDefaultGatewayError(`could not read the IPv6 route table: ${(error as Error).message}`, { cause: error })
-  }
-  const best = routes.sort((a, b) => a.metric - b.metric)[0]
+  const best = bestOf(await readDefaultRoutes6(sources))
   if (best === undefined) throw new NoDefaultGatewayError(`no IPv6 default route on this host (${sources.platform})`)
   return best
+}
+
+/** Every IPv6 default route with a next hop (on Linux, of every routing table: see parseLinuxIPv6RouteTable). */
+export async function readDefaultRoutes6 (sources: RouteSources = systemSources): Promise<DefaultRoute[]> {
+  try {
+    switch (sources.platform) {
+      case 'linux':
+      case 'android':
+        return parseLinuxIPv6RouteTable(await sources.readFile('/proc/net/ipv6_route'))
+      case 'darwin':
+      case 'freebsd':
+      case 'openbsd':
+        return await readBsdDefaultRoutes6(sources)
+      case 'win32':
+        return parseWindowsRoutePrint6(await sources.run('route', ['print', '-6', '::/0']))
+      default:
+        throw new Error(`unsupported platform ${sources.platform}`)
+    }
+  } catch (error) {
+    throw new NoDefaultGatewayError(`could not read the IPv6 route table on ${sources.platform}: ${(error as Error).message}`, { cause: error })
+  }
 }
 
 /** The host's IPv6 addresses (Linux /proc/net/if_inet6), or undefined where they cannot be read. */
@@ -138,4 +145,49 @@ export async function findSourceAddress6 (interfaceName: string | undefined, all
   }
   const address = chooseSourceAddress6(parseLinuxIfInet6(text), interfaceName, allowTemporary)
   return address !== undefined && isIPv6(address) ? address : undefined
+}
+
+/**
+ * macOS and the BSDs: the kernel's own lookup (`route -n get -inet6 default`) first; when it names
+ * no gateway address (it fails with "not in table" when there is no default route), the table
+ * itself (`netstat -rn -f inet6`).
+ */
+async function readBsdDefaultRoutes6 (sources: RouteSources): Promise<DefaultRoute[]> {
+  let routes: DefaultRoute[] = []
+  try {
+    routes = parseBsdRouteGet(await sources.run('route', ['-n', 'get', '-inet6', 'default']), 'IPv6')
+  } catch { /* no default route, or no route(8): netstat says which */ }
+  return routes.length > 0 ? routes : parseBsdNetstatInet6(await sources.run('netstat', ['-rn', '-f', 'inet6']))
+}
+
+/**
+ * `netstat -rn -f inet6` on macOS and the BSDs: "Destination Gateway Flags Netif Expire" rows,
+ * the default route(s) as `default` with the G flag. macOS also lists a `default` per VPN tunnel,
+ * scoped to its interface (flag I: used only by sockets bound there), which is skipped. Listed
+ * order is kept: the first is the one in use.
+ */
+export function parseBsdNetstatInet6 (text: string): DefaultRoute[] {
+  const routes: DefaultRoute[] = []
+  for (const line of text.slice(0, MAX_TABLE_CHARS).split('\n')) {
+    const [destination, gatewayText, flags, interfaceName] = line.trim().split(/\s+/)
+    if ((destination !== 'default' && destination !== '::/0') || flags === undefined || !flags.includes('G') || flags.includes('I') || interfaceName === undefined) continue
+    const gateway = withZone(gatewayText, 'IPv6', interfaceName)
+    if (gateway !== undefined) routes.push({ gateway, interfaceName, metric: 0 })
+  }
+  return routes
+}
+
+/**
+ * Windows: `route print -6 ::/0` lists "<interface index> <metric> ::/0 <gateway>" among the
+ * active routes (parsed by shape, see windowsActiveRouteRows). A link-local gateway gets the
+ * interface index as zone (fe80::1%12), as Windows writes it.
+ */
+export function parseWindowsRoutePrint6 (text: string): DefaultRoute[] {
+  const routes: DefaultRoute[] = []
+  for (const [index, metric, destination, gatewayText, ...rest] of windowsActiveRouteRows(text)) {
+    if (destination !== '::/0' || rest.length > 0 || !/^\d{1,10}$/.test(index ?? '') || !/^\d{1,10}$/.test(metric ?? '')) continue
+    const gateway = withZone(gatewayText, 'IPv6', index)
+    if (gateway !== undefined && index !== undefined) routes.push({ gateway, interfaceName: index, metric: Number(metric) })
+  }
+  return routes
 }

@@ -311,16 +311,25 @@ function parseBlock (cidr: string, scope: AddressScope): SpecialPurposeBlock {
 }
 
 function inBlock (field: Uint8Array, block: SpecialPurposeBlock): boolean {
-  const wholeBytes = Math.floor(block.prefixLength / 8)
+  return sameLeadingBits(field, block.prefix, block.prefixLength)
+}
+
+/** Whether two IPv6 addresses share their first `prefixLength` bits (are in one /prefixLength). Zones are ignored. */
+export function samePrefix (a: string, b: string, prefixLength: number): boolean {
+  return sameLeadingBits(parseIPv6(a), parseIPv6(b), Math.max(0, Math.min(128, prefixLength)))
+}
+
+function sameLeadingBits (left: Uint8Array, right: Uint8Array, bits: number): boolean {
+  const wholeBytes = Math.floor(bits / 8)
   for (let index = 0; index < wholeBytes; index++) {
-    if (field[index] !== block.prefix[index]) {
+    if (left[index] !== right[index]) {
       return false
     }
   }
-  const leftoverBits = block.prefixLength % 8
+  const leftoverBits = bits % 8
   if (leftoverBits === 0) {
     return true
   }
   const mask = (0xff << (8 - leftoverBits)) & 0xff
-  return ((field[wholeBytes] ?? 0) & mask) === ((block.prefix[wholeBytes] ?? 0) & mask)
+  return ((left[wholeBytes] ?? 0) & mask) === ((right[wholeBytes] ?? 0) & mask)
 }

@@ -1,7 +1,6 @@
 import type dgram from 'node:dgram'
 import { DEFAULT_REQUEST_TIMEOUT } from '../constants.js'
-import type { RequestOptions } from '../core/gateway-client.js'
-import { abortedBy } from '../core/deadline.js'
+import { abortedBy, type RequestOptions } from './request.js'
 import { ClosedError, NetworkError, PortUnreachableError, TimeoutError } from '../errors.js'
 import { loadDgram } from './dgram.js'
 import { isIPv6, sameAddress } from './ip-address.js'
@@ -318,11 +317,14 @@ export class UdpChannel<D> {
         reject(error)
       })
       const connect = (): void => {
-        socket.connect(this.port, this.address, () => {
+        connectSocket(socket, this.port, this.address).then(() => {
           socket.removeAllListeners('error')
           this.#listen(socket)
           this.#ready = socket
           resolve(socket)
+        }, (error: unknown) => {
+          closeQuietly(socket)
+          reject(error)
         })
       }
       if (this.#bindAddress === undefined) connect()
@@ -405,20 +407,34 @@ export function closeQuietly (socket: dgram.Socket): void {
 export async function connectedSocket (address: string, port: number): Promise<{ socket: dgram.Socket, localAddress: string }> {
   const socket = (await loadDgram()).createSocket(isIPv6(address) ? 'udp6' : 'udp4')
   try {
-    return await new Promise((resolve, reject) => {
-      socket.once('error', (error) => { reject(new NetworkError(`no route to ${address}: ${error.message}`, { cause: error })) })
-      socket.connect(port, address, () => {
-        socket.removeAllListeners('error')
-        // Nothing is sent before a channel adopts it, but an error must never go unheard.
-        socket.on('error', () => {})
-        socket.unref()
-        resolve({ socket, localAddress: socket.address().address })
-      })
-    })
+    // Nothing is sent before a channel adopts it, but an error must never go unheard.
+    socket.on('error', () => {})
+    await connectSocket(socket, port, address)
+    socket.unref()
+    return { socket, localAddress: socket.address().address }
   } catch (error) {
     closeQuietly(socket)
-    throw error
+    throw new NetworkError(`no route to ${address}: ${(error as Error).message}`, { cause: error })
   }
+}
+
+/**
+ * connect() on a UDP socket (routing decides our address; nothing is sent). A failed connect
+ * (ENETUNREACH: no route) reaches the callback, not 'error', and would otherwise leave an
+ * unconnected socket on 0.0.0.0 that looks connected.
+ */
+export async function connectSocket (socket: dgram.Socket, port: number, address: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const onError = (error: Error): void => { reject(error) }
+    socket.once('error', onError)
+    // Node passes the connect error to the callback, though its types say it takes none.
+    const done = (...args: unknown[]): void => {
+      socket.removeListener('error', onError)
+      if (args[0] instanceof Error) reject(args[0])
+      else resolve()
+    }
+    socket.connect(port, address, done)
+  })
 }
 
 /** Our address facing `address` (routing decides; nothing is sent). */

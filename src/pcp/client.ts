@@ -1,7 +1,7 @@
 import type { Socket } from 'node:dgram'
 import type { CountersByProtocol, GatewayClient, GatewayEvent, PortMappingGrant, PortMappingRequest, ProbeContext, RequestOptions, TransportProtocol } from '../core/gateway-client.js'
 import { ClosedError, GatewayResultError, MalformedMessageError, UnsupportedError } from '../errors.js'
-import { readAnnouncement } from '../net/announcements.js'
+import { ANNOUNCEMENT_GROUP, readAnnouncement } from './announcement.js'
 import { randomBytes } from '../net/random.js'
 import { EpochTracker } from '../net/epoch.js'
 import { pcpSchedule } from '../net/retransmit.js'
@@ -67,6 +67,7 @@ const NATPMP_ADDRESS_PROBE_TIMEOUT = 500
 /** PCP (RFC 6887) MAP and ANNOUNCE. */
 export class PcpClient implements GatewayClient {
   readonly type = 'pcp'
+  readonly newsGroup = ANNOUNCEMENT_GROUP
   readonly gateway: string
   readonly localAddress: string
   onEvent: ((event: GatewayEvent) => void) | undefined

@@ -14,6 +14,7 @@
  * ```
  */
 import { isIP, isPubliclyRoutable, sameAddress } from '../net/ip-address.js'
+import { publishNote } from '../core/trace.js'
 import { anySignal, withDeadline } from '../core/deadline.js'
 import type {
   CountersByProtocol,
@@ -41,6 +42,7 @@ import {
   MAX_PORT_ATTEMPTS,
   MAX_SOAP_RESPONSE_BYTES,
   MIN_RANDOM_EXTERNAL_PORT,
+  SSDP_NOTIFY_GROUP,
 } from './constants.js'
 import { decodeDeviceDescription, isTr064ServiceType, type DeviceDescription, type FirewallControlService, type WanService, type WanServiceKind } from './description.js'
 import { expectSuccess, httpExchange, loadTcp } from './http.js'
@@ -61,10 +63,11 @@ import {
 } from './soap.js'
 import { checkInteger, type ResolvedUpnpProbeOptions } from './probe.js'
 
-/** The IPv6 pinhole client travels in this module's chunk (see upnpPinholeProbe). */
+/** The IPv6 pinhole client travels in this module's chunk (see createUpnpPinholeProbe). */
 export { UpnpPinholeClient } from './pinhole-client.js'
 import { decodeNotify, type SearchResponse } from './ssdp.js'
-import { hostOf, trustedControlUrl } from './trust.js'
+import { followAnnouncedHost } from './same-router.js'
+import { hostOf, trustedControlUrl, zoneOf } from './trust.js'
 import { loadXmlParser } from './xml.js'
 
 /** What the client knows of a grant it issued (kept beside it, not in it). */
@@ -100,15 +103,56 @@ export interface GatewayLocation {
   service?: { serviceType: string, controlUrl: string }
 }
 
-/** Fetches and reads the description, keeps the WAN services on the gateway, and builds the client. */
-export async function connectToGateway ({ location, announced, response: searchResponse, context, options, signal, service: chosen }: GatewayLocation): Promise<UpnpClient> {
+/**
+ * Fetches and reads the description, keeps the WAN services on the gateway, and builds the client.
+ * On IPv6, a LOCATION naming another address than the gateway's is followed when it is shown to
+ * be the gateway's own (see same-router.ts); otherwise the gateway's own address is asked instead.
+ */
+export async function connectToGateway (found: GatewayLocation): Promise<UpnpClient> {
+  const { announced, context, signal } = found
+  const host = hostOf(announced)
+  // IPv4, and a LOCATION naming the gateway itself, cost nothing more.
+  if (isIP(host) !== 6 || isIP(context.gateway) !== 6 || sameAddress(host, context.gateway)) {
+    return await describeGateway(found, { zone: zoneOf(context.gateway) })
+  }
+  const follow = await followAnnouncedHost(context.gateway, host, found.options.sameRouter)
+  let refusal = follow.refused
+  if (follow.refused === undefined) {
+    try {
+      return await describeGateway({ ...found, location: announced }, { zone: follow.zone, followed: host, beforeRequest: follow.verify })
+    } catch (error) {
+      if (signal.aborted) throw error
+      refusal = (error as Error).message
+    }
+  }
+  const note = `LOCATION ${announced.href} not followed: ${refusal ?? ''}; asking the gateway's own address ${found.location.host} instead`
+  publishNote('upnp', context.gateway, note)
+  debug('upnp: %s', note)
+  try {
+    return await describeGateway(found, { zone: zoneOf(context.gateway) })
+  } catch (error) {
+    if (signal.aborted) throw error
+    throw new UnsupportedError(`upnp: ${note}, which failed too: ${(error as Error).message}`, { cause: error })
+  }
+}
+
+interface DescribeOptions {
+  /** The interface a link-local URL host is on. */
+  zone: string | undefined
+  /** The announced host, shown to be the gateway's own address: its URLs are kept as named. */
+  followed?: string
+  /** Checks the connection to a followed host before the request goes out. */
+  beforeRequest?: (connection: { remoteAddress: string | undefined }) => Promise<void>
+}
+
+async function describeGateway ({ location, announced, response: searchResponse, context, options, signal, service: chosen }: GatewayLocation, { zone, followed, beforeRequest }: DescribeOptions): Promise<UpnpClient> {
   const { response, localAddress } = await withDeadline(`upnp: GET ${location.href}`, { signal, timeout: options.requestTimeout }, async (deadline) =>
-    await httpExchange({ method: 'GET', url: location, headers: REQUEST_HEADERS, maxBodyBytes: MAX_DESCRIPTION_BYTES, signal: deadline }))
+    await httpExchange({ method: 'GET', url: location, headers: REQUEST_HEADERS, maxBodyBytes: MAX_DESCRIPTION_BYTES, signal: deadline, zone, beforeRequest }))
   expectSuccess(response, `upnp: GET ${location.href}`)
   const description = decodeDeviceDescription(utf8(response.body), location)
 
   const announcedHost = hostOf(announced)
-  const trusted = (service: { controlUrl: URL }): URL | undefined => trustedControlUrl(service.controlUrl, context.gateway, announcedHost)
+  const trusted = (service: { controlUrl: URL }): URL | undefined => trustedControlUrl(service.controlUrl, context.gateway, announcedHost, followed)
   const services = description.wanServices
     .flatMap((service) => {
       const controlUrl = trusted(service)
@@ -129,6 +173,7 @@ export async function connectToGateway ({ location, announced, response: searchR
     // The address the gateway sees our connection come from is the one it can forward to.
     localAddress: localAddress ?? context.localAddress,
     descriptionUrl: location,
+    zone,
     description,
     ...(searchResponse?.bootId === undefined ? {} : { bootId: searchResponse.bootId }),
     ...(searchResponse?.usn === undefined ? {} : { usn: searchResponse.usn }),
@@ -181,6 +226,8 @@ const MAX_LISTED_MAPPINGS = 1_024
 export interface UpnpClientInit {
   gateway: string
   localAddress: string
+  /** The interface a link-local URL host is on (the gateway's zone). */
+  zone?: string | undefined
   descriptionUrl: URL
   description: DeviceDescription
   /** BOOTID.UPNP.ORG from the search answer, if the gateway sent one. */
@@ -198,9 +245,12 @@ export interface UpnpClientInit {
 /** Maps ports on one UPnP IGD through one WAN connection service. */
 export class UpnpClient implements GatewayClient {
   readonly type: 'upnp-igd1' | 'upnp-igd2'
+  readonly newsGroup = SSDP_NOTIFY_GROUP
   readonly gateway: string
   /** Our address as the gateway sees it: the internal client of every mapping. */
   readonly localAddress: string
+  /** The interface a link-local URL host is on (the gateway's zone). */
+  readonly zone: string | undefined
   readonly descriptionUrl: URL
   readonly description: DeviceDescription
   /** WANIPv6FirewallControl, when the gateway offers it on a trusted URL (not used yet). */
@@ -246,6 +296,7 @@ export class UpnpClient implements GatewayClient {
     this.type = init.description.igdVersion === 2 ? 'upnp-igd2' : 'upnp-igd1'
     this.gateway = init.gateway
     this.localAddress = init.localAddress
+    this.zone = init.zone
     this.descriptionUrl = init.descriptionUrl
     this.description = init.description
     this.firewallControl = init.firewallControl
@@ -713,7 +764,7 @@ export class UpnpClient implements GatewayClient {
 
   /** One SOAP exchange, waiting for a free slot toward the gateway first. */
   async #soap (request: SoapRequest, signal: AbortSignal, service: WanService = this.#service): Promise<Map<string, string>> {
-    return await this.#limiter.run(async () => await soapCall(service, request, signal, MAX_SOAP_RESPONSE_BYTES, this.#counters), signal)
+    return await this.#limiter.run(async () => await soapCall(service, request, signal, MAX_SOAP_RESPONSE_BYTES, this.#counters, { zone: this.zone }), signal)
   }
 }
 

@@ -1,3 +1,5 @@
+import type { MulticastGroup } from '../net/multicast.js'
+
 /** UPnP IGD numbers, named once. Sizes are in bytes, times in milliseconds unless a name says seconds. */
 
 /** UDA 1.1 §1.1.2: SSDP's UDP port, on the multicast group and on devices (unicast M-SEARCH). */
@@ -5,6 +7,9 @@ export const SSDP_PORT = 1900
 
 /** UDA 1.1 §1.1.2: the SSDP multicast group for IPv4. */
 export const SSDP_MULTICAST_IPV4 = '239.255.255.250'
+
+/** UDA 1.1 §1.2: where a device multicasts its NOTIFYs (alive, byebye) on an IPv4 link. */
+export const SSDP_NOTIFY_GROUP: Readonly<MulticastGroup> = { group: SSDP_MULTICAST_IPV4, port: SSDP_PORT }
 
 /** UDA 1.1 §1.3.2: searches are relayed at most this many hops; 2 is the recommended default. */
 export const SSDP_MULTICAST_TTL = 2

@@ -9,6 +9,7 @@ import { reasonOf } from '../core/deadline.js'
 import { wireTracer } from '../core/trace.js'
 import { HttpStatusError, NetworkError, UnsupportedError } from '../errors.js'
 import { encodeHttpRequest, HttpResponseParser, type HttpRequest, type HttpResponse } from './http-codec.js'
+import { addressScope, isIPv6 } from '../net/ip-address.js'
 import { normalizeAddress } from './trust.js'
 
 export interface HttpExchangeOptions extends HttpRequest {
@@ -16,6 +17,15 @@ export interface HttpExchangeOptions extends HttpRequest {
   maxBodyBytes: number
   /** Ends the exchange; required, so that a body that never ends cannot hold us. */
   signal: AbortSignal
+  /**
+   * The interface a link-local host is reached on (the gateway's zone: `lan0` of `fe80::1%lan0`).
+   * A URL cannot carry one (WHATWG URL has no zone), so it travels beside it.
+   */
+  zone?: string | undefined
+  /** Our address to connect from (a pinhole request must come from the address it is for). */
+  localAddress?: string | undefined
+  /** Runs once connected, before the request is sent; a rejection ends the exchange with its error. */
+  beforeRequest?: ((connection: { remoteAddress: string | undefined }) => Promise<void>) | undefined
 }
 
 export interface HttpExchange {
@@ -47,7 +57,13 @@ export async function httpExchange (options: HttpExchangeOptions): Promise<HttpE
 
   const tcp = net ?? await loadTcp()
   if (signal.aborted) throw reasonOf(signal)
-  const socket = tcp.connect({ host: normalizeAddress(url.hostname), port: url.port === '' ? 80 : Number(url.port), noDelay: true })
+  const host = normalizeAddress(url.hostname)
+  const socket = tcp.connect({
+    host: options.zone !== undefined && isIPv6(host) && addressScope(host) === 'link-local' ? `${host}%${options.zone}` : host,
+    port: url.port === '' ? 80 : Number(url.port),
+    noDelay: true,
+    ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress })
+  })
   let onAbort: (() => void) | undefined
   try {
     return await new Promise<HttpExchange>((resolve, reject) => {
@@ -60,9 +76,13 @@ export async function httpExchange (options: HttpExchangeOptions): Promise<HttpE
       }
       onAbort = () => { reject(reasonOf(signal)) }
       signal.addEventListener('abort', onAbort, { once: true })
-      socket.on('connect', () => {
+      const send = (): void => {
         trace('send', request)
         socket.write(request)
+      }
+      socket.on('connect', () => {
+        if (options.beforeRequest === undefined) { send(); return }
+        options.beforeRequest({ remoteAddress: socket.remoteAddress }).then(() => { if (!socket.destroyed) send() }, reject)
       })
       socket.on('data', (chunk: Uint8Array) => {
         try {

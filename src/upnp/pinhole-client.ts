@@ -4,7 +4,9 @@ import { allowManyListeners } from '../core/limiter.js'
 import type { CountersByProtocol, GatewayClient, GatewayEvent, PortMappingGrant, PortMappingRequest, RequestOptions } from '../core/gateway-client.js'
 import { ClosedError, GatewayResultError } from '../errors.js'
 import type { ExchangeCounters } from '../net/counters.js'
+import { isIPv6 } from '../net/ip-address.js'
 import { soapCall, type SoapService } from './soap-call.js'
+import { hostOf } from './trust.js'
 import {
   decodeFirewallStatus,
   decodePinholeId,
@@ -28,10 +30,16 @@ const MAX_SOAP_RESPONSE_BYTES = 64 * 1024
 export interface UpnpPinholeClientInit {
   /** The gateway's address as we talk to it (IPv6). */
   gateway: string
-  /** Our global IPv6 address: the pinhole's InternalClient, and its "external" address. */
+  /**
+   * Our global IPv6 address: the pinhole's InternalClient, its "external" address, and the address
+   * every request leaves from, so that secure-mode routers (miniupnpd) see the request come from
+   * the InternalClient and do not answer 606. Left to itself, the kernel would pick a temporary
+   * (RFC 8981) address, preferred for outgoing connections on desktops, or a ULA one.
+   */
   localAddress: string
-  /** WANIPv6FirewallControl's control URL; reached over IPv6, so that secure-mode routers
-   * (miniupnpd) see the request come from the InternalClient and do not answer 606. */
+  /** The interface a link-local control URL is on (the gateway's zone). */
+  zone?: string | undefined
+  /** WANIPv6FirewallControl's control URL, reached over IPv6. */
   controlUrl: URL
   serviceType: string
   requestTimeout?: number
@@ -49,6 +57,7 @@ export class UpnpPinholeClient implements GatewayClient {
   readonly localAddress: string
   onEvent: ((event: GatewayEvent) => void) | undefined
   readonly #service: SoapService
+  readonly #zone: string | undefined
   #counters: ExchangeCounters | undefined
   readonly #requestTimeout: number
   /**
@@ -65,6 +74,7 @@ export class UpnpPinholeClient implements GatewayClient {
     this.gateway = init.gateway
     this.localAddress = init.localAddress
     this.#service = { controlUrl: init.controlUrl, serviceType: init.serviceType }
+    this.#zone = init.zone
     this.#requestTimeout = init.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT
   }
 
@@ -158,7 +168,11 @@ export class UpnpPinholeClient implements GatewayClient {
   }
 
   async #soap (request: SoapRequest, signal: AbortSignal): Promise<Map<string, string>> {
-    return await soapCall(this.#service, request, signal, MAX_SOAP_RESPONSE_BYTES, this.#counters)
+    return await soapCall(this.#service, request, signal, MAX_SOAP_RESPONSE_BYTES, this.#counters, {
+      zone: this.#zone,
+      // Over IPv6 only: a control URL reached over IPv4 cannot leave from our IPv6 address.
+      localAddress: isIPv6(hostOf(this.#service.controlUrl)) ? this.localAddress : undefined
+    })
   }
 }
 

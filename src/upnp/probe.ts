@@ -10,7 +10,7 @@
  * aborted having compiled none of it.
  */
 import { DEFAULT_REQUEST_TIMEOUT } from '../constants.js'
-import type { GatewayClient, ProbeContext } from '../core/gateway-client.js'
+import type { GatewayClient, ProbeContext, ProtocolProbe } from '../core/gateway-client.js'
 import { allowManyListeners } from '../core/limiter.js'
 import { abortedBy, SETTLED } from '../core/deadline.js'
 import { InvalidArgumentError, TimeoutError, UnsupportedError } from '../errors.js'
@@ -18,6 +18,7 @@ import { randomInt } from '../net/random.js'
 import { DEFAULT_UPNP_CONCURRENCY, MIN_RANDOM_EXTERNAL_PORT, SSDP_PORT, SSDP_SEARCH_SCHEDULE } from './constants.js'
 import type { GatewayLocation, UpnpClient } from './client.js'
 import { recalledInProcess, recallGateway, rememberGateway, type Recalled } from './remembered.js'
+import type { SameRouterSources } from './same-router.js'
 import { startSsdpSearch } from './ssdp-search.js'
 import { hostOf, sameAddress } from './trust.js'
 import { isIP } from '../net/ip-address.js'
@@ -46,6 +47,14 @@ export interface UpnpProbeOptions {
   maxConcurrentRequests?: number
   /** Picks an external port to try after a conflict on an IGDv1 gateway. Default: uniform in 1024–65535. */
   randomPort?: () => number
+  /**
+   * Where the facts that an IPv6 LOCATION names the gateway's own address come from: our
+   * addresses and on-link prefixes, and the neighbour table (default `ip -6 neigh show`). Without
+   * it such a LOCATION is not followed. src/protocols.ts gives this host's (/proc/net/if_inet6):
+   * the module that reads them loads with the package, and importing it here would split it
+   * from there into a chunk of its own.
+   */
+  sameRouter?: SameRouterSources
 }
 
 export interface ResolvedUpnpProbeOptions {
@@ -56,6 +65,7 @@ export interface ResolvedUpnpProbeOptions {
   timeout: number | undefined
   maxConcurrentRequests: number
   randomPort: () => number
+  sameRouter: SameRouterSources | undefined
 }
 
 
@@ -75,7 +85,8 @@ export function resolveUpnpProbeOptions (options: UpnpProbeOptions = {}): Resolv
     requestTimeout: checkInteger(options.requestTimeout, 'requestTimeout', DEFAULT_REQUEST_TIMEOUT, 1, 600_000),
     timeout: options.timeout === undefined ? undefined : checkInteger(options.timeout, 'timeout', 0, 1, 600_000),
     maxConcurrentRequests: checkInteger(options.maxConcurrentRequests, 'maxConcurrentRequests', DEFAULT_UPNP_CONCURRENCY, 1, 64),
-    randomPort: options.randomPort ?? (() => randomInt(MIN_RANDOM_EXTERNAL_PORT, 65_536))
+    randomPort: options.randomPort ?? (() => randomInt(MIN_RANDOM_EXTERNAL_PORT, 65_536)),
+    sameRouter: options.sameRouter
   }
 }
 
@@ -230,16 +241,23 @@ async function connectToGateway (location: GatewayLocation): Promise<UpnpClient>
 
 /**
  * IPv6 discovery: the IGD is found as for IPv4 (SSDP, here unicast to the gateway's IPv6 address),
- * and must offer WANIPv6FirewallControl; its WAN connection services are not used.
+ * and must offer WANIPv6FirewallControl; its WAN connection services are not used. `options`
+ * should name `sameRouter`'s sources: without them a LOCATION naming another address of the
+ * gateway cannot be followed (src/protocols.ts gives this host's).
  */
-export async function upnpPinholeProbe (context: ProbeContext): Promise<GatewayClient> {
-  const igd = await upnpProbe(context)
+export function createUpnpPinholeProbe (options: UpnpProbeOptions = {}): ProtocolProbe {
+  const igdProbe = createUpnpProbe(options)
+  return async (context) => await probePinholes(context, igdProbe)
+}
+
+async function probePinholes (context: ProbeContext, igdProbe: UpnpProbe): Promise<GatewayClient> {
+  const igd = await igdProbe(context)
   const service = igd.firewallControl
   await igd.close()
   if (service === undefined) throw new UnsupportedError(`upnp: the IGD at ${context.gateway} offers no WANIPv6FirewallControl service`)
   // Loaded by the gateway code (the client's chunk, already in memory): one chunk fewer.
   const { UpnpPinholeClient } = await loadGatewayCode()
-  return new UpnpPinholeClient({ gateway: context.gateway, localAddress: context.localAddress, controlUrl: service.controlUrl, serviceType: service.serviceType })
+  return new UpnpPinholeClient({ gateway: context.gateway, localAddress: context.localAddress, zone: igd.zone, controlUrl: service.controlUrl, serviceType: service.serviceType })
 }
 
 /** How long a remembered gateway's GET goes ahead of the SSDP search (see probeUpnp). */

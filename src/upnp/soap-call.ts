@@ -5,7 +5,7 @@
  */
 import { GatewayResultError, HttpStatusError, NetworkError, TimeoutError } from '../errors.js'
 import type { ExchangeCounters } from '../net/counters.js'
-import { httpExchange } from './http.js'
+import { httpExchange, type HttpExchangeOptions } from './http.js'
 import { decodeSoapResponse, encodeSoapRequest, soapActionHeader, type SoapRequest } from './soap.js'
 
 export const USER_AGENT = `Node.js/${process.versions.node} UPnP/1.1 natmapper/1`
@@ -19,12 +19,15 @@ export interface SoapService {
   controlUrl: URL
 }
 
+/** How the connection is made: the gateway's zone (a link-local host), the address to leave from. */
+export type SoapConnection = Pick<HttpExchangeOptions, 'zone' | 'localAddress'>
+
 /** Sends `request` to the service; resolves with its out arguments, rejects with GatewayResultError for a fault. */
 export async function soapCall (service: SoapService, request: SoapRequest, signal: AbortSignal, maxBodyBytes: number,
-  counters: ExchangeCounters | undefined): Promise<Map<string, string>> {
+  counters: ExchangeCounters | undefined, connection: SoapConnection = {}): Promise<Map<string, string>> {
   if (counters !== undefined) counters.requests++
   try {
-    const values = await exchange(service, request, signal, maxBodyBytes)
+    const values = await exchange(service, request, signal, maxBodyBytes, connection)
     counters?.answered(0, SOAP_SUCCESS)
     return values
   } catch (error) {
@@ -39,7 +42,7 @@ export async function soapCall (service: SoapService, request: SoapRequest, sign
   }
 }
 
-async function exchange (service: SoapService, request: SoapRequest, signal: AbortSignal, maxBodyBytes: number): Promise<Map<string, string>> {
+async function exchange (service: SoapService, request: SoapRequest, signal: AbortSignal, maxBodyBytes: number, connection: SoapConnection): Promise<Map<string, string>> {
   const what = `upnp ${request.action} at ${service.controlUrl.href}`
   const { response } = await httpExchange({
     method: 'POST',
@@ -51,7 +54,8 @@ async function exchange (service: SoapService, request: SoapRequest, signal: Abo
     ],
     body: Buffer.from(encodeSoapRequest(service.serviceType, request), 'utf8'),
     maxBodyBytes,
-    signal
+    signal,
+    ...connection
   })
   const success = response.statusCode >= 200 && response.statusCode <= 299
   const body = Buffer.from(response.body.buffer, response.body.byteOffset, response.body.byteLength).toString('utf8')

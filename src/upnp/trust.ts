@@ -9,6 +9,8 @@
  *   is what it meant, and we never follow a URL to a third host.
  * - Control URLs must point at the gateway, or at the host the gateway announced for itself
  *   (then re-pointed likewise); a control URL naming any other host is refused.
+ * - IPv6: a LOCATION naming another address of the gateway itself is followed, once facts show it
+ *   is (same-router.ts, loaded with the client only on that path).
  */
 import { isIP } from '../net/ip-address.js'
 
@@ -42,12 +44,19 @@ export function pointAtGateway (url: URL, gateway: string): URL {
 
 /**
  * The URL to use for a control URL from a description fetched from `gateway`, or undefined when
- * it points off the gateway. `announcedHost` is the host the gateway's own LOCATION named.
+ * it points off the gateway. `announcedHost` is the host the gateway's own LOCATION named;
+ * `followed`, that host when it was shown to be the gateway's own address (then kept as named).
  */
-export function trustedControlUrl (controlUrl: URL, gateway: string, announcedHost: string): URL | undefined {
+export function trustedControlUrl (controlUrl: URL, gateway: string, announcedHost: string, followed?: string): URL | undefined {
   if (controlUrl.protocol !== 'http:' || controlUrl.username !== '' || controlUrl.password !== '') return undefined
   const host = hostOf(controlUrl)
-  if (sameAddress(host, gateway)) return controlUrl
+  if (sameAddress(host, gateway) || (followed !== undefined && host === normalizeAddress(followed))) return controlUrl
   if (host === normalizeAddress(announcedHost)) return pointAtGateway(controlUrl, gateway)
   return undefined
+}
+
+/** The zone of a scoped address (`lan0` of `fe80::1%lan0`), or undefined. */
+export function zoneOf (address: string): string | undefined {
+  const start = address.indexOf('%')
+  return start === -1 ? undefined : address.slice(start + 1)
 }

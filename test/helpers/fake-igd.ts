@@ -44,7 +44,7 @@ export interface SoapCall {
 }
 
 export interface FakeIgdOptions {
-  /** Loopback address the gateway lives on. Default 127.0.0.2. */
+  /** Loopback address the gateway lives on (IPv4, or ::1). Default 127.0.0.2. */
   address?: string
   /** UDP port for SSDP; 0 picks a free one. Default 0. */
   ssdpPort?: number
@@ -126,7 +126,7 @@ export class FakeIgd {
     this.address = options.address ?? '127.0.0.2'
     const version = options.igdVersion ?? 2
     this.services = options.services ?? [{ kind: version === 2 ? 'WANIPConnection:2' : 'WANIPConnection:1' }]
-    this.#ssdp = dgram.createSocket('udp4')
+    this.#ssdp = dgram.createSocket(this.address.includes(':') ? 'udp6' : 'udp4')
     this.#http = net.createServer((socket) => { this.#serve(socket) })
   }
 
@@ -141,7 +141,8 @@ export class FakeIgd {
   }
 
   get descriptionUrl (): string {
-    return `http://${this.options.locationHost ?? this.address}:${this.httpPort}/rootDesc.xml`
+    const host = this.options.locationHost ?? this.address
+    return `http://${host.includes(':') ? `[${host}]` : host}:${this.httpPort}/rootDesc.xml`
   }
 
   mapping (protocol: 'TCP' | 'UDP', externalPort: number): FakeMapping | undefined {

@@ -21,9 +21,11 @@ export type LabMode = 'all' | 'pmp' | 'upnp' | 'upnp-igd1' | 'silent' | 'closed'
  * How the lab's miniupnpd is configured (lab/README.md, "Gateway profiles"). New tests run against
  * `stock` unless they need another one: `permissive` allows every port and PCP lifetimes down to
  * 1 s; `stock` is miniupnpd's sample config (ports >= 1024 only, PCP min_lifetime 120);
- * `stock-igd1` is stock as UPnP IGDv1 with NAT-PMP/PCP off (mode upnp-igd1).
+ * `stock-igd1` is stock as UPnP IGDv1 with NAT-PMP/PCP off (mode upnp-igd1); `home` is stock on a
+ * home network's IPv6 (router advertisements, SLAAC with temporary addresses, a link-local next
+ * hop): IPv6 tests run on it.
  */
-export type LabProfile = 'permissive' | 'stock' | 'stock-igd1'
+export type LabProfile = 'permissive' | 'stock' | 'stock-igd1' | 'home'
 
 /** Which gateway a lab suite runs against. */
 export interface LabGateway {
@@ -50,17 +52,29 @@ export const lab = {
   get gatewayWanAddress (): string { return env('LAB_GW_WAN_IP') },
   get lanAddress (): string { return env('LAB_LAN_IP') },
   get lan2Address (): string { return env('LAB_LAN2_IP') },
+  /** The gateway's global LAN address (what miniupnpd names in its LOCATION). */
   get gatewayLanAddress6 (): string { return env('LAB_GW_LAN_IP6') },
+  /** The LAN host's IPv6 next hop: the gateway's link-local address in the home profile, its global one otherwise. */
+  get gatewayNextHop6 (): string { return runningProfile() === 'home' ? `${env('LAB_GW_LAN_LL6')}%${env('LAB_LAN_IF')}` : env('LAB_GW_LAN_IP6') },
   get gatewayWanAddress6 (): string { return env('LAB_GW_WAN_IP6') },
-  get lanAddress6 (): string { return env('LAB_LAN_IP6') },
+  /** The LAN host's stable global address: autoconfigured (EUI-64) in the home profile, set by hand otherwise. */
+  get lanAddress6 (): string { return runningProfile() === 'home' ? env('LAB_LAN_SLAAC_IP6') : env('LAB_LAN_IP6') },
+  /** The second LAN host's, likewise. */
+  get lan2Address6 (): string { return runningProfile() === 'home' ? env('LAB_LAN2_SLAAC_IP6') : env('LAB_LAN2_IP6') },
   get wanAddress6 (): string { return env('LAB_WAN_IP6') }
+}
+
+/** The profile of the lab that is up (lab/up.sh writes it), or undefined. */
+export function runningProfile (): string | undefined {
+  const profile = readFileSafe(`${env('LAB_RUN_DIR')}/profile`)
+  return profile === '' ? undefined : profile
 }
 
 /** Why the lab cannot run here, or undefined when it can. */
 export function labUnavailableReason (): string | undefined {
   if (process.platform !== 'linux') return 'the lab needs Linux network namespaces'
   if (process.getuid?.() !== 0) return 'the lab needs root to create network namespaces'
-  for (const tool of ['ip', 'nft', 'miniupnpd']) {
+  for (const tool of ['ip', 'nft', 'miniupnpd', 'radvd']) {
     if (spawnSync('sh', ['-c', `command -v ${tool} || test -x /usr/sbin/${tool}`]).status !== 0) return `${tool} is not installed (bash lab/install.sh installs the lab tools)`
   }
   return undefined
@@ -324,7 +338,7 @@ export const GATEWAY_REFUSAL = /permission rule \d+ matched : port mapping rejec
 
 /**
  * The whole life of one mapping through a map-agent: discovered as `type`, mapped, held by the
- * gateway, reached from the WAN host, closed, gone, and the agent exits by itself. IPv4 checks the
+ * gateway, reached from the WAN host, closed, gone and unreachable, and the agent exits by itself. IPv4 checks the
  * gateway's DNAT rule at the external port, IPv6 its pinhole to the LAN host's own address.
  */
 export async function assertMappingLifecycle (config: { transport: 'tcp' | 'udp', port: number, discover: Record<string, unknown> }, type: string): Promise<void> {
@@ -333,7 +347,7 @@ export async function assertMappingLifecycle (config: { transport: 'tcp' | 'udp'
   try {
     const discovered = await agent.next('discovered')
     assert.equal(discovered.type, type)
-    assert.equal(discovered.gateway, ipv6 ? lab.gatewayLanAddress6 : lab.gatewayLanAddress)
+    assert.equal(discovered.gateway, ipv6 ? lab.gatewayNextHop6 : lab.gatewayLanAddress)
     const mapped = await agent.next('mapped')
     assert.equal(mapped.address, ipv6 ? lab.lanAddress6 : lab.gatewayWanAddress)
     assert.equal(mapped.family, ipv6 ? 'IPv6' : 'IPv4')
@@ -346,6 +360,9 @@ export async function assertMappingLifecycle (config: { transport: 'tcp' | 'udp'
     agent.send('close-mapping')
     assert.equal((await agent.next('mapping-closed')).established, false)
     assert.ok(!held(), 'the gateway no longer holds the mapping')
+    // The agent still serves the port: the gateway, not a missing server, blocks it now.
+    const after = await reachableFromWan(config.transport, String(mapped.address), port)
+    assert.ok(!after.ok, `unreachable from the WAN host after close: ${after.output}`)
     await agent.exitCleanly()
   } finally {
     agent.kill()

@@ -27,16 +27,12 @@ labSuite('lab: the natmapper CLI', { mode: 'all', profile: 'permissive' }, () =>
     assert.match(human.stdout, /^using +pcp$/m)
     assert.match(human.stdout, new RegExp(`^external address +${WAN.replaceAll('.', '\\.')}, public`, 'm'))
 
-    // The IPv6 gateway too: no translation, pinholes through PCP.
+    // The IPv6 gateway too (what it says there: home.test.ts, on a home network's IPv6).
     assert.match(human.stdout, /^IPv6$/m)
-    assert.match(human.stdout, new RegExp(`^gateway +${lab.gatewayLanAddress6} \\(the default route\\)$`, 'm'))
-    assert.match(human.stdout, new RegExp(`^pinholes +possible: pcp opens inbound connections to ${lab.lanAddress6} `, 'm'))
 
     const json = await natmapper(['discover', '--json'])
     assert.equal(json.code, 0, json.cli.transcript())
     assert.deepEqual(json.cli.events.map((e) => e.family), ['IPv4', 'IPv6'], 'one JSON object per family')
-    const ipv6 = json.cli.events[1] ?? {}
-    assert.deepEqual([ipv6.gateway, ipv6.localAddress, ipv6.type, ipv6.pinholes, ipv6.externalAddress], [lab.gatewayLanAddress6, lab.lanAddress6, 'pcp', true, null])
     const result = json.cli.events[0] ?? {}
     assert.equal(result.event, 'discovered')
     assert.equal(result.gateway, GATEWAY)

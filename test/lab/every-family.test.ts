@@ -4,9 +4,8 @@ import { Agent, gatewayHoldsPinhole, lab, labSuite, reachableFromWan } from '../
 
 // mapEveryFamily() against the real gateway: one call, a mapping on IPv4 (PCP port mapping) and
 // on IPv6 (pinhole), both reachable from the WAN host; close() closes both.
-// Permissive profile: the suite predates the stock profile; both families under the stock rules
-// are covered in stock.test.ts.
-labSuite('lab: mapEveryFamily against miniupnpd', { mode: 'all', profile: 'permissive' }, () => {
+// Home profile: IPv4 as stock, IPv6 as a home network has it (SLAAC, link-local next hop).
+labSuite('lab: mapEveryFamily against miniupnpd', { mode: 'all', profile: 'home' }, () => {
   let nextPort = 26_500
 
   for (const transport of ['tcp', 'udp'] as const) {

@@ -51,7 +51,8 @@ async function stopA (a: Agent): Promise<void> {
 }
 
 function suite (mode: 'all' | 'upnp', expectedType: string): void {
-  labSuite(`lab: js-libp2p nodes through natmapper/libp2p (gateway mode ${mode}, stock profile)`, { mode, profile: 'stock' }, () => {
+  // The home profile: IPv4 as stock, IPv6 as a home network has it (SLAAC, link-local next hop).
+  labSuite(`lab: js-libp2p nodes through natmapper/libp2p (gateway mode ${mode}, home profile)`, { mode, profile: 'home' }, () => {
     it(`IPv4 over ${expectedType}: A announces /ip4/<gateway WAN>/tcp/<port>, B dials it and pings, A stops and the rule is gone`, async (t) => {
       const a = new Agent(lab.lanNamespace, 'libp2p-agent.ts', { role: 'listen', listen: ['/ip4/0.0.0.0/tcp/0'], natmapper: { family: 'IPv4' } })
       try {
@@ -78,7 +79,7 @@ function suite (mode: 'all' | 'upnp', expectedType: string): void {
         const { addr, port } = await announced(a, `/ip6/${lab.lanAddress6}/tcp/`)
         await waitFor('the pinhole opens', () => gatewayHoldsPinhole('tcp', lab.lanAddress6, port), 30_000)
         const nats = await a.ask('nats', 'nats')
-        assert.deepEqual(nats.nats, [{ type: expectedType, gateway: lab.gatewayLanAddress6, localAddress: lab.lanAddress6 }])
+        assert.deepEqual(nats.nats, [{ type: expectedType, gateway: lab.gatewayNextHop6, localAddress: lab.lanAddress6 }])
         await pingFromWan(addr)
         await stopA(a)
         assert.ok(!gatewayHoldsPinhole('tcp', lab.lanAddress6, port), 'the pinhole is gone after A stopped')

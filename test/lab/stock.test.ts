@@ -1,22 +1,21 @@
 import assert from 'node:assert/strict'
 import { it } from 'node:test'
-import { Agent, assertMappingLifecycle, GATEWAY_REFUSAL, gatewayHolds, gatewayHoldsPinhole, gatewayLog, gatewayRules, lab, labSuite, quietGatewayLog, reachableFromWan, runLabScript } from '../helpers/lab.js'
-import { Cli, echoService, listening, natmapper } from '../helpers/lab-cli.js'
+import { Agent, assertMappingLifecycle, GATEWAY_REFUSAL, gatewayLog, gatewayRules, lab, labSuite, quietGatewayLog, runLabScript } from '../helpers/lab.js'
+import { natmapper } from '../helpers/lab-cli.js'
 
 // The gateway as routers ship it (lab/README.md, "Gateway profiles"): miniupnpd's sample
 // permission rules (LAN hosts may map ports >= 1024 only), secure mode, PCP min_lifetime 120,
-// everything else its defaults. What a new user meets: every protocol and both families work for
-// ports >= 1024, the CLI exits 0, a port below 1024 is refused with a reason, and asking for the
-// external address makes no request the rules refuse.
+// everything else its defaults. What a new user meets: every protocol works for ports >= 1024, the
+// CLI exits 0, a port below 1024 is refused with a reason, and asking for the external address
+// makes no request the rules refuse. IPv6 under the same rules, on a home network's IPv6 (the home
+// profile): home.test.ts.
 labSuite('lab: a stock router (miniupnpd sample rules)', { mode: 'all', profile: 'stock' }, () => {
   let nextPort = 27_000
 
   const lifecycles = [
     { protocol: 'pcp', transport: 'tcp', family: 'IPv4', type: 'pcp' },
     { protocol: 'nat-pmp', transport: 'udp', family: 'IPv4', type: 'nat-pmp' },
-    { protocol: 'upnp', transport: 'tcp', family: 'IPv4', type: 'upnp-igd2' },
-    { protocol: 'pcp', transport: 'udp', family: 'IPv6', type: 'pcp' },
-    { protocol: 'upnp', transport: 'tcp', family: 'IPv6', type: 'upnp-igd2' }
+    { protocol: 'upnp', transport: 'tcp', family: 'IPv4', type: 'upnp-igd2' }
   ] as const
   for (const { protocol, transport, family, type } of lifecycles) {
     it(`${protocol} ${transport} ${family}: discover, map a port >= 1024, reach it from the WAN, close, gone`, async () => {
@@ -28,10 +27,11 @@ labSuite('lab: a stock router (miniupnpd sample rules)', { mode: 'all', profile:
     it(`${protocol}: internal port 80 is refused with the gateway's own code, and the message says why`, async () => {
       // miniupnpd 2.3.1 walks every external port before each refusal (about a second each, for
       // every retransmission too) and answers nothing meanwhile: generous limits, and discovery
-      // may have to wait for the previous test's walks to end.
-      const agent = new Agent(lab.lanNamespace, 'map-agent.ts', { transport: 'tcp', port: 80, discover: { protocols: [protocol], timeout: 20_000 } })
+      // may have to wait for the previous test's walks to end. On a loaded machine one walk takes
+      // longer than the default 4 s request timeout (seen with seven lab sessions on two cores).
+      const agent = new Agent(lab.lanNamespace, 'map-agent.ts', { transport: 'tcp', port: 80, discover: { protocols: [protocol], timeout: 60_000, requestTimeout: 20_000 } })
       try {
-        const refused = await agent.next('not-mapped', 30_000)
+        const refused = await agent.next('not-mapped', 90_000)
         const error = refused.lastError as { code: string, protocol: string, resultCode: number, resultName: string, message: string }
         assert.equal(error.code, 'ERR_GATEWAY_RESULT', JSON.stringify(error))
         assert.equal(error.protocol, protocol)
@@ -79,37 +79,6 @@ labSuite('lab: a stock router (miniupnpd sample rules)', { mode: 'all', profile:
     const log = gatewayLog().slice(logBefore)
     assert.doesNotMatch(log, GATEWAY_REFUSAL, `the gateway refused something:\n${log.slice(-2000)}`)
     assert.equal(runLabScript('gateway.sh', ['mappings']).trim(), '', 'no rule left behind')
-  })
-
-  it('CLI: natmapper map tcp PORT holds one mapping per family, each reachable from the WAN host; SIGINT deletes both and exits 0', async () => {
-    const port = nextPort++
-    const service = echoService(port)
-    const cli = new Cli(['map', 'tcp', String(port), '--json'])
-    try {
-      await listening(service)
-      await cli.event('established', 2)
-      const established = cli.events.filter((e) => e.event === 'established')
-      const ipv4 = established.find((e) => e.family === 'IPv4')
-      const ipv6 = established.find((e) => e.family === 'IPv6')
-      assert.equal(ipv4?.address, lab.gatewayWanAddress, cli.transcript())
-      assert.deepEqual([ipv6?.address, ipv6?.port], [lab.lanAddress6, port], cli.transcript())
-      const ipv4Port = ipv4?.port as number
-      assert.ok(gatewayHolds('tcp', ipv4Port))
-      assert.ok(gatewayHoldsPinhole('tcp', lab.lanAddress6, port))
-      for (const [address, externalPort] of [[lab.gatewayWanAddress, ipv4Port], [lab.lanAddress6, port]] as const) {
-        const reach = await reachableFromWan('tcp', address, externalPort)
-        assert.ok(reach.ok, `WAN host reaches ${address}:${externalPort}: ${reach.output}`)
-      }
-      assert.ok(cli.events.every((e) => e.family === 'IPv4' || e.family === 'IPv6'), 'every JSON line names its family')
-      cli.signal('SIGINT')
-      assert.equal(await cli.exit(), 0, cli.transcript())
-      assert.deepEqual(cli.events.filter((e) => e.event === 'closed').map((e) => [e.family, e.deleted]).sort(), [['IPv4', true], ['IPv6', true]])
-      assert.ok(!gatewayHolds('tcp', ipv4Port), 'IPv4 mapping deleted on SIGINT')
-      assert.ok(!gatewayHoldsPinhole('tcp', lab.lanAddress6, port), 'IPv6 pinhole deleted on SIGINT')
-    } finally {
-      cli.kill()
-      service.kill()
-    }
   })
 })
 

@@ -46,7 +46,7 @@ class Cli {
 
   signal (signal: NodeJS.Signals): void { this.#child.kill(signal) }
 
-  async exit (limit = 20_000): Promise<number | null> {
+  async exit (limit = 60_000): Promise<number | null> {
     const timer = new Promise<'hung'>((resolve) => { setTimeout(() => { resolve('hung') }, limit).unref() })
     const code = await Promise.race([this.#exited, timer])
     if (code === 'hung') {

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs'
 import { describe, it } from 'node:test'
 import { NoDefaultGatewayError } from '../../src/errors.js'
 import { findDefaultGateway, parseBsdRouteGet, parseLinuxRouteTable, parseWindowsRoutePrint, type RouteSources } from '../../src/net/default-gateway.js'
+import { recorded } from '../helpers/route-fixtures.js'
 
 const fixture = (name: string): string => readFileSync(new URL(`../fixtures/routes/${name}`, import.meta.url), 'utf8')
 
@@ -39,6 +40,23 @@ describe('default gateway lookup', () => {
       { gateway: '10.8.0.1', localAddress: '10.8.0.6', metric: 281 }
     ])
     assert.equal((await findDefaultGateway(sources('win32', fixture('windows-route-print.txt')))).gateway, '192.168.0.1')
+  })
+
+  it('reads FreeBSD `route -n get default` (with its fib line)', async () => {
+    assert.deepEqual(await findDefaultGateway(sources('freebsd', recorded('freebsd-route-get-default.txt'))),
+      { gateway: '192.168.1.1', interfaceName: 'em0', metric: 0 })
+  })
+
+  it('reads Windows `route print` by shape, not by its translated headings: German and French, persistent routes ignored', () => {
+    assert.deepEqual(parseWindowsRoutePrint(recorded('windows-route-print-de.txt')), [{ gateway: '192.168.178.1', localAddress: '192.168.178.20', metric: 25 }])
+    assert.deepEqual(parseWindowsRoutePrint(recorded('windows-route-print-fr.txt')), [{ gateway: '192.168.1.254', localAddress: '192.168.1.42', metric: 35 }])
+    // cmd writes in the OEM code page (850): decoded as UTF-8, every accented letter is U+FFFD.
+    const asNodeReadsIt = recorded('windows-route-print-de.txt').replace(/[^ -~\r\n]/g, '\ufffd')
+    assert.match(asNodeReadsIt, /St\ufffdndige Routen:/)
+    assert.deepEqual(parseWindowsRoutePrint(asNodeReadsIt), parseWindowsRoutePrint(recorded('windows-route-print-de.txt')))
+    // A persistent route alone is not in effect.
+    const onlyPersistent = recorded('windows-route-print-fr.txt').replace(/^ +0\.0\.0\.0 +0\.0\.0\.0 +192\.168\.1\.254 .*\r?\n/m, '')
+    assert.deepEqual(parseWindowsRoutePrint(onlyPersistent), [])
   })
 
   it('rejects with NoDefaultGatewayError when there is no default route or the table cannot be read', async () => {

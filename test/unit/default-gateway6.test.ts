@@ -3,8 +3,10 @@ import { readFileSync } from 'node:fs'
 import { describe, it } from 'node:test'
 import { NoDefaultGatewayError } from '../../src/errors.js'
 import type { RouteSources } from '../../src/net/default-gateway.js'
-import { chooseSourceAddress6, findDefaultGateway6, parseLinuxIfInet6, parseLinuxIPv6RouteTable } from '../../src/net/default-gateway6.js'
+import { parseBsdRouteGet } from '../../src/net/default-gateway.js'
+import { chooseSourceAddress6, findDefaultGateway6, parseBsdNetstatInet6, parseLinuxIfInet6, parseLinuxIPv6RouteTable, parseWindowsRoutePrint6 } from '../../src/net/default-gateway6.js'
 import { resolveDiscoverOptions } from '../../src/options.js'
+import { recorded } from '../helpers/route-fixtures.js'
 
 const fixture = (name: string): string => readFileSync(new URL(`../fixtures/routes/${name}`, import.meta.url), 'utf8')
 
@@ -61,5 +63,62 @@ describe('IPv6 default gateway and source address', () => {
     assert.equal(resolveDiscoverOptions({ gateway: '::1' }).family, 'IPv6', 'inferred from the gateway')
     assert.throws(() => resolveDiscoverOptions({ family: 'IPv4', gateway: '::1' }), /options\.gateway must be an IPv4 address/)
     assert.throws(() => resolveDiscoverOptions({ allowTemporaryAddress: 1 as unknown as boolean }), /allowTemporaryAddress/)
+  })
+})
+
+describe('IPv6 default gateway beyond Linux (recorded command output)', () => {
+  /** route(8) first, netstat(1) when route(8) fails: `outputs` answers each command. */
+  function commands (platform: NodeJS.Platform, outputs: Record<string, string | Error>): RouteSources & { ran: string[] } {
+    const ran: string[] = []
+    return {
+      platform,
+      ran,
+      readFile: async () => { throw new Error('no /proc here') },
+      run: async (command, args) => {
+        const line = [command, ...args].join(' ')
+        ran.push(line)
+        const output = outputs[line]
+        if (output === undefined || output instanceof Error) throw output ?? new Error(`unexpected command ${line}`)
+        return output
+      }
+    }
+  }
+
+  it('macOS: route -n get -inet6 default, a link-local next hop with its zone', async () => {
+    assert.deepEqual(parseBsdRouteGet(recorded('macos-route-get-inet6-default.txt'), 'IPv6'),
+      [{ gateway: 'fe80::1c2b:3cff:fe4d:5e6f%en0', interfaceName: 'en0', metric: 0 }])
+    const sources = commands('darwin', { 'route -n get -inet6 default': recorded('macos-route-get-inet6-default.txt') })
+    assert.equal((await findDefaultGateway6(sources)).gateway, 'fe80::1c2b:3cff:fe4d:5e6f%en0')
+    assert.deepEqual(sources.ran, ['route -n get -inet6 default'], 'netstat only when route says nothing')
+    // A link-local gateway printed without its zone gets the interface as one.
+    assert.equal(parseBsdRouteGet('    gateway: fe80::1\n  interface: en1\n', 'IPv6')[0]?.gateway, 'fe80::1%en1')
+    assert.deepEqual(parseBsdRouteGet(recorded('macos-route-get-default.txt'), 'IPv6'), [], 'an IPv4 answer is no IPv6 route')
+  })
+
+  it('FreeBSD: route -n get -inet6 default (with its fib line), and the IPv4 form', () => {
+    assert.deepEqual(parseBsdRouteGet(recorded('freebsd-route-get-inet6-default.txt'), 'IPv6'),
+      [{ gateway: 'fe80::a2b3:c4ff:fed5:e6f7%em0', interfaceName: 'em0', metric: 0 }])
+    assert.deepEqual(parseBsdRouteGet(recorded('freebsd-route-get-default.txt')), [{ gateway: '192.168.1.1', interfaceName: 'em0', metric: 0 }])
+  })
+
+  it('macOS and FreeBSD: netstat -rn -f inet6 when route get fails; interface-scoped VPN defaults skipped', async () => {
+    assert.deepEqual(parseBsdNetstatInet6(recorded('macos-netstat-rn-inet6.txt')), [{ gateway: 'fe80::1c2b:3cff:fe4d:5e6f%en0', interfaceName: 'en0', metric: 0 }])
+    assert.deepEqual(parseBsdNetstatInet6(recorded('freebsd-netstat-rn-inet6.txt')), [{ gateway: '2001:db8:1234:5600::1', interfaceName: 'em0', metric: 0 }])
+    const sources = commands('freebsd', {
+      'route -n get -inet6 default': new Error('route: route has not been found'),
+      'netstat -rn -f inet6': recorded('freebsd-netstat-rn-inet6.txt')
+    })
+    assert.equal((await findDefaultGateway6(sources)).gateway, '2001:db8:1234:5600::1')
+    assert.deepEqual(sources.ran, ['route -n get -inet6 default', 'netstat -rn -f inet6'])
+    await assert.rejects(findDefaultGateway6(commands('darwin', { 'netstat -rn -f inet6': 'Routing tables\n\nInternet6:\n' })), NoDefaultGatewayError)
+  })
+
+  it('Windows: route print -6 ::/0 in English, German and French, link-local next hops zoned by interface index; persistent routes ignored', async () => {
+    assert.deepEqual(parseWindowsRoutePrint6(recorded('windows-route-print-6.txt')), [{ gateway: 'fe80::1a2b:3cff:fe4d:5e6f%12', interfaceName: '12', metric: 281 }])
+    assert.deepEqual(parseWindowsRoutePrint6(recorded('windows-route-print-6-de.txt')), [{ gateway: 'fe80::3681:c4ff:fe12:3456%12', interfaceName: '12', metric: 281 }])
+    assert.deepEqual(parseWindowsRoutePrint6(recorded('windows-route-print-6-fr.txt')), [{ gateway: '2001:db8:4321::1', interfaceName: '12', metric: 281 }])
+    const sources = commands('win32', { 'route print -6 ::/0': recorded('windows-route-print-6.txt') })
+    assert.equal((await findDefaultGateway6(sources)).gateway, 'fe80::1a2b:3cff:fe4d:5e6f%12')
+    assert.deepEqual(parseWindowsRoutePrint6(recorded('windows-route-print.txt')), [], 'an IPv4 table has no IPv6 route')
   })
 })
