@@ -14,7 +14,7 @@ set -euo pipefail
 # command:package for every tool the lab scripts, the tests and the benchmark call.
 TOOLS=(ip:iproute2 nft:nftables miniupnpd:miniupnpd-nftables upnpc:miniupnpc natpmpc:natpmpc radvd:radvd
   sysctl:procps curl:curl python3:python3 perl:perl-base flock:util-linux setpriv:util-linux
-  unshare:util-linux)
+  unshare:util-linux systemd-analyze:systemd)
 
 say() { printf 'lab/install.sh: %s\n' "$*"; }
 die() { printf 'lab/install.sh: %s\n' "$*" >&2; exit "${2:-1}"; }

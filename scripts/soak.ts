@@ -15,7 +15,11 @@
  *   close         after close() no rule of ours is left on either gateway, and every agent
  *                 process ends by itself;
  *   memory        heap (after a forced GC) and active handles, sampled at quiet points with the
- *                 same mappings open, flat between the first and the last third of the run.
+ *                 same mappings open, flat between the first and the last third of the run;
+ *   counters      each NAT's nat.stats() agrees with the events it emitted (resets, gateway
+ *                 changes, mappings established, recovered, changed, lost) and with the faults
+ *                 applied: a gateway restart is counted as a reset (or the NAT had moved), a
+ *                 silence as timeouts, a move to the second gateway as a gateway change.
  *
  * A failure prints the seed and the fault timeline; the same seed replays the same schedule.
  * Results go to DIR/soak-SEED.json (read by scripts/soak-report.ts). Exit code 1 on any violation.
@@ -28,6 +32,8 @@ import { parseArgs } from 'node:util'
 import { acquireLabLock, lab, labEnv, labUnavailableReason, releaseLabLock, ROOT, WanProber } from '../test/helpers/lab.js'
 import { applyFault, gatewayRules, labScript, restoreLab, type ActiveFault, type GatewayRule, type HeldMapping } from './soak/faults.js'
 import { planEpisode, type FaultKind, type PlannedFault } from './soak/schedule.js'
+import { checkCounters, type AgentCounters } from './soak/counters.js'
+import type { NatStats } from '../src/index.js'
 
 /** Mappings are asked for this long and renewed every third of it; leases are short, faults bite. */
 const MAPPING_DURATION_MS = 6_000
@@ -56,7 +62,7 @@ interface MemorySample { t: number, heapUsed: number, heapCode?: number, rss: nu
 interface AgentEvent { event: string, t: number, [field: string]: unknown }
 
 export interface TimelineEntry { t: number, what: string }
-export interface Violation { t: number, invariant: 'recovery' | 'truthful' | 'crash' | 'close' | 'memory' | 'agent', detail: string }
+export interface Violation { t: number, invariant: 'recovery' | 'truthful' | 'crash' | 'close' | 'memory' | 'counters' | 'agent', detail: string }
 /** An episode after which the gateway itself could not add rules until it was restarted. */
 export interface GatewayIncident { t: number, episode: number, evidence: string, recoveredAfterRestartMs: number | undefined }
 export interface EpisodeResult { index: number, kinds: FaultKind[], faults: PlannedFault[], startedAt: number, settledAt: number, recoveredMs: number | undefined }
@@ -73,6 +79,8 @@ export interface SoakResult {
   incidents: GatewayIncident[]
   memory: Record<string, { samples: MemorySample[], heapFirstThird: number, heapLastThird: number, /** Absent in results written before it was measured. */ heapCodeFirstThird?: number, heapCodeLastThird?: number, handlesFirstThird: number, handlesLastThird: number, fdsFirstThird: number, fdsLastThird: number }>
   agentEvents: Record<string, Record<string, number>>
+  /** Absent in results written before the counters existed. */
+  counters?: Record<string, AgentCounters>
   timeline: TimelineEntry[]
 }
 
@@ -192,6 +200,7 @@ async function main (): Promise<void> {
   const memory = new Map<string, MemorySample[]>()
   const episodes: EpisodeResult[] = []
   const incidents: GatewayIncident[] = []
+  const counters: Record<string, AgentCounters> = {}
   let gatewayLog: LogTail | undefined
   let stopSampling = false
   let sampler: Promise<void> = Promise.resolve()
@@ -313,6 +322,11 @@ async function main (): Promise<void> {
 
     stopSampling = true
     await sampler
+    for (const agent of agents) {
+      const reply = await agent.ask({ cmd: 'stats' }, 'stats').catch((error: unknown) => { violate('counters', `${agent.name}: no stats: ${String(error)}`) })
+      if (reply !== undefined) counters[agent.name] = { stats: reply.stats as NatStats, emitted: reply.emitted as Record<string, number> }
+    }
+    checkCounters(counters, episodes, (detail) => { violate('counters', detail) })
     // The "close" invariant: close() leaves no rule of ours and lets the process end by itself.
     for (const agent of agents) {
       await agent.ask({ cmd: 'exit' }, 'closed', 30_000).catch((error: unknown) => { violate('close', `${agent.name}: ${String(error)}`) })
@@ -374,6 +388,7 @@ async function main (): Promise<void> {
     incidents,
     memory: memoryReport,
     agentEvents: Object.fromEntries(agents.map((agent) => [agent.name, agent.counts])),
+    counters,
     timeline
   }
   if (values.out !== undefined) {
@@ -469,6 +484,14 @@ function printSummary (result: SoakResult): void {
   }
   for (const [name, figures] of Object.entries(result.memory)) {
     console.log(`${name.padEnd(8)} heap ${(figures.heapFirstThird / 1_048_576).toFixed(2)} → ${(figures.heapLastThird / 1_048_576).toFixed(2)} MB (V8 code and bytecode ${((figures.heapCodeFirstThird ?? 0) / 1_048_576).toFixed(2)} → ${((figures.heapCodeLastThird ?? 0) / 1_048_576).toFixed(2)} MB), live resources ${figures.handlesFirstThird} → ${figures.handlesLastThird}, fds ${figures.fdsFirstThird} → ${figures.fdsLastThird} (${figures.samples.length} samples after GC)`)
+  }
+  const faults = new Map<string, number>()
+  for (const episode of result.episodes) for (const kind of episode.kinds) faults.set(kind, (faults.get(kind) ?? 0) + 1)
+  console.log(`faults applied: ${[...faults].sort().map(([kind, count]) => `${kind} ${count}`).join(', ') || 'none'}`)
+  for (const [name, { stats }] of Object.entries(result.counters ?? {})) {
+    const protocols = Object.entries(stats.protocols).filter(([, p]) => p.requests > 0)
+    console.log(`${name.padEnd(8)} counters: gateway resets ${stats.gatewayResets}, changes ${stats.gatewayChanges}; ${protocols.map(([protocol, p]) =>
+      `${protocol}: requests ${p.requests}, retransmissions ${p.retransmissions}, timeouts ${p.timeouts}, refusals ${p.refusals}, lost ${p.mappingsLost}, recovered ${p.mappingsRecovered}, answers ${p.answers.map((a) => `${a.name} ${a.count}`).join(' ')}`).join('; ')}`)
   }
   for (const incident of result.incidents) console.log(`GATEWAY BROKEN after episode ${incident.episode} (${incident.evidence}); restarted; every mapping back ${String(incident.recoveredAfterRestartMs)} ms later`)
   for (const violation of result.violations) console.log(`VIOLATION ${violation.invariant} at ${(violation.t / 1_000).toFixed(1)} s: ${violation.detail}`)

@@ -25,6 +25,7 @@ export type {
   MappingEvents, NatEvents, MappingAddressChange, MappingEstablished, MappingRenewed, MappingFailed, MappingLost,
   ExternalAddressChange, GatewayChange
 } from './core/events.js'
+export type { NatStats, ProtocolStats, AnswerCount } from './core/stats.js'
 export type { NatType, TransportProtocol, RequestOptions, GatewayMappingEntry } from './core/gateway-client.js'
 export { addressScope, isPubliclyRoutable, type AddressScope } from './net/ip-address.js'
 export type { DiscoverOptions, MappingOptions } from './options.js'

@@ -4,6 +4,7 @@
  */
 import { isIP } from '../net/ip-address.js'
 import { parseArgs } from 'node:util'
+import { parseListenAddress, type ListenAddress } from './metrics.js'
 
 /** The protocols discovery can use, as the user names them. */
 export const PROTOCOL_NAMES = ['pcp', 'nat-pmp', 'upnp'] as const
@@ -14,7 +15,7 @@ export const FAMILY_NAMES = ['ipv4', 'ipv6', 'all'] as const
 export type FamilyName = typeof FAMILY_NAMES[number]
 export type Family = 'IPv4' | 'IPv6'
 
-export const COMMAND_NAMES = ['discover', 'ip', 'map', 'unmap', 'list', 'help'] as const
+export const COMMAND_NAMES = ['discover', 'ip', 'map', 'unmap', 'list', 'serve', 'status', 'help'] as const
 export type CommandName = typeof COMMAND_NAMES[number]
 /** A command that has its own help page. */
 export type HelpTopic = Exclude<CommandName, 'help'>
@@ -64,6 +65,9 @@ export type Command =
   /** force: --force, delete the entry even when it is another host's (UPnP). */
   | { name: 'unmap', options: GlobalOptions, protocol: TransportName, internalPort: number, externalPort?: number, force?: true }
   | { name: 'list', options: GlobalOptions }
+  /** --config: the mappings to hold; --metrics: where to serve Prometheus metrics (none by default). */
+  | { name: 'serve', options: GlobalOptions, config: string, metrics?: ListenAddress }
+  | { name: 'status', options: GlobalOptions }
 
 /** Bad usage: `message` is the one line to print; `command` selects the usage shown after it. */
 export class UsageError extends Error {
@@ -90,7 +94,9 @@ const OPTIONS = {
   duration: { type: 'string' },
   description: { type: 'string' },
   once: { type: 'boolean' },
-  force: { type: 'boolean' }
+  force: { type: 'boolean' },
+  config: { type: 'string' },
+  metrics: { type: 'string' }
 } as const
 
 type OptionName = keyof typeof OPTIONS
@@ -101,7 +107,9 @@ const COMMAND_OPTIONS: Record<HelpTopic, readonly OptionName[]> = {
   ip: [],
   map: ['external-port', 'duration', 'description', 'once'],
   unmap: ['external-port', 'force'],
-  list: []
+  list: [],
+  serve: ['config', 'metrics'],
+  status: []
 }
 
 const MAX_DESCRIPTION_LENGTH = 256
@@ -155,7 +163,7 @@ export function parseCommandLine (argv: readonly string[]): Command {
   }
 
   if (values.version === true) throw new UsageError('--version takes no command', command)
-  for (const name of ['external-port', 'duration', 'description', 'once'] as const) {
+  for (const name of ['external-port', 'duration', 'description', 'once', 'config', 'metrics'] as const) {
     if (values[name] !== undefined && !COMMAND_OPTIONS[command].includes(name)) {
       throw new UsageError(`--${name} is not an option of ${command}`, command)
     }
@@ -164,9 +172,20 @@ export function parseCommandLine (argv: readonly string[]): Command {
   const options = globalOptions(values, command)
   const operands = positionals.slice(1)
   switch (command) {
+    case 'serve': {
+      // The families are each mapping's own, in the file.
+      if (values.family !== undefined) throw new UsageError('--family is not an option of serve: each mapping names its families in the config file', command)
+      if (operands.length > 0) throw new UsageError(`unexpected argument ${show(operands[0] ?? '')}`, command)
+      if (values.config === undefined) throw new UsageError('missing --config <file>', command)
+      const metricsText = values.metrics === undefined ? undefined : stringValue(values.metrics)
+      const metrics = metricsText === undefined ? undefined : parseListenAddress(metricsText)
+      if (typeof metrics === 'string') throw new UsageError(`bad --metrics ${show(metricsText ?? '')}: ${metrics}`, command)
+      return { name: 'serve', options, config: stringValue(values.config), ...(metrics === undefined ? {} : { metrics }) }
+    }
     case 'discover':
     case 'ip':
     case 'list':
+    case 'status':
       if (operands.length > 0) throw new UsageError(`unexpected argument ${show(operands[0] ?? '')}`, command)
       return { name: command, options }
     case 'map':

@@ -36,6 +36,8 @@ import {
 } from './format.js'
 import { Output } from './output.js'
 import { helpText, usageHint } from './usage.js'
+import { serve } from './serve.js'
+import { readServiceStatus, statusLines, statusSocketPath } from './status.js'
 import { noteJson, noteText, wireJson, wireText } from './wire.js'
 
 export const EXIT_OK = 0
@@ -79,6 +81,8 @@ export async function runCli (argv: readonly string[], output = new Output(proce
       case 'unmap': return { code: await unmap(command, output) }
       case 'list': return { code: await list(command.options, output) }
       case 'map': return await map(command, output)
+      case 'serve': return { code: await serve(command, output, gatewayCacheFile()) }
+      case 'status': return { code: await status(command.options, output) }
     }
   } catch (error) {
     return { code: reportError(error, command, output) }
@@ -258,6 +262,13 @@ async function list (options: GlobalOptions, output: Output): Promise<number> {
     if (options.json) output.out(jsonLine(listJson(entries, nat.type, nat.gateway)))
     else for (const line of listLines(entries, nat.type, nat.gateway)) output.out(line)
   })
+  return EXIT_OK
+}
+
+async function status (options: GlobalOptions, output: Output): Promise<number> {
+  const found = await readServiceStatus(statusSocketPath())
+  if (options.json) output.out(jsonLine(found as unknown as Record<string, unknown>))
+  else for (const line of statusLines(found)) output.out(line)
   return EXIT_OK
 }
 

@@ -6,7 +6,9 @@ const SYNOPSIS: Record<HelpTopic, string> = {
   ip: 'natmapper ip [options]',
   map: 'natmapper map <tcp|udp> <internal-port> [--external-port N] [--duration S] [--description T] [--once] [options]',
   unmap: 'natmapper unmap <tcp|udp> <internal-port> [--external-port N] [--force] [options]',
-  list: 'natmapper list [options]'
+  list: 'natmapper list [options]',
+  serve: 'natmapper serve --config <file> [--metrics [host:]port] [options]',
+  status: 'natmapper status [--json]'
 }
 
 const GLOBAL_OPTIONS = `Options for every command:
@@ -45,6 +47,8 @@ Commands:
                                     Ctrl-C (then it is deleted); --once maps and exits
   unmap <tcp|udp> <internal-port>   delete a mapping made by an earlier run or another program
   list                              the gateway's mapping table (UPnP IGD only)
+  serve --config <file>             hold every mapping the file names, as a service
+  status                            what a running serve holds, and its counters
   help [command]                    this text, or a command's
 
 ${GLOBAL_OPTIONS}
@@ -103,6 +107,35 @@ to another host is not deleted (exit 1, naming the host) unless --force.
 Options:
   --external-port <port>  the mapping's external port (UPnP; default: the internal port)
   --force                 delete a UPnP entry even when it maps to another host`,
+  serve: `Holds every mapping named in the config file (an INI file, one [section] per
+mapping: protocol, port, external-port, description, family; see systemd/natmapper.conf
+in the package), renewing each, until SIGTERM or SIGINT, which delete them all at the
+gateway and exit 0. Runs in the foreground, as systemd expects (systemd/natmapper.service),
+and prints one line per event (established, changed, failed, lost, gateway reset, ...),
+with no colour and no status line; renewals are counted, not printed. A family without a
+gateway is looked for again, every 5 s at first, then up to every 5 minutes.
+SIGHUP rereads the file: mappings it no longer names are deleted, new ones are made, the
+others are left untouched (same external ports). A bad file, at start or on SIGHUP, is one
+line naming the line and what is wrong; on SIGHUP the mappings held stay as they were.
+The state and the counters are served on the Unix socket natmapper.sock in
+$RUNTIME_DIRECTORY (else /run/natmapper), which only the service's user may use:
+"natmapper status" reads it. Exit codes: 2 for a bad file at start, 1 when the socket
+cannot be made (another serve runs).
+
+Options:
+  --config <file>          the mappings to hold (required)
+  --metrics [host:]port    serve Prometheus metrics at http://host:port/metrics (default:
+                           off); a bare port listens on 127.0.0.1 only, another host must
+                           be named (e.g. 0.0.0.0:9464)
+  --gateway, --protocol, --timeout as for every command; --json prints one JSON object
+  per event instead of text`,
+  status: `Prints what a running "natmapper serve" holds: every mapping (external address and
+port, family, protocol, lease left, last error), each family's gateway, and the counters
+since the service started (requests, retransmissions, timeouts, answers by result code,
+mappings established, renewed, changed, failed, lost and recovered, gateway resets and
+changes, time since the last success). With --json, the service's status as one object.
+It reads the service's socket: $RUNTIME_DIRECTORY/natmapper.sock, else
+/run/natmapper/natmapper.sock; the service's user (or root) alone may read it.`,
   list: `Prints the gateway's mapping table. Only UPnP IGD gateways can list it; natmapper
 says so and exits 1 when the protocol in use cannot (PCP, NAT-PMP): try --protocol upnp.`
 }
@@ -116,7 +149,7 @@ export function helpText (topic?: HelpTopic): string {
 /** What follows a usage error's one line: the synopsis and where to read more. */
 export function usageHint (topic?: HelpTopic): string {
   if (topic === undefined) {
-    return `Usage: natmapper <command> [arguments] [options]  (commands: discover, ip, map, unmap, list, help)\nRun "natmapper help" for more.`
+    return `Usage: natmapper <command> [arguments] [options]  (commands: discover, ip, map, unmap, list, serve, status, help)\nRun "natmapper help" for more.`
   }
   return `Usage: ${SYNOPSIS[topic]}\nRun "natmapper help ${topic}" for more.`
 }

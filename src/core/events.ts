@@ -26,6 +26,8 @@ export interface MappingEstablished {
   port: number
   /** The lease the gateway granted, in seconds (0: permanent). */
   lifetimeSeconds: number
+  /** True when the mapping had been granted before and was lost (a lease that ran out, a move to another gateway). */
+  recovered: boolean
 }
 
 /** The payload of `renewed` (and the NAT's `mapping-renewed`). */
@@ -54,7 +56,7 @@ export interface MappingLost {
 
 /** Events a Mapping emits. Its NAT re-emits each with a `mapping-` prefix. */
 export interface MappingEvents {
-  /** The gateway granted the mapping (first time, or again after it was lost). */
+  /** The gateway granted the mapping: the first time, or again after it was lost (`recovered`). */
   established: [event: MappingEstablished]
   /** A renewal kept the mapping as it was. */
   renewed: [event: MappingRenewed]

@@ -1,4 +1,6 @@
 import type { Socket } from 'node:dgram'
+import type { WireProtocol } from '../errors.js'
+import type { ExchangeCounters } from '../net/counters.js'
 import type { MulticastGroup } from '../net/multicast.js'
 import type { RequestOptions } from '../net/request.js'
 /**
@@ -69,6 +71,12 @@ export interface GatewayClient {
   /** Set by the NAT that owns the client: what the client learns between or beside requests. */
   onEvent?: (event: GatewayEvent) => void
   /**
+   * Called by the NAT that owns the client: where to count requests, retransmissions, timeouts
+   * and answers from now on, under the protocol each exchange speaks (a PCP client asks the same
+   * gateway's NAT-PMP for the address).
+   */
+  countInto? (counters: CountersByProtocol): void
+  /**
    * Where the gateway multicasts the unsolicited news this client reads on our IPv4 link:
    * 224.0.0.1:5350 for PCP and NAT-PMP (handleAnnouncement), 239.255.255.250:1900 for UPnP
    * (handleNotify). The NAT joins it; the protocol knows the numbers.
@@ -94,6 +102,9 @@ export interface GatewayClient {
   /** Release sockets, agents and timers. Idempotent. */
   close (): Promise<void>
 }
+
+/** The NAT's counters for each protocol's exchanges (see core/stats.ts). */
+export type CountersByProtocol = Readonly<Record<WireProtocol, ExchangeCounters>>
 
 /** What a client reports to its NAT outside the request it was asked to make. */
 export type GatewayEvent =

@@ -85,6 +85,8 @@ export class Mapping extends EventEmitter<MappingEvents> {
   #lastError: Error | undefined
   #failures = 0
   #renewals = 0
+  /** Whether the gateway ever granted this mapping: a grant after that is a recovery. */
+  #everEstablished = false
   /** Cancels the next scheduled attempt. */
   #cancelTimer: (() => void) | undefined
   /** Set while an attempt runs: the controller that ends it (close(), a move to another gateway). */
@@ -360,7 +362,9 @@ export class Mapping extends EventEmitter<MappingEvents> {
 
     if (!wasEstablished) {
       this.#renewals = 0
-      this.#host.emit('established', { mapping: this, address, port: grant.externalPort, lifetimeSeconds: grant.lifetimeSeconds })
+      const recovered = this.#everEstablished
+      this.#everEstablished = true
+      this.#host.emit('established', { mapping: this, address, port: grant.externalPort, lifetimeSeconds: grant.lifetimeSeconds, recovered })
     } else if (previous !== undefined && (previous.externalPort !== grant.externalPort || previousAddress !== address)) {
       this.#renewals++
       this.#host.emit('changed', { mapping: this, address, port: grant.externalPort, previousAddress, previousPort: previous.externalPort })

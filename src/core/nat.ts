@@ -10,6 +10,7 @@ import { allowManyListeners, RequestLimiter } from './limiter.js'
 import { Mapping, type MappingHost } from './mapping.js'
 import { AnnouncementCheck } from './announcement-check.js'
 import { RenewalClock } from './renewal-clock.js'
+import { NatCounters, type NatStats } from './stats.js'
 import { locateGateway, raceProbes, type DiscoveredGateway } from './probe.js'
 import { debug } from '../debug.js'
 
@@ -45,6 +46,7 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
   readonly #announcementCheck: AnnouncementCheck
   /** Counts resets and address changes, so that a check can tell whether it found one. */
   #stateChanges = 0
+  readonly #counters = new NatCounters()
 
   /** @internal Created by discoverNAT(). */
   constructor (discovered: DiscoveredGateway, options: ResolvedDiscoverOptions, probes: ProbeRegistry) {
@@ -113,6 +115,15 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
   /** The kind of address the gateway last reported as its external one. */
   get externalAddressScope (): AddressScope | undefined {
     return this.#address === undefined ? undefined : addressScope(this.#address.value)
+  }
+
+  /**
+   * Counters since this NAT was made, per protocol: requests, retransmissions, answers by result
+   * code, timeouts, mapping events; gateway resets and changes; the time since the last
+   * successful answer. A fresh plain object each call (counting itself allocates nothing).
+   */
+  stats (): NatStats {
+    return this.#counters.snapshot(this.#options.family, this.type, this.gateway)
   }
 
   /** The most requests that were ever in flight toward the gateway at once. */
@@ -210,6 +221,7 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
   /** Wires a client's unsolicited news to this NAT, and listens for its gateway's announcements. */
   #attach (client: GatewayClient): void {
     client.onEvent = (event) => { this.#onGatewayEvent(client, event) }
+    client.countInto?.(this.#counters.byProtocol)
     this.#stopListening()
     // Announcements are multicast by a real gateway on our link; a gateway on loopback has none.
     if (!isIPv4(client.gateway) || client.gateway.startsWith('127.')) return
@@ -233,6 +245,7 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
     if (event.kind === 'reset') {
       debug('gateway %s reset: %s', this.gateway, event.reason)
       this.#stateChanges++
+      this.#counters.gatewayResets++
       this.emit('gateway-reset', { reason: event.reason })
       this.#renewAll()
     } else if (event.kind === 'announcement') {
@@ -368,6 +381,7 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
     this.#attach(found.client)
     this.#address = found.externalAddress === undefined ? undefined : { value: found.externalAddress, at: Date.now() }
     this.#failuresInARow = 0
+    this.#counters.gatewayChanges++
     this.emit('gateway-changed', { type: this.type, gateway: this.gateway, previousType, previousGateway, reason })
     const stale = [...this.#mappings].map((mapping) => mapping.moveToNewGateway())
     // The old gateway may be out of reach now; deleting there is a courtesy, bounded in time.
@@ -379,6 +393,7 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
 
   #emitMappingEvent<K extends keyof MappingEvents> (event: K, ...args: MappingEvents[K]): void {
     const mapping = args[0].mapping
+    this.#counters.mappingEvent(this.#client.type, event, args)
     ;(mapping.emit as (event: K, ...args: MappingEvents[K]) => boolean)(event, ...args)
     ;(this.emit as (event: `mapping-${K}`, ...args: MappingEvents[K]) => boolean)(`mapping-${event}`, ...args)
   }

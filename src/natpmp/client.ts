@@ -1,10 +1,11 @@
 import type { Socket } from 'node:dgram'
-import type { GatewayClient, GatewayEvent, PortMappingGrant, PortMappingRequest, ProbeContext, RequestOptions, TransportProtocol } from '../core/gateway-client.js'
+import type { CountersByProtocol, GatewayClient, GatewayEvent, PortMappingGrant, PortMappingRequest, ProbeContext, RequestOptions, TransportProtocol } from '../core/gateway-client.js'
 import { GatewayResultError, MalformedMessageError, UnsupportedError } from '../errors.js'
 import { ANNOUNCEMENT_GROUP, announcementEvent, readAnnouncement } from '../pcp/announcement.js'
 import { EpochTracker } from '../net/epoch.js'
 import { natPmpSchedule } from '../net/retransmit.js'
 import { UdpChannel, type ReplyCodec } from '../net/udp-channel.js'
+import type { ExchangeCounters } from '../net/counters.js'
 import { PCP_SERVER_PORT } from '../constants.js'
 import { wireTracer } from '../core/trace.js'
 import { PCP_VERSION } from '../pcp/codec.js'
@@ -49,6 +50,7 @@ export class NatPmpClient implements GatewayClient {
   onEvent: ((event: GatewayEvent) => void) | undefined
   readonly #epoch = new EpochTracker()
   readonly #channel: UdpChannel<NatPmpResponse>
+  #counters: ExchangeCounters | undefined
   /** The external address from the last successful address request (the probe makes one). */
   lastExternalAddress: string | undefined
 
@@ -57,6 +59,11 @@ export class NatPmpClient implements GatewayClient {
     this.gateway = gateway
     this.localAddress = localAddress
     this.#channel = new UdpChannel(gateway, PCP_SERVER_PORT, natPmpReplies(gateway), wireTracer('nat-pmp', `${gateway}:${PCP_SERVER_PORT}`), undefined, socket)
+  }
+
+  countInto (counters: CountersByProtocol): void {
+    this.#counters = counters['nat-pmp']
+    this.#channel.counters = counters['nat-pmp']
   }
 
   async externalAddress (options: RequestOptions): Promise<string> {
@@ -152,6 +159,7 @@ export class NatPmpClient implements GatewayClient {
       key,
       accept: match
     }, options)
+    this.#counters?.answered(reply.resultCode, natPmpResultName(reply.resultCode))
     if (reply.epochSeconds !== undefined) this.#observeEpoch(reply.epochSeconds)
     if (reply.resultCode === RESULT_UNSUPP_VERSION) throw new UnsupportedError(`${this.gateway} does not speak NAT-PMP version 0`, { cause: resultError(reply.resultCode) })
     if (reply.resultCode !== RESULT_SUCCESS) throw resultError(reply.resultCode)

@@ -5,6 +5,7 @@ import { ClosedError, NetworkError, PortUnreachableError, TimeoutError } from '.
 import { loadDgram } from './dgram.js'
 import { isIPv6, sameAddress } from './ip-address.js'
 import { monotonicMs } from './clock.js'
+import type { ExchangeCounters } from './counters.js'
 
 /** Produces the wait before each retransmission; when it ends, sending stops but listening goes on. */
 export type RetransmitSchedule = () => Iterator<number>
@@ -122,6 +123,8 @@ export class UdpChannel<D> {
   #ready: dgram.Socket | undefined
   #closed = false
   readonly #bindAddress: string | undefined
+  /** Where requests, retransmissions and timeouts are counted (the owning NAT's); none until set. */
+  counters: ExchangeCounters | undefined
 
   /**
    * `bindAddress`: send from this address instead of the kernel's choice (IPv6: the stable global
@@ -192,6 +195,7 @@ export class UdpChannel<D> {
       if (signal !== undefined) this.#watch(signal, pending)
       if (pending.deadline < this.#deadlines.at) this.#deadlines.set(pending.deadline)
       if (pending.nextSend < this.#resends.at) this.#resends.set(pending.nextSend)
+      if (this.counters !== undefined) this.counters.requests++
       this.#send(socket, bytes)
     })
   }
@@ -252,6 +256,7 @@ export class UdpChannel<D> {
     const now = monotonicMs() + TIMER_SLACK
     for (const pending of [...this.#pending]) {
       if (pending.deadline > now) continue
+      if (this.counters !== undefined) this.counters.timeouts++
       this.#settle(pending, new TimeoutError(`${pending.what}: no answer within ${pending.timeout} ms${pending.lastMalformed === undefined ? '' : '; the last reply was malformed'}`,
         pending.lastMalformed === undefined ? undefined : { cause: pending.lastMalformed }))
     }
@@ -264,7 +269,10 @@ export class UdpChannel<D> {
     const now = monotonicMs()
     for (const pending of this.#pending) {
       if (pending.nextSend > now + TIMER_SLACK) continue
-      if (socket !== undefined) this.#send(socket, pending.bytes)
+      if (socket !== undefined) {
+        if (this.counters !== undefined) this.counters.retransmissions++
+        this.#send(socket, pending.bytes)
+      }
       const delay = pending.delays.next()
       pending.nextSend = delay.done === true ? Infinity : now + delay.value
     }
@@ -378,6 +386,7 @@ export class UdpChannel<D> {
 
   /** A socket error ends every waiting exchange; ICMP port unreachable says nothing listens. */
   #fail (error: NodeJS.ErrnoException): void {
+    if (error.code === 'ECONNREFUSED' && this.counters !== undefined) this.counters.refusals += this.#pending.size
     const failure = error.code === 'ECONNREFUSED'
       ? new PortUnreachableError(`${this.address}:${this.port} is not listening (ICMP port unreachable)`, { cause: error })
       : new NetworkError(`UDP exchange with ${this.address}:${this.port} failed: ${error.message}`, { cause: error })

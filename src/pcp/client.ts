@@ -1,5 +1,5 @@
 import type { Socket } from 'node:dgram'
-import type { GatewayClient, GatewayEvent, PortMappingGrant, PortMappingRequest, ProbeContext, RequestOptions, TransportProtocol } from '../core/gateway-client.js'
+import type { CountersByProtocol, GatewayClient, GatewayEvent, PortMappingGrant, PortMappingRequest, ProbeContext, RequestOptions, TransportProtocol } from '../core/gateway-client.js'
 import { ClosedError, GatewayResultError, MalformedMessageError, UnsupportedError } from '../errors.js'
 import { ANNOUNCEMENT_GROUP, announcementEvent, readAnnouncement } from './announcement.js'
 import { randomBytes } from '../net/random.js'
@@ -84,6 +84,7 @@ export class PcpClient implements GatewayClient {
   /** Whether the gateway answers NAT-PMP address requests; undefined until we asked. */
   #speaksNatPmp: boolean | undefined
   #closed = false
+  #counters: CountersByProtocol | undefined
   /** Our mappings the gateway holds, by nonce (kept across renewals): the address each last reported, and until when. */
   readonly #held = new Map<Uint8Array, { externalAddress: string, until: number }>()
 
@@ -104,6 +105,12 @@ export class PcpClient implements GatewayClient {
     const bindAddress = isIPv6(localAddress) && !isIPv4Mapped(localAddress) ? localAddress : undefined
     this.#channel = new UdpChannel(gateway, PCP_SERVER_PORT, PCP_REPLIES, wireTracer('pcp', `${gateway}:${PCP_SERVER_PORT}`),
       bindAddress, bindAddress === undefined ? socket : undefined)
+  }
+
+  countInto (counters: CountersByProtocol): void {
+    this.#counters = counters
+    this.#channel.counters = counters.pcp
+    this.#natPmp?.countInto(counters)
   }
 
   /** ANNOUNCE (RFC 6887 §14.1): a cheap request that any PCP server answers. */
@@ -155,7 +162,11 @@ export class PcpClient implements GatewayClient {
     // NAT-PMP (RFC 6886) carries IPv4 only.
     if (!isIPv4(this.gateway) || this.#speaksNatPmp === false) return undefined
     if (this.#closed) throw new ClosedError('the client was closed')
-    const natPmp = this.#natPmp ??= new NatPmpClient(this.gateway, this.localAddress)
+    let natPmp = this.#natPmp
+    if (natPmp === undefined) {
+      natPmp = this.#natPmp = new NatPmpClient(this.gateway, this.localAddress)
+      if (this.#counters !== undefined) natPmp.countInto(this.#counters)
+    }
     const firstTime = this.#speaksNatPmp === undefined
     try {
       const address = await natPmp.externalAddress(firstTime
@@ -296,6 +307,7 @@ export class PcpClient implements GatewayClient {
         return match(decoded)
       }
     }, options)
+    this.#counters?.pcp.answered(reply.resultCode, pcpResultName(reply.resultCode))
     if (this.#epoch.observe(reply.epochSeconds)) this.onEvent?.({ kind: 'reset', reason: `PCP epoch is now ${reply.epochSeconds} s` })
     if (reply.resultCode !== RESULT_SUCCESS) throw new GatewayResultError('pcp', reply.resultCode, pcpResultName(reply.resultCode))
     return reply

@@ -17,6 +17,7 @@ import { isIP, isPubliclyRoutable, sameAddress } from '../net/ip-address.js'
 import { publishNote } from '../core/trace.js'
 import { anySignal, withDeadline } from '../core/deadline.js'
 import type {
+  CountersByProtocol,
   GatewayClient,
   GatewayEvent,
   GatewayMappingEntry,
@@ -31,7 +32,6 @@ import {
   ClosedError,
   ForeignMappingError,
   GatewayResultError,
-  HttpStatusError,
   InvalidArgumentError,
   MappingNotHeldError,
   UnsupportedError
@@ -47,15 +47,14 @@ import {
 } from './constants.js'
 import { decodeDeviceDescription, isTr064ServiceType, type DeviceDescription, type FirewallControlService, type WanService, type WanServiceKind } from './description.js'
 import { expectSuccess, httpExchange, loadTcp } from './http.js'
+import { REQUEST_HEADERS, soapCall } from './soap-call.js'
+import type { ExchangeCounters } from '../net/counters.js'
 import {
   decodeExternalIPAddress,
   decodePortMappingEntry,
   decodeReservedPort,
-  decodeSoapResponse,
   decodeStatusInfo,
-  encodeSoapRequest,
   SoapActions,
-  soapActionHeader,
   UpnpErrorCode,
   type PortMappingArguments,
   type PortMappingEntry,
@@ -224,8 +223,6 @@ export const RECREATE_EVERY_RENEWALS = 9
 const LEASE_SLACK_SECONDS = 1.5
 /** listMappings() stops here: a table this long is a router bug or a loop. */
 const MAX_LISTED_MAPPINGS = 1_024
-const USER_AGENT = `Node.js/${process.versions.node} UPnP/1.1 natmapper/1`
-const REQUEST_HEADERS: ReadonlyArray<readonly [string, string]> = [['User-Agent', USER_AGENT], ['Connection', 'close']]
 
 export interface UpnpClientInit {
   gateway: string
@@ -291,6 +288,7 @@ export class UpnpClient implements GatewayClient {
   readonly #reportedLost = new WeakSet<PortMappingGrant>()
   /** What each grant this client issued holds: when, for how long, and its place in the recreate cycle. */
   readonly #issued = new WeakMap<PortMappingGrant, IssuedGrant>()
+  #counters: ExchangeCounters | undefined
 
   constructor (init: UpnpClientInit) {
     const first = init.services[0]
@@ -323,6 +321,10 @@ export class UpnpClient implements GatewayClient {
   /** The most requests that were ever in flight at once (tests check the bound). */
   get peakConcurrentRequests (): number {
     return this.#limiter.peak
+  }
+
+  countInto (counters: CountersByProtocol): void {
+    this.#counters = counters.upnp
   }
 
   async externalAddress (options: RequestOptions = {}): Promise<string> {
@@ -802,34 +804,7 @@ export class UpnpClient implements GatewayClient {
 
   /** One SOAP exchange, waiting for a free slot toward the gateway first. */
   async #soap (request: SoapRequest, signal: AbortSignal, service: WanService = this.#service): Promise<Map<string, string>> {
-    return await this.#limiter.run(async () => {
-      const what = `upnp ${request.action} at ${service.controlUrl.href}`
-      const { response } = await httpExchange({
-        method: 'POST',
-        url: service.controlUrl,
-        headers: [
-          ['Content-Type', 'text/xml; charset="utf-8"'],
-          ['SOAPAction', soapActionHeader(service.serviceType, request.action)],
-          ...REQUEST_HEADERS
-        ],
-        body: Buffer.from(encodeSoapRequest(service.serviceType, request), 'utf8'),
-        maxBodyBytes: MAX_SOAP_RESPONSE_BYTES,
-        signal,
-        zone: this.zone
-      })
-      const success = response.statusCode >= 200 && response.statusCode <= 299
-      let values: Map<string, string>
-      try {
-        values = decodeSoapResponse(utf8(response.body), request.action)
-      } catch (error) {
-        // A UPnP fault (normally with HTTP 500) is the answer; any other unreadable body on an
-        // error status is an HTTP failure, on a success status a malformed response.
-        if (error instanceof GatewayResultError || success) throw error
-        throw new HttpStatusError(response.statusCode, `${what} answered HTTP ${response.statusCode}`, { cause: error })
-      }
-      if (!success) throw new HttpStatusError(response.statusCode, `${what} answered HTTP ${response.statusCode} without a fault`)
-      return values
-    }, signal)
+    return await this.#limiter.run(async () => await soapCall(service, request, signal, MAX_SOAP_RESPONSE_BYTES, this.#counters, { zone: this.zone }), signal)
   }
 }
 

@@ -1,17 +1,15 @@
 import { DEFAULT_REQUEST_TIMEOUT } from '../constants.js'
 import { anySignal, withDeadline } from '../core/deadline.js'
 import { allowManyListeners } from '../core/limiter.js'
-import type { GatewayClient, GatewayEvent, PortMappingGrant, PortMappingRequest, RequestOptions } from '../core/gateway-client.js'
-import { ClosedError, GatewayResultError, HttpStatusError } from '../errors.js'
+import type { CountersByProtocol, GatewayClient, GatewayEvent, PortMappingGrant, PortMappingRequest, RequestOptions } from '../core/gateway-client.js'
+import { ClosedError, GatewayResultError } from '../errors.js'
+import type { ExchangeCounters } from '../net/counters.js'
 import { isIPv6 } from '../net/ip-address.js'
-import { httpExchange } from './http.js'
+import { soapCall, type SoapService } from './soap-call.js'
 import { hostOf } from './trust.js'
 import {
   decodeFirewallStatus,
   decodePinholeId,
-  decodeSoapResponse,
-  encodeSoapRequest,
-  soapActionHeader,
   SoapActions,
   UpnpErrorCode,
   type FirewallStatus,
@@ -28,10 +26,6 @@ interface PinholeState {
 const MIN_LEASE_SECONDS = 1
 const MAX_LEASE_SECONDS = 86_400
 const MAX_SOAP_RESPONSE_BYTES = 64 * 1024
-const REQUEST_HEADERS: ReadonlyArray<readonly [string, string]> = [
-  ['User-Agent', `Node.js/${process.versions.node} UPnP/1.1 natmapper/1`],
-  ['Connection', 'close']
-]
 
 export interface UpnpPinholeClientInit {
   /** The gateway's address as we talk to it (IPv6). */
@@ -62,9 +56,9 @@ export class UpnpPinholeClient implements GatewayClient {
   readonly gateway: string
   readonly localAddress: string
   onEvent: ((event: GatewayEvent) => void) | undefined
-  readonly #controlUrl: URL
+  readonly #service: SoapService
   readonly #zone: string | undefined
-  readonly #serviceType: string
+  #counters: ExchangeCounters | undefined
   readonly #requestTimeout: number
   /**
    * Aborts every request in flight on close(). Each request listens to it while it waits, so a
@@ -79,10 +73,13 @@ export class UpnpPinholeClient implements GatewayClient {
     allowManyListeners(this.#shutdown.signal)
     this.gateway = init.gateway
     this.localAddress = init.localAddress
-    this.#controlUrl = init.controlUrl
+    this.#service = { controlUrl: init.controlUrl, serviceType: init.serviceType }
     this.#zone = init.zone
-    this.#serviceType = init.serviceType
     this.#requestTimeout = init.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT
+  }
+
+  countInto (counters: CountersByProtocol): void {
+    this.#counters = counters.upnp
   }
 
   /** GetFirewallStatus, asked once. */
@@ -124,8 +121,11 @@ export class UpnpPinholeClient implements GatewayClient {
           await this.#soap(SoapActions.updatePinhole(previousId, leaseTime), signal)
           return grant(previousId)
         } catch (error) {
-          // The gateway lost the pinhole (restart, expiry): open it again.
-          if (!(error instanceof GatewayResultError && error.resultCode === UpnpErrorCode.NoSuchEntry)) throw error
+          // The gateway lost the pinhole (restart, expiry): open it again. miniupnpd 2.3.1 says
+          // so with 402 InvalidArgs, not 704, once it has restarted and its UniqueIDs mean
+          // nothing (found by the serve lab test: the pinhole never came back). Our LeaseTime
+          // is always in range, so the UniqueID is the argument it did not accept.
+          if (!(error instanceof GatewayResultError && (error.resultCode === UpnpErrorCode.NoSuchEntry || error.resultCode === UpnpErrorCode.InvalidArgs))) throw error
         }
       }
       const values = await this.#soap(SoapActions.addPinhole({
@@ -168,33 +168,11 @@ export class UpnpPinholeClient implements GatewayClient {
   }
 
   async #soap (request: SoapRequest, signal: AbortSignal): Promise<Map<string, string>> {
-    const what = `upnp ${request.action} at ${this.#controlUrl.href}`
-    const { response } = await httpExchange({
-      method: 'POST',
-      url: this.#controlUrl,
-      headers: [
-        ['Content-Type', 'text/xml; charset="utf-8"'],
-        ['SOAPAction', soapActionHeader(this.#serviceType, request.action)],
-        ...REQUEST_HEADERS
-      ],
-      body: Buffer.from(encodeSoapRequest(this.#serviceType, request), 'utf8'),
-      maxBodyBytes: MAX_SOAP_RESPONSE_BYTES,
-      signal,
+    return await soapCall(this.#service, request, signal, MAX_SOAP_RESPONSE_BYTES, this.#counters, {
       zone: this.#zone,
       // Over IPv6 only: a control URL reached over IPv4 cannot leave from our IPv6 address.
-      localAddress: isIPv6(hostOf(this.#controlUrl)) ? this.localAddress : undefined
+      localAddress: isIPv6(hostOf(this.#service.controlUrl)) ? this.localAddress : undefined
     })
-    const success = response.statusCode >= 200 && response.statusCode <= 299
-    const body = Buffer.from(response.body.buffer, response.body.byteOffset, response.body.byteLength).toString('utf8')
-    let values: Map<string, string>
-    try {
-      values = decodeSoapResponse(body, request.action)
-    } catch (error) {
-      if (error instanceof GatewayResultError || success) throw error
-      throw new HttpStatusError(response.statusCode, `${what} answered HTTP ${response.statusCode}`, { cause: error })
-    }
-    if (!success) throw new HttpStatusError(response.statusCode, `${what} answered HTTP ${response.statusCode} without a fault`)
-    return values
   }
 }
 

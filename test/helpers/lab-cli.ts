@@ -16,11 +16,19 @@ export class Cli {
   readonly #child: ChildProcessWithoutNullStreams
   readonly #exited: Promise<number | null>
   readonly #args: string[]
+  readonly #inLab: boolean
   #wake: Array<() => void> = []
 
-  constructor (args: string[], { namespace = lab.lanNamespace, script = CLI, env = process.env }: { namespace?: string, script?: string[], env?: NodeJS.ProcessEnv } = {}) {
+  /**
+   * `namespace` null: in this process's own namespace (unit tests, on loopback: give `script` the
+   * network guard). `env`: the process's environment (default this one's).
+   */
+  constructor (args: string[], { namespace = lab.lanNamespace, script = CLI, env = process.env }: { namespace?: string | null, script?: string[], env?: NodeJS.ProcessEnv } = {}) {
     this.#args = args
-    this.#child = spawn('ip', ['netns', 'exec', namespace, process.execPath, ...script, ...args], { cwd: ROOT, env })
+    this.#inLab = namespace !== null
+    this.#child = namespace === null
+      ? spawn(process.execPath, [...script, ...args], { cwd: ROOT, env })
+      : spawn('ip', ['netns', 'exec', namespace, process.execPath, ...script, ...args], { cwd: ROOT, env })
     const collect = (lines: string[]) => (line: string): void => {
       lines.push(line)
       for (const wake of this.#wake.splice(0)) wake()
@@ -76,7 +84,8 @@ export class Cli {
   }
 
   transcript (): string {
-    return `stdout:\n${this.stdout.join('\n')}\nstderr:\n${this.stderr.join('\n')}\ngateway log:\n${gatewayLog().slice(-2000)}`
+    const gateway = this.#inLab ? `\ngateway log:\n${gatewayLog().slice(-2000)}` : ''
+    return `stdout:\n${this.stdout.join('\n')}\nstderr:\n${this.stderr.join('\n')}${gateway}`
   }
 }
 
@@ -86,7 +95,7 @@ export function withoutCacheFile (): NodeJS.ProcessEnv {
 }
 
 /** Runs natmapper to its end. */
-export async function natmapper (args: string[], options: { namespace?: string, script?: string[], env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number | null, stdout: string, stderr: string, cli: Cli }> {
+export async function natmapper (args: string[], options: { namespace?: string | null, script?: string[], env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number | null, stdout: string, stderr: string, cli: Cli }> {
   const cli = new Cli(args, options)
   try {
     const code = await cli.exit()
@@ -96,10 +105,12 @@ export async function natmapper (args: string[], options: { namespace?: string, 
   }
 }
 
-/** A TCP echo service on the LAN host, for the WAN host to reach through the mapping. */
-export function echoService (port: number): ChildProcessWithoutNullStreams {
+/** A TCP (or UDP) echo service on the LAN host, for the WAN host to reach through the mapping. */
+export function echoService (port: number, protocol: 'tcp' | 'udp' = 'tcp'): ChildProcessWithoutNullStreams {
   // No host: node listens on '::', dual-stack, so IPv4 and IPv6 both reach it.
-  const code = `require('net').createServer((s) => { s.on('error', () => {}); s.pipe(s) }).listen(${port}, () => console.log('listening'))`
+  const code = protocol === 'tcp'
+    ? `require('net').createServer((s) => { s.on('error', () => {}); s.pipe(s) }).listen(${port}, () => console.log('listening'))`
+    : `const s = require('dgram').createSocket('udp6'); s.on('message', (m, r) => s.send(m, r.port, r.address)); s.bind(${port}, '::', () => console.log('listening'))`
   return spawn('ip', ['netns', 'exec', lab.lanNamespace, process.execPath, '-e', code], { cwd: ROOT })
 }
 

@@ -25,10 +25,10 @@ const UNPACKED_BYTES_LIMIT = 480_000
 
 /**
  * What the tarball may hold at its top level (anything else fails), and files it must hold. A new
- * shipped file or folder (the systemd unit, say) goes into both lists.
+ * shipped file or folder goes into both lists.
  */
-const TOP_LEVEL = ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'dist']
-const REQUIRED_FILES = ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md']
+const TOP_LEVEL = ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'dist', 'systemd']
+const REQUIRED_FILES = ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'systemd/natmapper.service', 'systemd/natmapper.conf']
 /** Never in the tarball, wherever they are. */
 const FORBIDDEN = [/\.map$/, /\.test\.[cm]?[jt]s$/, /(^|\/)(src|test|lab|scripts|node_modules)\//, /^\.|\/\./, /tsconfig/]
 

@@ -85,7 +85,7 @@ describe('cli arguments: commands', () => {
 describe('cli arguments: bad usage is one line naming the problem', () => {
   it('no command, an unknown command, or no help for it', () => {
     refused('', 'no command given')
-    refused('mapp tcp 80', 'unknown command "mapp" (commands: discover, ip, map, unmap, list, help)')
+    refused('mapp tcp 80', 'unknown command "mapp" (commands: discover, ip, map, unmap, list, serve, status, help)')
     refused('help mapp', /^no help for "mapp"/)
     refused('help map ip', 'unexpected argument "ip"')
     // --help does not hide an unknown command behind the general help.

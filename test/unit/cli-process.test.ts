@@ -73,7 +73,7 @@ async function natmapper (args: string[], env?: NodeJS.ProcessEnv): Promise<{ co
 describe('cli process: bad usage exits 2 with one line and the usage, before any network', { concurrency: true }, () => {
   const cases: Array<[string[], string]> = [
     [[], 'natmapper: no command given'],
-    [['frobnicate'], 'natmapper: unknown command "frobnicate" (commands: discover, ip, map, unmap, list, help)'],
+    [['frobnicate'], 'natmapper: unknown command "frobnicate" (commands: discover, ip, map, unmap, list, serve, status, help)'],
     [['map', 'tcp', '99999'], 'natmapper: bad internal port "99999": expected a whole number from 1 to 65535'],
     [['map', 'icmp', '80'], 'natmapper: bad protocol "icmp": expected tcp or udp'],
     [['unmap', 'udp'], 'natmapper: missing <internal-port>'],

@@ -100,6 +100,28 @@ describe('UpnpPinholeClient against a fake firewall service', () => {
     }
   })
 
+  it('re-adds a pinhole whose UniqueID a restarted gateway refuses with 402 InvalidArgs (miniupnpd 2.3.1)', async () => {
+    let nextId = 1
+    let restarted = false
+    const fake = await fakeFirewall((action) => {
+      if (action === 'GetFirewallStatus') return status(1, 1)
+      if (action === 'AddPinhole') return { body: response('AddPinhole', `<UniqueID>${nextId++}</UniqueID>`) }
+      if (action === 'UpdatePinhole') return restarted ? { status: 500, body: fault(402, 'Invalid Args') } : { body: response('UpdatePinhole', '') }
+      return { body: response(action, '') }
+    })
+    const client = new UpnpPinholeClient({ gateway: '127.0.0.1', localAddress: '2001:db8:77::2', controlUrl: fake.url, serviceType: SERVICE })
+    try {
+      const grant = await client.map(REQUEST, undefined, {})
+      restarted = true
+      const readded = await client.map(REQUEST, grant, {})
+      assert.deepEqual(readded.protocolState, { uniqueId: 2 })
+      assert.deepEqual(fake.actions, ['GetFirewallStatus', 'AddPinhole', 'UpdatePinhole', 'AddPinhole'])
+    } finally {
+      await client.close()
+      await fake.close()
+    }
+  })
+
   it('reports InboundPinholeNotAllowed, and needs no pinhole when the firewall is off', async () => {
     const denied = await fakeFirewall(() => status(1, 0))
     const off = await fakeFirewall(() => status(0, 0))

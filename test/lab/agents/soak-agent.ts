@@ -20,7 +20,7 @@ interface AgentConfig {
 
 type Command =
   | { cmd: 'open' | 'close', transport: 'tcp' | 'udp', port: number }
-  | { cmd: 'status' | 'memory' | 'exit' }
+  | { cmd: 'status' | 'memory' | 'stats' | 'exit' }
 
 assertInLabNamespace()
 const config = JSON.parse(process.argv[2] ?? '{}') as AgentConfig
@@ -63,6 +63,15 @@ report('discovered', { type: nat.type, gateway: nat.gateway, localAddress: nat.l
 for (const kind of ['lost', 'changed'] as const) {
   nat.on(`mapping-${kind}`, (event: { mapping: Mapping, error?: unknown }) => {
     report(kind, { transport: event.mapping.protocol, port: event.mapping.internalPort, externalPort: event.mapping.externalPort, ...(event.error === undefined ? {} : { error: describeError(event.error) }) })
+  })
+}
+// Every event the NAT emitted, counted here, for the soak to hold nat.stats() against.
+const emitted: Record<string, number> = {}
+const EVENTS = ['mapping-established', 'mapping-renewed', 'mapping-changed', 'mapping-failed', 'mapping-lost', 'gateway-reset', 'gateway-changed'] as const
+for (const name of EVENTS) {
+  nat.on(name, (event: { recovered?: boolean }) => {
+    const kind = name === 'mapping-established' && event.recovered === true ? 'mapping-recovered' : name
+    emitted[kind] = (emitted[kind] ?? 0) + 1
   })
 }
 nat.on('gateway-reset', (event) => { report('gateway-reset', { ...event }) })
@@ -154,6 +163,8 @@ for await (const line of commands) {
       report('mapping-closed', { transport: command.transport, port: command.port })
     } else if (command.cmd === 'status') {
       report('status', await status())
+    } else if (command.cmd === 'stats') {
+      report('stats', { stats: nat.stats(), emitted })
     } else if (command.cmd === 'memory') {
       report('memory', memory())
     } else if (command.cmd === 'exit') {
