@@ -291,9 +291,6 @@ lab_drop_mapping() {
 }
 
 # ---------------------------------------------------------------- teardown
-# Anything still running inside a namespace (listeners started by tests, a
-# stray upnpc ...) would keep it alive after `ip netns del`, so end those
-# processes by pid first.
 # The same for the VPN server nm-vpn (vpn.sh): its "LAN" is the tunnel, its WAN the vpn-wan veth.
 lab_use_vpn() {
   LAB_NS_GW=$LAB_NS_VPN
@@ -311,6 +308,9 @@ lab_use_vpn() {
   LAB_MODE_FILE="$LAB_VPN_RUN_DIR/mode"
 }
 
+# Anything still running inside a namespace (listeners started by tests, a
+# stray upnpc ...) would keep it alive after `ip netns del`, so end those
+# processes by pid first.
 lab_del_ns() {
   local pids
   lab_ns_exists "$1" || return 0
