@@ -291,7 +291,7 @@ lab_drop_mapping() {
 }
 
 # ---------------------------------------------------------------- teardown
-# The same for the VPN server nm-vpn (vpn.sh): its "LAN" is the tunnel, its WAN the vpn-wan veth.
+# As lab_use_gw2, for the VPN server nm-vpn (vpn.sh): its "LAN" is the tunnel, its WAN the vpn-wan veth.
 lab_use_vpn() {
   LAB_NS_GW=$LAB_NS_VPN
   LAB_GW_LAN_IF=$LAB_VPN_IF
