@@ -244,13 +244,19 @@ for (const protocol of ['pcp', 'nat-pmp'] as const) {
       const { nat } = natOn(gateway, protocol, { mappingDuration: 6_000 })
       const mapping = await nat.newMapping('udp', 7_400)
       const port = mapping.externalPort
+      // A recreate is a delete, then a map: the gateway lacks the rule for that moment. Without the
+      // recreate the lease ends 6 s in and the rule stays gone: the longest absence tells them apart.
       const started = Date.now()
-      let gaps = 0
+      let absentSince: number | undefined
+      let longestAbsence = 0
       while (Date.now() - started < 14_000) {
-        if (gateway.mappings.get('udp/7400') === undefined) gaps++
+        const now = Date.now()
+        if (gateway.mappings.get('udp/7400') === undefined) absentSince ??= now
+        else absentSince = undefined
+        if (absentSince !== undefined) longestAbsence = Math.max(longestAbsence, now - absentSince)
         await sleep(100)
       }
-      assert.equal(gaps, 0, 'the gateway held the mapping all the time')
+      assert.ok(longestAbsence < 2_000, `the gateway lacked the mapping for ${longestAbsence} ms at once (only a recreate's moment is expected)`)
       assert.ok(mapping.established)
       assert.equal(mapping.externalPort, port, 'on the same external port')
       const deletes = gateway.requests.filter((r) => r.kind === 'map' && (r.request as { lifetimeSeconds?: number }).lifetimeSeconds === 0)
