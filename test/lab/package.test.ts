@@ -19,9 +19,14 @@ import { join } from 'node:path'
 import { after, beforeEach, describe, it } from 'node:test'
 import { gatewayHolds, lab, labSuite, ROOT } from '../helpers/lab.js'
 
-/** The budget for the package: the tarball as the registry stores it, and unpacked. */
-const PACKED_BYTES_LIMIT = 140_000
-const UNPACKED_BYTES_LIMIT = 480_000
+/**
+ * The budget for the package: the tarball as the registry stores it, and unpacked. Set at 140 kB /
+ * 480 kB when the package was 109 / 369 kB; the service mode (serve, status, metrics, the config
+ * parser: the CLI bundle went from ~40 to 74 kB) and the systemd files brought it to 150 / 502 kB.
+ * About 13 % room above that: a source map, a test folder or a stray bundle still breaks it.
+ */
+const PACKED_BYTES_LIMIT = 170_000
+const UNPACKED_BYTES_LIMIT = 570_000
 
 /**
  * What the tarball may hold at its top level (anything else fails), and files it must hold. A new
