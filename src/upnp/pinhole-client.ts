@@ -20,6 +20,8 @@ import {
 interface PinholeState {
   /** Undefined when the firewall is off and no pinhole was needed. */
   uniqueId: number | undefined
+  /** The client's count of resets seen when the gateway gave this UniqueID. */
+  resetsSeen: number
 }
 
 /** WANIPv6FirewallControl:1 §2.3.x: LeaseTime is 1 to 86 400 seconds. */
@@ -47,9 +49,15 @@ export interface UpnpPinholeClientInit {
 
 /**
  * Inbound IPv6 pinholes through an IGDv2's WANIPv6FirewallControl service. There is no
- * translation: the grant's external address and port are our own. A pinhole is created with
- * AddPinhole (any remote host and port), renewed with UpdatePinhole on its UniqueID (re-added if
- * the gateway lost it: 704 NoSuchEntry), and removed with DeletePinhole.
+ * translation: the grant's external address and port are our own.
+ *
+ * A pinhole is created and renewed with AddPinhole (any remote host and port): for a pinhole that
+ * exists with the same values, miniupnpd updates its lease and answers its UniqueID (2.0 and
+ * later, upnp_add_inboundpinhole). Renewing with UpdatePinhole on the UniqueID would trust a
+ * number the gateway reuses: after a restart miniupnpd numbers pinholes from 1 again (or re-adds
+ * them from its lease file in another order), so an old ID can name another of our pinholes, and
+ * renewing it keeps that one alive while ours never comes back (found by the serve lab test). For
+ * the same reason DeletePinhole is sent to the ID an AddPinhole has just answered, not a kept one.
  */
 export class UpnpPinholeClient implements GatewayClient {
   readonly type = 'upnp-igd2'
@@ -68,6 +76,8 @@ export class UpnpPinholeClient implements GatewayClient {
   readonly #shutdown = new AbortController()
   #status: FirewallStatus | undefined
   #closed = false
+  /** Resets reported: a pinhole whose ID changed under an older count was part of a reset already reported. */
+  #resetsSeen = 0
 
   constructor (init: UpnpPinholeClientInit) {
     allowManyListeners(this.#shutdown.signal)
@@ -104,7 +114,7 @@ export class UpnpPinholeClient implements GatewayClient {
       externalPort: request.internalPort,
       externalAddress: this.localAddress,
       lifetimeSeconds: leaseTime,
-      protocolState: { uniqueId } satisfies PinholeState
+      protocolState: { uniqueId, resetsSeen: this.#resetsSeen } satisfies PinholeState
     })
     // Firewall off: every inbound connection already passes; nothing to open or renew.
     if (!status.firewallEnabled) return grant(undefined)
@@ -115,33 +125,23 @@ export class UpnpPinholeClient implements GatewayClient {
         '(on a Fritz!Box, "Permit independent port sharing" and the IPv6 option under Internet > Permit Access)')
     }
     return await this.#run('AddPinhole', options, async (signal) => {
-      const previousId = stateOf(previous)?.uniqueId
-      if (previousId !== undefined) {
-        try {
-          await this.#soap(SoapActions.updatePinhole(previousId, leaseTime), signal)
-          return grant(previousId)
-        } catch (error) {
-          // The gateway lost the pinhole (restart, expiry): open it again. miniupnpd 2.3.1 says
-          // so with 402 InvalidArgs, not 704, once it has restarted and its UniqueIDs mean
-          // nothing (found by the serve lab test: the pinhole never came back). Our LeaseTime
-          // is always in range, so the UniqueID is the argument it did not accept.
-          if (!(error instanceof GatewayResultError && (error.resultCode === UpnpErrorCode.NoSuchEntry || error.resultCode === UpnpErrorCode.InvalidArgs))) throw error
-        }
+      const uniqueId = await this.#addPinhole(request, leaseTime, signal)
+      const held = stateOf(previous)
+      if (held?.uniqueId !== undefined && held.uniqueId !== uniqueId && held.resetsSeen === this.#resetsSeen) {
+        // A new ID for a pinhole we held: the gateway lost it (a restart). The others are likely
+        // gone too; renewing them now brings them back before their turn.
+        this.#resetsSeen++
+        this.onEvent?.({ kind: 'reset', reason: `the gateway answered a renewed pinhole with UniqueID ${uniqueId}, not ${held.uniqueId}: it lost its pinholes` })
       }
-      const values = await this.#soap(SoapActions.addPinhole({
-        internalClient: this.localAddress,
-        internalPort: request.internalPort,
-        protocol: request.protocol === 'tcp' ? 'TCP' : 'UDP',
-        leaseTime
-      }), signal)
-      return grant(decodePinholeId(values))
+      return grant(uniqueId)
     })
   }
 
   async unmap (grant: PortMappingGrant, options: RequestOptions = {}): Promise<void> {
-    const uniqueId = stateOf(grant)?.uniqueId
-    if (uniqueId === undefined) return
+    if (stateOf(grant)?.uniqueId === undefined) return
     await this.#run('DeletePinhole', options, async (signal) => {
+      // The ID the pinhole has now (see the class comment); adding it again for a second is harmless.
+      const uniqueId = await this.#addPinhole(grant, MIN_LEASE_SECONDS, signal)
       try {
         await this.#soap(SoapActions.deletePinhole(uniqueId), signal)
       } catch (error) {
@@ -155,6 +155,15 @@ export class UpnpPinholeClient implements GatewayClient {
     if (this.#closed) return
     this.#closed = true
     this.#shutdown.abort(new ClosedError('upnp pinhole client closed'))
+  }
+
+  async #addPinhole (request: Pick<PortMappingRequest, 'protocol' | 'internalPort'>, leaseTime: number, signal: AbortSignal): Promise<number> {
+    return decodePinholeId(await this.#soap(SoapActions.addPinhole({
+      internalClient: this.localAddress,
+      internalPort: request.internalPort,
+      protocol: request.protocol === 'tcp' ? 'TCP' : 'UDP',
+      leaseTime
+    }), signal))
   }
 
   async #run<T> (what: string, options: RequestOptions, task: (signal: AbortSignal) => Promise<T>): Promise<T> {
@@ -178,5 +187,6 @@ export class UpnpPinholeClient implements GatewayClient {
 
 function stateOf (grant: PortMappingGrant | undefined): PinholeState | undefined {
   const state = grant?.protocolState as Partial<PinholeState> | undefined
-  return state === undefined || !('uniqueId' in state) ? undefined : { uniqueId: typeof state.uniqueId === 'number' ? state.uniqueId : undefined }
+  if (state === undefined || !('uniqueId' in state)) return undefined
+  return { uniqueId: typeof state.uniqueId === 'number' ? state.uniqueId : undefined, resetsSeen: typeof state.resetsSeen === 'number' ? state.resetsSeen : -1 }
 }

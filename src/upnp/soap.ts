@@ -185,9 +185,6 @@ export const SoapActions = {
       ]
     }
   },
-  updatePinhole (uniqueId: number, leaseTime: number): SoapRequest {
-    return { action: 'UpdatePinhole', arguments: [['UniqueID', String(uniqueId)], ['NewLeaseTime', String(leaseTime)]] }
-  },
   deletePinhole (uniqueId: number): SoapRequest {
     return { action: 'DeletePinhole', arguments: [['UniqueID', String(uniqueId)]] }
   }
@@ -282,7 +279,7 @@ export function decodeFirewallStatus (values: ReadonlyMap<string, string>): Fire
   }
 }
 
-/** AddPinhole: the UniqueID (ui2) that UpdatePinhole and DeletePinhole take. */
+/** AddPinhole: the UniqueID (ui2) that DeletePinhole takes. */
 export function decodePinholeId (values: ReadonlyMap<string, string>): number {
   const text = values.get('UniqueID')
   const id = Number(text)

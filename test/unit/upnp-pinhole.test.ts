@@ -26,8 +26,7 @@ describe('WANIPv6FirewallControl SOAP codec', () => {
     assert.match(escaped, /<RemoteHost>&lt;a&amp;b&gt;<\/RemoteHost>.*<Protocol>6<\/Protocol>/)
   })
 
-  it('encodes UpdatePinhole and DeletePinhole on the UniqueID', () => {
-    assert.match(encodeSoapRequest(SERVICE, SoapActions.updatePinhole(7, 60)), /<u:UpdatePinhole [^>]*><UniqueID>7<\/UniqueID><NewLeaseTime>60<\/NewLeaseTime><\/u:UpdatePinhole>/)
+  it('encodes DeletePinhole on the UniqueID', () => {
     assert.match(encodeSoapRequest(SERVICE, SoapActions.deletePinhole(7)), /<u:DeletePinhole [^>]*><UniqueID>7<\/UniqueID><\/u:DeletePinhole>/)
   })
 
@@ -44,7 +43,7 @@ describe('WANIPv6FirewallControl SOAP codec', () => {
     assert.equal(UPNP_ERROR_NAMES.get(702), 'FirewallDisabled')
     assert.equal(UPNP_ERROR_NAMES.get(703), 'InboundPinholeNotAllowed')
     assert.equal(UPNP_ERROR_NAMES.get(704), 'NoSuchEntry')
-    assert.throws(() => decodeSoapResponse(fault(704, 'NoSuchEntry'), 'UpdatePinhole'),
+    assert.throws(() => decodeSoapResponse(fault(704, 'NoSuchEntry'), 'DeletePinhole'),
       (error: unknown) => error instanceof GatewayResultError && error.resultCode === 704 && error.resultName === 'NoSuchEntry')
   })
 })
@@ -72,27 +71,24 @@ const status = (enabled: number, allowed: number): { body: string } =>
   ({ body: response('GetFirewallStatus', `<FirewallEnabled>${enabled}</FirewallEnabled><InboundPinholeAllowed>${allowed}</InboundPinholeAllowed>`) })
 
 describe('UpnpPinholeClient against a fake firewall service', () => {
-  it('adds, updates, re-adds after 704, and deletes by UniqueID; the grant is our own address and port', async () => {
-    let nextId = 5
-    let lost = false
-    const fake = await fakeFirewall((action) => {
-      if (action === 'GetFirewallStatus') return status(1, 1)
-      if (action === 'AddPinhole') return { body: response('AddPinhole', `<UniqueID>${nextId++}</UniqueID>`) }
-      if (action === 'UpdatePinhole') return lost ? { status: 500, body: fault(704, 'NoSuchEntry') } : { body: response('UpdatePinhole', '') }
-      return { body: response(action, '') }
-    })
+  it('adds and renews with AddPinhole, and deletes by the UniqueID an AddPinhole has just answered; the grant is our own address and port', async () => {
+    const firewall = new PinholeTable()
+    const fake = await fakeFirewall((action, body) => firewall.answer(action, body))
     const client = new UpnpPinholeClient({ gateway: '127.0.0.1', localAddress: '2001:db8:77::2', controlUrl: fake.url, serviceType: SERVICE })
+    const resets: string[] = []
+    client.onEvent = (event) => { if (event.kind === 'reset') resets.push(event.reason) }
     try {
+      firewall.add(9999)
       const grant = await client.map(REQUEST, undefined, {})
-      assert.deepEqual({ address: grant.externalAddress, port: grant.externalPort, lifetime: grant.lifetimeSeconds, state: grant.protocolState },
-        { address: '2001:db8:77::2', port: 8080, lifetime: 60, state: { uniqueId: 5 } })
+      assert.deepEqual({ address: grant.externalAddress, port: grant.externalPort, lifetime: grant.lifetimeSeconds, id: idOf(grant) },
+        { address: '2001:db8:77::2', port: 8080, lifetime: 60, id: 2 })
       const renewed = await client.map(REQUEST, grant, {})
-      assert.deepEqual(renewed.protocolState, { uniqueId: 5 })
-      lost = true
-      const readded = await client.map(REQUEST, renewed, {})
-      assert.deepEqual(readded.protocolState, { uniqueId: 6 })
-      await client.unmap(readded, {})
-      assert.deepEqual(fake.actions, ['GetFirewallStatus', 'AddPinhole', 'UpdatePinhole', 'UpdatePinhole', 'AddPinhole', 'DeletePinhole'])
+      assert.equal(idOf(renewed), 2)
+      assert.deepEqual(firewall.leases(), [[9999, 60], [8080, 60]])
+      await client.unmap(renewed, {})
+      assert.deepEqual(fake.actions, ['GetFirewallStatus', 'AddPinhole', 'AddPinhole', 'AddPinhole', 'DeletePinhole'])
+      assert.deepEqual(firewall.ports(), [9999])
+      assert.deepEqual(resets, [])
       assert.equal(await client.externalAddress(), '2001:db8:77::2')
     } finally {
       await client.close()
@@ -100,22 +96,43 @@ describe('UpnpPinholeClient against a fake firewall service', () => {
     }
   })
 
-  it('re-adds a pinhole whose UniqueID a restarted gateway refuses with 402 InvalidArgs (miniupnpd 2.3.1)', async () => {
-    let nextId = 1
-    let restarted = false
-    const fake = await fakeFirewall((action) => {
-      if (action === 'GetFirewallStatus') return status(1, 1)
-      if (action === 'AddPinhole') return { body: response('AddPinhole', `<UniqueID>${nextId++}</UniqueID>`) }
-      if (action === 'UpdatePinhole') return restarted ? { status: 500, body: fault(402, 'Invalid Args') } : { body: response('UpdatePinhole', '') }
-      return { body: response(action, '') }
-    })
+  it('after a restart that numbers pinholes from 1 again, brings every pinhole back and reports one reset', async () => {
+    const firewall = new PinholeTable()
+    const fake = await fakeFirewall((action, body) => firewall.answer(action, body))
     const client = new UpnpPinholeClient({ gateway: '127.0.0.1', localAddress: '2001:db8:77::2', controlUrl: fake.url, serviceType: SERVICE })
+    const resets: string[] = []
+    client.onEvent = (event) => { if (event.kind === 'reset') resets.push(event.reason) }
+    const a = { ...REQUEST, internalPort: 27_302 }
+    const b = { ...REQUEST, internalPort: 27_300 }
     try {
-      const grant = await client.map(REQUEST, undefined, {})
-      restarted = true
-      const readded = await client.map(REQUEST, grant, {})
-      assert.deepEqual(readded.protocolState, { uniqueId: 2 })
-      assert.deepEqual(fake.actions, ['GetFirewallStatus', 'AddPinhole', 'UpdatePinhole', 'AddPinhole'])
+      let grantA = await client.map(a, undefined, {})
+      let grantB = await client.map(b, undefined, {})
+      assert.deepEqual([idOf(grantA), idOf(grantB)], [1, 2])
+
+      // B renews first and is added again as ID 1, A's old number. Renewing A by its ID would
+      // keep B's pinhole alive and never bring A's back (miniupnpd 2.3.1 in the serve lab test).
+      firewall.restart()
+      grantB = await client.map(b, grantB, {})
+      assert.equal(idOf(grantB), 1)
+      assert.equal(resets.length, 1, 'a changed ID is reported as a reset, so that every pinhole is renewed at once')
+      assert.match(resets[0] ?? '', /UniqueID 1, not 2/)
+      grantA = await client.map(a, grantA, {})
+      assert.deepEqual(firewall.ports(), [27_300, 27_302], 'both pinholes are back')
+      assert.deepEqual([firewall.portOf(idOf(grantA)), firewall.portOf(idOf(grantB))], [27_302, 27_300])
+      assert.equal(resets.length, 1, 'one reset, not one for each pinhole')
+
+      // A restart that re-adds them from a lease file in another order: no error anywhere, and
+      // still each grant holds its own pinhole's ID.
+      firewall.restart([27_302, 27_300])
+      grantA = await client.map(a, grantA, {})
+      grantB = await client.map(b, grantB, {})
+      assert.deepEqual([firewall.portOf(idOf(grantA)), firewall.portOf(idOf(grantB))], [27_302, 27_300])
+      assert.equal(resets.length, 2)
+
+      // Deleting by a kept ID would delete whatever has that number now.
+      firewall.restart([27_999])
+      await client.unmap(grantB, {}) // B held ID 1, which is now 27 999's
+      assert.deepEqual(firewall.ports(), [27_999], 'the pinhole now numbered as B was is left alone')
     } finally {
       await client.close()
       await fake.close()
@@ -131,7 +148,7 @@ describe('UpnpPinholeClient against a fake firewall service', () => {
       await assert.rejects(a.map(REQUEST, undefined, {}), (error: unknown) => error instanceof GatewayResultError && error.resultName === 'InboundPinholeNotAllowed' &&
         /InboundPinholeAllowed 0/.test(error.message) && /Fritz!Box/.test(error.message))
       const grant = await b.map(REQUEST, undefined, {})
-      assert.deepEqual(grant.protocolState, { uniqueId: undefined })
+      assert.equal(idOf(grant), undefined)
       await b.unmap(grant, {})
       assert.deepEqual(off.actions, ['GetFirewallStatus'], 'nothing opened, nothing deleted')
     } finally {
@@ -142,3 +159,59 @@ describe('UpnpPinholeClient against a fake firewall service', () => {
     }
   })
 })
+
+/**
+ * miniupnpd's pinhole table as it behaves: IDs from 1; an AddPinhole for a pinhole that exists
+ * with the same values renews it and answers its ID; a restart forgets every pinhole and numbers
+ * from 1 again, re-adding what its lease file lists, in the file's order.
+ */
+class PinholeTable {
+  #pinholes = new Map<number, { port: number, lease: number }>()
+  #nextId = 1
+
+  answer (action: string, body: string): { status?: number, body: string } {
+    const uniqueId = Number(field(body, 'UniqueID'))
+    switch (action) {
+      case 'GetFirewallStatus': return status(1, 1)
+      case 'AddPinhole': return { body: response('AddPinhole', `<UniqueID>${this.add(Number(field(body, 'InternalPort')), Number(field(body, 'LeaseTime')))}</UniqueID>`) }
+      case 'DeletePinhole': return this.#pinholes.delete(uniqueId) ? { body: response(action, '') } : { status: 500, body: fault(704, 'NoSuchEntry') }
+      default: return { status: 500, body: fault(401, 'Invalid Action') }
+    }
+  }
+
+  add (port: number, lease = 60): number {
+    const existing = [...this.#pinholes].find(([, held]) => held.port === port)
+    if (existing !== undefined) {
+      existing[1].lease = lease
+      return existing[0]
+    }
+    this.#pinholes.set(this.#nextId, { port, lease })
+    return this.#nextId++
+  }
+
+  restart (leaseFile: number[] = []): void {
+    this.#pinholes.clear()
+    this.#nextId = 1
+    for (const port of leaseFile) this.add(port)
+  }
+
+  ports (): number[] {
+    return [...this.#pinholes.values()].map((held) => held.port).sort((x, y) => x - y)
+  }
+
+  leases (): Array<[number, number]> {
+    return [...this.#pinholes.values()].map((held) => [held.port, held.lease])
+  }
+
+  portOf (uniqueId: number | undefined): number | undefined {
+    return uniqueId === undefined ? undefined : this.#pinholes.get(uniqueId)?.port
+  }
+}
+
+function field (body: string, name: string): string | undefined {
+  return new RegExp(`<${name}>([^<]*)</${name}>`).exec(body)?.[1]
+}
+
+function idOf (grant: { protocolState?: unknown }): number | undefined {
+  return (grant.protocolState as { uniqueId?: number } | undefined)?.uniqueId
+}
