@@ -65,7 +65,7 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
     this.#announcementCheck = new AnnouncementCheck({
       check: async () => await this.#checkGateway(),
       mappings: () => this.#mappings,
-      unconfirmedReset: (reason) => { this.emit('gateway-reset', { reason: `${reason}, its epoch continuing: renewing every mapping, at a bounded pace` }) }
+      unconfirmedReset: (reason) => { this.#reportReset(`${reason}, its epoch continuing: renewing every mapping, at a bounded pace`) }
     })
     this.#attach(discovered.client)
     if (discovered.externalAddress !== undefined) this.#address = { value: discovered.externalAddress, at: Date.now() }
@@ -258,8 +258,7 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
     if (event.kind === 'reset') {
       debug('gateway %s reset: %s', this.gateway, event.reason)
       this.#stateChanges++
-      this.#counters.gatewayResets++
-      this.emit('gateway-reset', { reason: event.reason })
+      this.#reportReset(event.reason)
       this.#renewAll()
     } else if (event.kind === 'announcement') {
       debug('gateway %s: %s (epoch %s): checking', this.gateway, event.reason, event.epochContinues ? 'continues' : 'does not continue')
@@ -267,6 +266,12 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
     } else {
       this.#noteExternalAddress(event.address)
     }
+  }
+
+  /** Every 'gateway-reset' event goes through here, so that the counter and the events agree. */
+  #reportReset (reason: string): void {
+    this.#counters.gatewayResets++
+    this.emit('gateway-reset', { reason })
   }
 
   /** One request that shows whether the gateway reset or moved (see AnnouncementCheck); true if it did. */

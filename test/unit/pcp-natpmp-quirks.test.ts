@@ -91,6 +91,8 @@ for (const protocol of ['pcp', 'nat-pmp'] as const) {
     it('an announcement whose epoch continues (a gateway whose epoch survives its restarts) renews up to 100 mappings at once, then 5 a second', async (t) => {
       const gateway = await fakeGateway({ epochSeconds: 50_000 })
       const { nat, client } = natOn(gateway, protocol)
+      let resets = 0
+      nat.on('gateway-reset', () => { resets++ })
       const count = 130
       await Promise.all(Array.from({ length: count }, async (_, i) => await nat.newMapping('tcp', 7_100 + i)))
       gateway.mappings.clear()
@@ -109,6 +111,8 @@ for (const protocol of ['pcp', 'nat-pmp'] as const) {
       const flood = gateway.requests.length - before
       t.diagnostic(`${flood} requests during 3 s of announcements with a continuing epoch, with ${count} mappings`)
       assert.ok(flood <= 3 + 3 * 5 + 10, `the flood cost ${flood} requests in 3 s`)
+      assert.ok(resets >= 1, 'the renewals after the announcement are reported as a reset')
+      assert.equal(nat.stats().gatewayResets, resets, 'the counter agrees with the gateway-reset events')
       await nat.close()
     })
   })
