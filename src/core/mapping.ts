@@ -60,6 +60,11 @@ const LAST_TRY_BEFORE_EXPIRY = 500
 /** The first retry after a failure; doubles up to a third of the mapping duration. */
 const FIRST_RETRY_DELAY = 1_000
 
+/** The wait before the next request after `failures` failed ones in a row (a mapping's, the NAT's address query). */
+export function retryDelay (failures: number, mappingDuration: number): number {
+  return Math.min(FIRST_RETRY_DELAY * 2 ** (failures - 1), mappingDuration / 3)
+}
+
 /**
  * One port mapping, kept alive until closed. It always tells the current truth: what the gateway
  * last granted, whether that grant is still valid, and the last error.
@@ -142,7 +147,8 @@ export class Mapping extends EventEmitter<MappingEvents> {
 
   /**
    * The external address and port, the address trusted for cacheTime. Rejects with NoMappingError
-   * while the mapping is not established.
+   * while the mapping is not established. While its retries back off after a failure, this asks
+   * the gateway nothing more (PCP: the last grant's address; else see NAT.externalAddress()).
    */
   async externalAddr (options: RequestOptions = {}): Promise<MappingAddress> {
     if (!this.established) {
@@ -150,8 +156,10 @@ export class Mapping extends EventEmitter<MappingEvents> {
     }
     let address: string
     if (this.reportsAddress) {
-      // The gateway reports the address with each grant (PCP): a renewal is the way to ask again.
-      if (Date.now() - this.#grantedAt >= this.#host.cacheTime) await this.#renewWith(options).catch(() => {})
+      // The gateway reports the address with each grant (PCP): a renewal is the way to ask again,
+      // unless the last attempt failed: the retry on its back-off asks then, and a caller who
+      // polls must not turn every poll into a request (a refused port answers each at once).
+      if (Date.now() - this.#grantedAt >= this.#host.cacheTime && this.#failures === 0) await this.#renewWith(options).catch(() => {})
       address = this.#grant?.externalAddress ?? ''
     } else {
       address = await this.#host.externalAddress(options)
@@ -402,7 +410,7 @@ export class Mapping extends EventEmitter<MappingEvents> {
       this.#validUntil = 0
       this.#host.emit('lost', { mapping: this, error })
     }
-    const backoff = Math.min(FIRST_RETRY_DELAY * 2 ** (this.#failures - 1), this.#host.mappingDuration / 3)
+    const backoff = retryDelay(this.#failures, this.#host.mappingDuration)
     // Never let a held lease run out while waiting to retry: try once more just before it ends
     // (once: within the last half second the back-off holds, or a gateway refusing every
     // renewal then would get one request per millisecond until the lease ended).

@@ -7,12 +7,13 @@ import { withDeadline } from './deadline.js'
 import type { MappingEvents, NatEvents } from './events.js'
 import type { GatewayClient, GatewayEvent, GatewayMappingEntry, NatType, ProbeRegistry, RequestOptions, TransportProtocol } from './gateway-client.js'
 import { allowManyListeners, RequestLimiter } from './limiter.js'
-import { Mapping, type MappingHost } from './mapping.js'
+import { Mapping, retryDelay, type MappingHost } from './mapping.js'
 import { AnnouncementCheck } from './announcement-check.js'
 import { RenewalClock } from './renewal-clock.js'
 import { NatCounters, type NatStats } from './stats.js'
 import { locateGateway, raceProbes, type DiscoveredGateway } from './probe.js'
 import { debug } from '../debug.js'
+import { monotonicMs } from '../net/clock.js'
 
 /** Failed requests in a row after which the NAT looks for a gateway or protocol that works. */
 const FAILURES_BEFORE_REDISCOVERY = 3
@@ -36,6 +37,12 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
   readonly #host: MappingHost
   #address: { value: string, at: number } | undefined
   #addressQuery: Promise<string> | undefined
+  /**
+   * The address queries that failed in a row, the last one's error, and until when (monotonicMs())
+   * callers get that error instead of a new query: a refused port answers each query at once, so
+   * without it every caller's poll would be a request (the soak's sampler, a status page).
+   */
+  #addressFailure: { failures: number, error: unknown, until: number } | undefined
   #addressTimer: NodeJS.Timeout | undefined
   #networkTimer: NodeJS.Timeout | undefined
   #failuresInARow = 0
@@ -159,11 +166,17 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
     return [...this.#mappings]
   }
 
-  /** The gateway's external address, cached for cacheTime; concurrent callers share one request. */
+  /**
+   * The gateway's external address, cached for cacheTime; concurrent callers share one request.
+   * After a failed request, callers get its error until the retry is due (1 s, doubling up to a
+   * third of mappingDuration), so polling never asks faster than a mapping's retries.
+   */
   async externalAddress (options: RequestOptions = {}): Promise<string> {
     if (this.closed) throw new ClosedError('NAT is closed')
     const cached = this.#address
     if (cached !== undefined && Date.now() - cached.at < this.#options.cacheTime) return cached.value
+    const failed = this.#addressFailure
+    if (failed !== undefined && monotonicMs() < failed.until) throw failed.error
     const query = this.#queryExternalAddress()
     // The shared query has its own bound; this caller may give up sooner without cancelling it.
     return await withDeadline('external address', options, async () => await query)
@@ -276,6 +289,10 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
     ).then((address) => {
       this.#noteExternalAddress(address)
       return address
+    }, (error: unknown) => {
+      const failures = (this.#addressFailure?.failures ?? 0) + 1
+      this.#addressFailure = { failures, error, until: monotonicMs() + retryDelay(failures, this.#options.mappingDuration) }
+      throw error
     }).finally(() => { this.#addressQuery = undefined })
     return await this.#addressQuery
   }
@@ -283,6 +300,7 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
   #noteExternalAddress (address: string): void {
     const previous = this.#address?.value
     this.#address = { value: address, at: Date.now() }
+    this.#addressFailure = undefined
     if (previous === undefined || previous === address) return
     this.#stateChanges++
     const scope = addressScope(address)
@@ -385,6 +403,7 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
     this.#client = found.client
     this.#attach(found.client)
     this.#address = found.externalAddress === undefined ? undefined : { value: found.externalAddress, at: Date.now() }
+    this.#addressFailure = undefined
     this.#failuresInARow = 0
     this.#counters.gatewayChanges++
     this.emit('gateway-changed', { type: this.type, gateway: this.gateway, previousType, previousGateway, reason })

@@ -148,7 +148,8 @@ for (const protocol of ['pcp', 'nat-pmp'] as const) {
       assert.ok((gaps[0] ?? 0) >= 900 && (gaps[1] ?? 0) >= 1_900 && (gaps[2] ?? 0) >= 3_900, `retries back off: ${gaps.map(Math.round).join(', ')} ms apart`)
       // The gateway is restarted: the mapping comes back without a call from the application.
       gateway.behaviour = {}
-      await waitFor('established again', () => mapping.established && gateway.mappings.size === 1, 20_000)
+      // The gateway holds the mapping a moment before its reply reaches the client: wait for both.
+      await waitFor('established again', () => mapping.established && gateway.mappings.size === 1 && mapping.lastError === undefined, 20_000)
       assert.equal(mapping.lastError, undefined)
       await nat.close()
     })
