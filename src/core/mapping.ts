@@ -235,13 +235,7 @@ export class Mapping extends EventEmitter<MappingEvents> {
     await this.#inFlight?.catch(() => {})
     if (this.#closing !== undefined) throw new ClosedError('mapping is closed')
     this.#clearTimer()
-    const run = this.#attemptOnce(options, true)
-    this.#inFlight = run
-    try {
-      await run
-    } finally {
-      if (this.#inFlight === run) this.#inFlight = undefined
-    }
+    await this.#runAttempt(options, true)
   }
 
   /** Deletes the mapping at the gateway and stops renewing it. Idempotent. */
@@ -294,6 +288,11 @@ export class Mapping extends EventEmitter<MappingEvents> {
     if (this.#closing !== undefined) return
     const anew = this.#recreateNext
     this.#recreateNext = false
+    await this.#runAttempt(options, anew)
+  }
+
+  /** Runs one attempt as the one in flight, which later callers join (see #renewWith). */
+  async #runAttempt (options: RequestOptions, anew: boolean): Promise<void> {
     const run = this.#attemptOnce(options, anew)
     this.#inFlight = run
     try {
