@@ -319,6 +319,8 @@ export class NAT extends EventEmitter<NatEvents> implements AsyncDisposable {
     if (error === undefined) {
       this.#failuresInARow = 0
       this.#refusalsInARow = 0
+      // The gateway answers again: an address query that failed before may be asked at once.
+      this.#addressFailure = undefined
       return
     }
     this.#refusalsInARow = isUnexplainedFailure(error) ? this.#refusalsInARow + 1 : 0
