@@ -72,12 +72,7 @@ const status = (enabled: number, allowed: number): { body: string } =>
 
 describe('UpnpPinholeClient against a fake firewall service', () => {
   it('adds and renews with AddPinhole, and deletes by the UniqueID an AddPinhole has just answered; the grant is our own address and port', async () => {
-    const firewall = new PinholeTable()
-    const fake = await fakeFirewall((action, body) => firewall.answer(action, body))
-    const client = new UpnpPinholeClient({ gateway: '127.0.0.1', localAddress: '2001:db8:77::2', controlUrl: fake.url, serviceType: SERVICE })
-    const resets: string[] = []
-    client.onEvent = (event) => { if (event.kind === 'reset') resets.push(event.reason) }
-    try {
+    await onPinholeTable(async ({ firewall, fake, client, resets }) => {
       firewall.add(9999)
       const grant = await client.map(REQUEST, undefined, {})
       assert.deepEqual({ address: grant.externalAddress, port: grant.externalPort, lifetime: grant.lifetimeSeconds, id: idOf(grant) },
@@ -90,21 +85,13 @@ describe('UpnpPinholeClient against a fake firewall service', () => {
       assert.deepEqual(firewall.ports(), [9999])
       assert.deepEqual(resets, [])
       assert.equal(await client.externalAddress(), '2001:db8:77::2')
-    } finally {
-      await client.close()
-      await fake.close()
-    }
+    })
   })
 
   it('after a restart that numbers pinholes from 1 again, brings every pinhole back and reports one reset', async () => {
-    const firewall = new PinholeTable()
-    const fake = await fakeFirewall((action, body) => firewall.answer(action, body))
-    const client = new UpnpPinholeClient({ gateway: '127.0.0.1', localAddress: '2001:db8:77::2', controlUrl: fake.url, serviceType: SERVICE })
-    const resets: string[] = []
-    client.onEvent = (event) => { if (event.kind === 'reset') resets.push(event.reason) }
     const a = { ...REQUEST, internalPort: 27_302 }
     const b = { ...REQUEST, internalPort: 27_300 }
-    try {
+    await onPinholeTable(async ({ firewall, client, resets }) => {
       let grantA = await client.map(a, undefined, {})
       let grantB = await client.map(b, undefined, {})
       assert.deepEqual([idOf(grantA), idOf(grantB)], [1, 2])
@@ -133,10 +120,7 @@ describe('UpnpPinholeClient against a fake firewall service', () => {
       firewall.restart([27_999])
       await client.unmap(grantB, {}) // B held ID 1, which is now 27 999's
       assert.deepEqual(firewall.ports(), [27_999], 'the pinhole now numbered as B was is left alone')
-    } finally {
-      await client.close()
-      await fake.close()
-    }
+    })
   })
 
   it('reports InboundPinholeNotAllowed, and needs no pinhole when the firewall is off', async () => {
@@ -159,6 +143,21 @@ describe('UpnpPinholeClient against a fake firewall service', () => {
     }
   })
 })
+
+/** A client against a fresh PinholeTable behind a fake firewall service, with the resets it reports; both closed after `test`. */
+async function onPinholeTable (test: (setting: { firewall: PinholeTable, fake: { actions: string[] }, client: UpnpPinholeClient, resets: string[] }) => Promise<void>): Promise<void> {
+    const firewall = new PinholeTable()
+    const fake = await fakeFirewall((action, body) => firewall.answer(action, body))
+    const client = new UpnpPinholeClient({ gateway: '127.0.0.1', localAddress: '2001:db8:77::2', controlUrl: fake.url, serviceType: SERVICE })
+    const resets: string[] = []
+    client.onEvent = (event) => { if (event.kind === 'reset') resets.push(event.reason) }
+  try {
+    await test({ firewall, fake, client, resets })
+  } finally {
+    await client.close()
+    await fake.close()
+  }
+}
 
 /**
  * miniupnpd's pinhole table as it behaves: IDs from 1; an AddPinhole for a pinhole that exists
