@@ -62,6 +62,15 @@ for entry in "${binaries[@]}"; do
   echo "======== Node $major (${entry#* }) ========"
   cat "$logs/node$major.log"
 done
+# The failures again, last, where a reader of the end of CI's output sees them: the first run's
+# log is printed long before the end.
+for log in "$logs"/*.log; do
+  if grep -q '^✖ failing tests:' "$log"; then
+    echo
+    echo "======== failing tests, $(basename "$log" .log) ========"
+    sed -n '/^✖ failing tests:/,$p' "$log" | head -n 200
+  fi
+done
 echo
 echo "======== summary ========"
 cat "$logs/summary"

@@ -1,5 +1,8 @@
 // Runs on the LAN host: holds many mappings on one NAT for a number of renewal periods and
-// reports whether any was lost, as one JSON line per phase. Usage: scale-agent.ts '{"count":1000,...}'
+// reports whether any was lost, as one JSON line per phase. After `held` it keeps holding them
+// (renewals go on) until a line on stdin says close, so that the gateway's rules can be counted
+// before the deletes begin. Usage: scale-agent.ts '{"count":1000,...}'
+import { createInterface } from 'node:readline'
 import { discoverNAT, type WireProtocol } from '../../../src/index.js'
 import { assertInLabNamespace } from '../../helpers/netns.js'
 
@@ -33,5 +36,9 @@ for (let elapsed = 1; elapsed <= periods; elapsed++) {
 }
 const ports = new Set(mappings.map((m) => m.externalPort))
 report('held', { established: mappings.filter((m) => m.established).length, distinctPorts: ports.size, renewed, lost, failed, peakInFlight: nat.peakRequestsInFlight })
+const input = createInterface({ input: process.stdin })
+await new Promise<void>((resolve) => { input.once('line', () => { resolve() }) })
+input.close()
+process.stdin.destroy()
 await nat.close()
 report('closed')
