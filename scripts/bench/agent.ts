@@ -31,6 +31,7 @@ import { CLIENT, GROUP, NO_NAT, PROCESS, type ClientFamily } from './labels.js'
 import { summarizeProfiles, type CpuProfile, type Entry, type ProfileSummary } from './profile.js'
 import { bytesPerRun } from './allocation.js'
 import { achingbrainPmp, achingbrainPmpMap, achingbrainUpnp, achingbrainUpnpMap, timeProcess, type Timings } from './reference.js'
+import { gatewayQuiet } from './quiet.js'
 
 assertInLabNamespace()
 
@@ -67,6 +68,7 @@ async function natmapper (options: DiscoverOptions): Promise<Timings> {
   const discover = performance.now() - started
   await probeOnly.close()
 
+  await gatewayQuiet()
   return { discover, map: await natmapperMap(options) }
 }
 
@@ -211,6 +213,7 @@ async function phases (options: DiscoverOptions, runs: number): Promise<PhaseSam
   wireChannel.subscribe(onMessage)
   try {
     for (let run = 0; run < runs; run++) {
+      await gatewayQuiet()
       events.length = 0
       const started = performance.now()
       const nat = await discoverNAT(options)
@@ -274,6 +277,7 @@ async function discoveryTask (task: Extract<AgentConfig, { task: 'discovery' }>)
         if (scenario.warm === true) await scenario.run()
         continue
       }
+      await gatewayQuiet()
       const timings = await scenario.run()
       const samples = ((tables[scenario.group] ??= {})[scenario.client] ??= { discover: [], map: [], ...(scenario.note === undefined ? {} : { note: scenario.note }) })
       if (!Number.isNaN(timings.discover)) samples.discover.push(timings.discover)

@@ -5,6 +5,7 @@
  */
 import { spawnSync } from 'node:child_process'
 import { pmpNat, upnpNat, type Gateway } from '@achingbrain/nat-port-mapper'
+import { gatewayQuiet } from './quiet.js'
 
 /** How long a reference client may take before the run counts as failed. */
 const LIMIT_MS = 10_000
@@ -24,6 +25,7 @@ export async function achingbrainPmp (gateway: string, clientAddress: string, po
   const discover = performance.now() - started
   await client.stop()
 
+  await gatewayQuiet()
   return { discover, map: await achingbrainPmpMap(gateway, clientAddress, port) }
 }
 
@@ -63,6 +65,7 @@ export async function achingbrainUpnp (clientAddress: string, port: number): Pro
   const discover = performance.now() - started
   await gateway.stop()
 
+  await gatewayQuiet()
   return { discover, map: await achingbrainUpnpMap(clientAddress, port) }
 }
 
