@@ -29,16 +29,41 @@ export async function readCacheFile (file: string): Promise<Record<string, unkno
 
 /**
  * Sets one top-level key to what `update` makes of its current value: read, update, write to a
- * temporary file (mode 0600, in a directory made 0700) and rename.
+ * temporary file (mode 0600, in a directory made 0700) and rename. This process's updates of one
+ * file take turns: two at once (the PCP nonce secret and a remembered gateway, two families'
+ * gateways) would each write back what it read, and the rename that came last would drop the
+ * other's key.
  */
 export async function updateCacheFile (file: string, key: string, update: (current: unknown) => unknown): Promise<void> {
+  const { resolve } = await import('node:path')
+  const path = resolve(file)
+  const turn = (updating.get(path) ?? Promise.resolve()).then(async () => { await writeUpdate(path, key, update) })
+  const done = turn.catch(() => {})
+  updating.set(path, done)
+  try {
+    await turn
+  } finally {
+    if (updating.get(path) === done) updating.delete(path)
+  }
+}
+
+/** The last update queued for each file (by absolute path), settled whatever its outcome. */
+const updating = new Map<string, Promise<void>>()
+
+async function writeUpdate (file: string, key: string, update: (current: unknown) => unknown): Promise<void> {
   const contents = await readCacheFile(file)
   const updated = { ...contents, version: VERSION, [key]: update(contents[key]) }
   const fs = await loadFs()
   await fs.mkdir((await import('node:path')).dirname(file), { recursive: true, mode: 0o700 })
   const temporary = `${file}.${process.pid}.tmp`
-  await fs.writeFile(temporary, JSON.stringify(updated, null, 2) + '\n', { mode: 0o600 })
-  await fs.rename(temporary, file)
+  try {
+    await fs.writeFile(temporary, JSON.stringify(updated, null, 2) + '\n', { mode: 0o600 })
+    await fs.rename(temporary, file)
+  } catch (error) {
+    // A full disk or a failed rename leaves no half-written file beside the cache.
+    await fs.rm(temporary, { force: true }).catch(() => {})
+    throw error
+  }
 }
 
 /**
