@@ -34,17 +34,22 @@ labSuite('lab: scale', { mode: 'pmp', profile: 'permissive' }, () => {
       const counts: number[] = []
       for (let tries = 0; tries < 30 && counts.at(-1) !== COUNT; tries++) {
         if (tries > 0) await new Promise((resolve) => setTimeout(resolve, 1_000))
-        counts.push(runLabScript('gateway.sh', ['mappings']).split('\n').filter((line) => line.startsWith('udp ')).length)
+        counts.push(udpRulesAtGateway())
       }
       t.diagnostic(`rules counted at the gateway: ${counts.join(', ')}`)
       assert.equal(counts.at(-1), COUNT, `the gateway holds every rule (counted ${counts.join(', ')})`)
       agent.send('close')
       await agent.next('closed', 900_000)
       assert.equal(await agent.exit(), 0, `agent exit; stderr: ${agent.stderr.join('').slice(-2000)}`)
-      const left = runLabScript('gateway.sh', ['mappings']).split('\n').filter((line) => line.startsWith('udp ')).length
+      const left = udpRulesAtGateway()
       assert.equal(left, 0, `close() deleted every mapping (${String(left)} left; agent stderr: ${agent.stderr.join('').slice(-2000)})`)
     } finally {
       agent.kill()
     }
   })
 })
+
+/** The UDP DNAT rules the gateway holds now (lab/gateway.sh mappings). */
+function udpRulesAtGateway (): number {
+  return runLabScript('gateway.sh', ['mappings']).split('\n').filter((line) => line.startsWith('udp ')).length
+}

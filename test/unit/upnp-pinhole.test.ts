@@ -146,11 +146,11 @@ describe('UpnpPinholeClient against a fake firewall service', () => {
 
 /** A client against a fresh PinholeTable behind a fake firewall service, with the resets it reports; both closed after `test`. */
 async function onPinholeTable (test: (setting: { firewall: PinholeTable, fake: { actions: string[] }, client: UpnpPinholeClient, resets: string[] }) => Promise<void>): Promise<void> {
-    const firewall = new PinholeTable()
-    const fake = await fakeFirewall((action, body) => firewall.answer(action, body))
-    const client = new UpnpPinholeClient({ gateway: '127.0.0.1', localAddress: '2001:db8:77::2', controlUrl: fake.url, serviceType: SERVICE })
-    const resets: string[] = []
-    client.onEvent = (event) => { if (event.kind === 'reset') resets.push(event.reason) }
+  const firewall = new PinholeTable()
+  const fake = await fakeFirewall((action, body) => firewall.answer(action, body))
+  const client = new UpnpPinholeClient({ gateway: '127.0.0.1', localAddress: '2001:db8:77::2', controlUrl: fake.url, serviceType: SERVICE })
+  const resets: string[] = []
+  client.onEvent = (event) => { if (event.kind === 'reset') resets.push(event.reason) }
   try {
     await test({ firewall, fake, client, resets })
   } finally {
