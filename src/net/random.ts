@@ -9,8 +9,30 @@ import { nodeFs } from '../builtins.js'
  */
 let noDevice = false
 
+/**
+ * Bytes read from the kernel ahead of need, handed out in order and never twice: a PCP nonce then
+ * costs no syscall (three, open-read-close, would be on every first request's path), and 1000
+ * mappings read the device 50 times, not 1000. Node's crypto.randomUUID() keeps such a cache too.
+ */
+const POOL_SIZE = 240
+let pool: Uint8Array = new Uint8Array(0)
+let poolUsed = 0
+
 /** `length` random bytes (a PCP nonce, RFC 6887 §11.1). */
 export function randomBytes (length: number): Uint8Array {
+  if (length > POOL_SIZE) return fromKernel(length)
+  if (pool.length - poolUsed < length) {
+    pool = fromKernel(POOL_SIZE)
+    poolUsed = 0
+  }
+  const bytes = pool.slice(poolUsed, poolUsed + length)
+  // Handed out: not kept where a later reader of the pool could see them.
+  pool.fill(0, poolUsed, poolUsed + length)
+  poolUsed += length
+  return bytes
+}
+
+function fromKernel (length: number): Uint8Array {
   const bytes = new Uint8Array(length)
   const fs = noDevice ? undefined : nodeFs()
   if (fs !== undefined) {
