@@ -152,7 +152,8 @@ function checkSpan (bytes: Uint8Array, offset: number, length: number): void {
   }
 }
 
-function hasIPv4MappedPrefix (field: Uint8Array): boolean {
+/** Whether a 16-byte address field holds an IPv4-mapped address (::ffff:a.b.c.d). */
+export function hasIPv4MappedPrefix (field: Uint8Array): boolean {
   return IPV4_MAPPED_PREFIX.every((byte, index) => field[index] === byte)
 }
 

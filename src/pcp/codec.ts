@@ -8,7 +8,7 @@
  * `MalformedMessageError('pcp', reason)` for anything else.
  */
 
-import { decodeIPv6Field, encodeIPv6Field, IPV6_SIZE, isIP, isIPv4 } from '../net/ip-address.js'
+import { decodeIPv6Field, encodeIPv6Field, hasIPv4MappedPrefix, IPV6_SIZE, isIP } from '../net/ip-address.js'
 import type { TransportProtocol } from '../core/gateway-client.js'
 import { InvalidArgumentError, MalformedMessageError } from '../errors.js'
 import { NATPMP_RESULT_CODES, NATPMP_VERSION } from '../natpmp/codec.js'
@@ -468,16 +468,27 @@ function protocolToNumber (protocol: TransportProtocol | number): number {
 
 /** RFC 6887 §11.1: the all-zeros address of the client's family means "no preference". */
 function anyAddressOfFamily (clientAddress: string): string {
-  const field = encodeAddressField(clientAddress, 'clientAddress')
-  return isIPv4(decodeIPv6Field(field)) ? '0.0.0.0' : '::'
+  return hasIPv4MappedPrefix(encodeAddressField(clientAddress, 'clientAddress')) ? '0.0.0.0' : '::'
 }
+
+/**
+ * The fields of the addresses encoded lately: a client names the same few in every request, and
+ * parsing them again each time showed on the first request's path. Read only: the writer copies.
+ */
+const addressFields = new Map<string, Uint8Array>()
+const MAX_ADDRESS_FIELDS = 32
 
 /** RFC 6887 §5: every address field is 16 bytes, IPv4 carried IPv4-mapped. */
 function encodeAddressField (address: string, field: string): Uint8Array {
+  const known = addressFields.get(address)
+  if (known !== undefined) return known
   if (typeof address !== 'string' || isIP(address) === 0) {
     throw new InvalidArgumentError(`${field} must be an IPv4 or IPv6 address, got ${JSON.stringify(address)}`)
   }
-  return encodeIPv6Field(address)
+  const encoded = encodeIPv6Field(address)
+  if (addressFields.size >= MAX_ADDRESS_FIELDS) addressFields.clear()
+  addressFields.set(address, encoded)
+  return encoded
 }
 
 /** RFC 6887 §7, §8.2, §8.3: at least the 24-byte header and a multiple of 4 bytes (the 1100-byte limit is checked first). */

@@ -99,6 +99,20 @@ describe('PCP requests (RFC 6887 §7.1, §11.1, §14.1)', () => {
     `))
   })
 
+  // Address fields are remembered between requests (a client names the same address each time):
+  // every message still gets bytes of its own, right for its address, however many addresses pass.
+  it('encodes the same address the same way among many others, into bytes of each message\'s own', () => {
+    const map = (clientAddress: string): Uint8Array => encodeMapRequest({ clientAddress, lifetimeSeconds: 60, nonce: NONCE, protocol: 'udp', internalPort: 1, suggestedExternalPort: 1 })
+    const first = map('192.168.1.10')
+    first.fill(0xee)
+    for (let i = 0; i < 100; i++) {
+      const address = i % 2 === 0 ? '192.168.1.10' : `2001:db8::${i.toString(16)}`
+      assert.equal(decodeRequest(map(address)).clientAddress, address)
+    }
+    assert.deepEqual(map('192.168.1.10').subarray(8, 24), hex('00000000 00000000 0000ffff c0a8010a'))
+    assert.throws(() => map('not an address'), InvalidArgumentError)
+  })
+
   it('carries a suggested external address, IPv4 as IPv4-mapped', () => {
     const bytes = encodeMapRequest({
       clientAddress: '192.168.1.10', lifetimeSeconds: 60, nonce: NONCE, protocol: 'udp', internalPort: 1, suggestedExternalPort: 1, suggestedExternalAddress: '11.77.0.1'
