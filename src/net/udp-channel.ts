@@ -39,6 +39,14 @@ export interface UdpRequest<D, T> {
   accept: (reply: D) => T | undefined
 }
 
+/** The exchanges waiting under one signal, and its listener (added once `armed`). */
+interface Watched<D> {
+  waiting: Set<Pending<D>>
+  onAbort: () => void
+  kept: boolean
+  armed: boolean
+}
+
 interface Pending<D> {
   what: string
   key: string
@@ -114,7 +122,9 @@ export class UdpChannel<D> {
    * renewal adding and removing one. Signals outlive channels (a mapping's moves to new gateways,
    * each with a channel of its own), so close() takes every listener off.
    */
-  readonly #bySignal = new Map<AbortSignal, { waiting: Set<Pending<D>>, onAbort: () => void, kept: boolean }>()
+  readonly #bySignal = new Map<AbortSignal, Watched<D>>()
+  /** Signals whose listener is to be added after this turn of the event loop (see #watch). */
+  #toArm: AbortSignal[] = []
   /** Signals seen once here: seen again, their listener is kept. */
   readonly #seen = new WeakSet<AbortSignal>()
   readonly #deadlines = new EarliestTimer(() => { this.#expire() })
@@ -220,7 +230,11 @@ export class UdpChannel<D> {
 
   /**
    * One abort listener per signal (a mapping's, kept across its renewals), not one per exchange:
-   * it ends whichever of the signal's exchanges are waiting when it aborts.
+   * it ends whichever of the signal's exchanges are waiting when it aborts. The listener is added
+   * after this turn of the event loop, when the request is on the wire: the first
+   * addEventListener() after an idle moment costs ~0.07 ms (Node's EventTarget code, cold), which
+   * the gateway's answer can cover but the request cannot. An abort before then is found when
+   * the listener would be added, and ends the exchange at that moment.
    */
   #watch (signal: AbortSignal, pending: Pending<D>): void {
     let watched = this.#bySignal.get(signal)
@@ -232,11 +246,27 @@ export class UdpChannel<D> {
       }
       const kept = this.#seen.has(signal)
       this.#seen.add(signal)
-      watched = { waiting, onAbort, kept }
+      watched = { waiting, onAbort, kept, armed: false }
       this.#bySignal.set(signal, watched)
-      signal.addEventListener('abort', onAbort, { once: true })
+      if (this.#toArm.push(signal) === 1) setImmediate(this.#arm)
     }
     watched.waiting.add(pending)
+  }
+
+  readonly #arm = (): void => {
+    const signals = this.#toArm
+    this.#toArm = []
+    for (const signal of signals) {
+      const watched = this.#bySignal.get(signal)
+      // Gone: its exchanges settled (or the channel closed) first.
+      if (watched === undefined || watched.armed) continue
+      if (signal.aborted) {
+        watched.onAbort()
+        continue
+      }
+      signal.addEventListener('abort', watched.onAbort, { once: true })
+      watched.armed = true
+    }
   }
 
   #unwatch (signal: AbortSignal, pending: Pending<D>): void {
@@ -245,7 +275,7 @@ export class UdpChannel<D> {
     watched.waiting.delete(pending)
     if (watched.waiting.size > 0 || (watched.kept && !this.#closed)) return
     this.#bySignal.delete(signal)
-    signal.removeEventListener('abort', watched.onAbort)
+    if (watched.armed) signal.removeEventListener('abort', watched.onAbort)
   }
 
   /**
@@ -298,7 +328,7 @@ export class UdpChannel<D> {
       const closed = new ClosedError('the client was closed')
       for (const pending of [...this.#pending]) this.#settle(pending, closed)
     }
-    for (const [signal, watched] of this.#bySignal) signal.removeEventListener('abort', watched.onAbort)
+    for (const [signal, watched] of this.#bySignal) if (watched.armed) signal.removeEventListener('abort', watched.onAbort)
     this.#bySignal.clear()
     this.#deadlines.set(Infinity)
     this.#resends.set(Infinity)

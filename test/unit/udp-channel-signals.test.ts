@@ -76,6 +76,33 @@ describe('UDP channel and long-lived signals', () => {
     }
   })
 
+  // The listener is added after the turn that sent the request (the first addEventListener after
+  // an idle moment is slow): an abort in that same turn must still end the exchange, and leave
+  // nothing on the signal.
+  it('ends an exchange aborted before its listener was added, and adds none', async () => {
+    const silent = await echoServer(() => false)
+    const channel = new UdpChannel('127.0.0.1', silent.address().port, codec)
+    try {
+      // The socket is open from the first exchange on: the next ones start in the caller's turn.
+      const opening = new AbortController()
+      const first = echo(channel, opening.signal, 1)
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      opening.abort(new Error('enough'))
+      await assert.rejects(first, { code: 'ERR_ABORTED' })
+
+      const caller = new AbortController()
+      const waiting = echo(channel, caller.signal, 2)
+      const reason = new Error('the caller gave up at once')
+      caller.abort(reason)
+      assert.equal(getEventListeners(caller.signal, 'abort').length, 0, 'not armed yet')
+      await assert.rejects(waiting, (error) => error instanceof AbortError && error.cause === reason)
+      assert.equal(getEventListeners(caller.signal, 'abort').length, 0, 'after the abort')
+    } finally {
+      channel.close()
+      silent.close()
+    }
+  })
+
   // Discovery stops its losing probes with SETTLED once it has a winner: nobody reads their
   // rejections, so they carry the shared instance rather than a new error with a stack each. A
   // caller's own abort still gets an AbortError naming the request, with the caller's reason.
