@@ -29,13 +29,19 @@ export interface GatewayMulticastOptions extends MulticastGroup {
 export function listenToGatewayMulticast ({ port, group, gateway, localAddress, onMessage }: GatewayMulticastOptions): MulticastListener {
   let socket: dgram.Socket | undefined
   let closed = false
-  // node:dgram loads on first use (start-up time): the socket comes a moment later.
-  loadDgram().then((dgram) => {
-    if (!closed) socket = listen(dgram)
-  }, (error: unknown) => { debug('multicast listener %s:%d: %s', group, port, String(error)) })
+  // After this turn of the event loop: the news waits, the request that made us listen (a NAT's
+  // first mapping, sent in the same turn) does not. Unref'd: it never keeps a process alive.
+  const starting = setImmediate(() => {
+    // node:dgram loads on first use (start-up time).
+    loadDgram().then((dgram) => {
+      if (!closed) socket = listen(dgram)
+    }, (error: unknown) => { debug('multicast listener %s:%d: %s', group, port, String(error)) })
+  })
+  starting.unref()
   function close (): void {
     if (closed) return
     closed = true
+    clearImmediate(starting)
     try { socket?.close() } catch { /* never bound */ }
   }
   function listen (dgram: typeof import('node:dgram')): dgram.Socket {
