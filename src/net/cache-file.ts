@@ -35,9 +35,9 @@ export async function readCacheFile (file: string): Promise<Record<string, unkno
  * other's key.
  */
 export async function updateCacheFile (file: string, key: string, update: (current: unknown) => unknown): Promise<void> {
-  const { resolve } = await import('node:path')
+  const { dirname, resolve } = await import('node:path')
   const path = resolve(file)
-  const turn = (updating.get(path) ?? Promise.resolve()).then(async () => { await writeUpdate(path, key, update) })
+  const turn = (updating.get(path) ?? Promise.resolve()).then(async () => { await writeUpdate(path, dirname(path), key, update) })
   const done = turn.catch(() => {})
   updating.set(path, done)
   try {
@@ -50,11 +50,12 @@ export async function updateCacheFile (file: string, key: string, update: (curre
 /** The last update queued for each file (by absolute path), settled whatever its outcome. */
 const updating = new Map<string, Promise<void>>()
 
-async function writeUpdate (file: string, key: string, update: (current: unknown) => unknown): Promise<void> {
+/** One update of `file` (absolute), whose directory is made first if missing. */
+async function writeUpdate (file: string, directory: string, key: string, update: (current: unknown) => unknown): Promise<void> {
   const contents = await readCacheFile(file)
   const updated = { ...contents, version: VERSION, [key]: update(contents[key]) }
   const fs = await loadFs()
-  await fs.mkdir((await import('node:path')).dirname(file), { recursive: true, mode: 0o700 })
+  await fs.mkdir(directory, { recursive: true, mode: 0o700 })
   const temporary = `${file}.${process.pid}.tmp`
   try {
     await fs.writeFile(temporary, JSON.stringify(updated, null, 2) + '\n', { mode: 0o600 })
