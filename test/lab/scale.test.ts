@@ -14,6 +14,8 @@ const MAPPING_DURATION = 360_000
 labSuite('lab: scale', { mode: 'pmp', profile: 'permissive' }, () => {
   it(`${COUNT} PCP mappings on one NAT survive three renewal periods, then close cleanly`, async (t) => {
     const agent = new Agent(lab.lanNamespace, 'scale-agent.ts', { count: COUNT, firstPort: 40_000, mappingDuration: MAPPING_DURATION, periods: 3, protocol: 'pcp' })
+    /** The end of what the agent wrote on stderr, for the messages of the assertions after close. */
+    const agentStderr = (): string => agent.stderr.join('').slice(-2000)
     try {
       const mapped = await agent.next('mapped', 600_000)
       assert.equal(mapped.established, COUNT)
@@ -40,9 +42,9 @@ labSuite('lab: scale', { mode: 'pmp', profile: 'permissive' }, () => {
       assert.equal(counts.at(-1), COUNT, `the gateway holds every rule (counted ${counts.join(', ')})`)
       agent.send('close')
       await agent.next('closed', 900_000)
-      assert.equal(await agent.exit(), 0, `agent exit; stderr: ${agent.stderr.join('').slice(-2000)}`)
+      assert.equal(await agent.exit(), 0, `agent exit; stderr: ${agentStderr()}`)
       const left = udpRulesAtGateway()
-      assert.equal(left, 0, `close() deleted every mapping (${String(left)} left; agent stderr: ${agent.stderr.join('').slice(-2000)})`)
+      assert.equal(left, 0, `close() deleted every mapping (${String(left)} left; agent stderr: ${agentStderr()})`)
     } finally {
       agent.kill()
     }
